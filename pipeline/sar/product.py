@@ -1,0 +1,105 @@
+"""A Sentinel-1 GRD product: its annotation and the geometry that maps the ground to (line, pixel).
+
+Radar coordinates are zero-based floats in (line, pixel) order, as in the
+annotation's geolocation grid: line = azimuth, pixel = ground range.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from ..constants import SPEED_OF_LIGHT_M_S
+from ..geodesy import geodetic_to_ecef
+from . import geocoding
+from .annotation import ProductAnnotation
+from .orbit import OrbitPolynomial
+
+
+@dataclass(frozen=True)
+class RadarCoordinates:
+    """Where targets fall in the image: zero-based (line, pixel) and their timing."""
+
+    line: NDArray[np.float64]
+    pixel: NDArray[np.float64]
+    zero_doppler_time_s: NDArray[np.float64]
+    slant_range_m: NDArray[np.float64]
+
+
+class RadarGeometry:
+    """Range-Doppler geometry of one GRD image (pure numerics, no I/O).
+
+    Parameters
+    ----------
+    annotation : ProductAnnotation
+        The parsed product annotation.
+    """
+
+    def __init__(self, annotation: ProductAnnotation):
+        self.annotation = annotation
+        image = annotation.image
+        self.orbit = OrbitPolynomial(annotation.orbit.around(0.0, image.last_line_time_s))
+        cc = annotation.coordinate_conversion
+        self._cc = cc
+        # mid-swath two-way slant range time: the swath centre pixel at mid-product time
+        mid_time = 0.5 * image.last_line_time_s
+        mid_ground_range = 0.5 * (image.number_of_samples - 1) * image.range_pixel_spacing_m
+        mid_range = geocoding.ground_to_slant_range(cc.azimuth_time_s, cc.gr0_m, cc.grsr, mid_time, mid_ground_range)
+        self.mid_slant_range_time_s = float(2.0 * mid_range / SPEED_OF_LIGHT_M_S)
+
+    def ecef_to_radar(self, target_m: ArrayLike) -> RadarCoordinates:
+        """(line, pixel) of ECEF targets (..., 3) in metres."""
+        image = self.annotation.image
+        p = np.asarray(target_m, dtype=np.float64)
+        t = geocoding.zero_doppler_time(self.orbit, p, 0.5 * image.last_line_time_s)
+        r = geocoding.slant_range(self.orbit, p, t)
+        tau = 2.0 * r / SPEED_OF_LIGHT_M_S
+        line_time = t
+        if self.annotation.bistatic_delay_applied:
+            line_time = t - geocoding.bistatic_line_offset_s(tau, self.mid_slant_range_time_s)
+        cc = self._cc
+        ground_range = geocoding.slant_to_ground_range(cc.azimuth_time_s, cc.sr0_m, cc.srgr, t, r)
+        return RadarCoordinates(
+            line=line_time / image.azimuth_time_interval_s,
+            pixel=ground_range / image.range_pixel_spacing_m,
+            zero_doppler_time_s=t,
+            slant_range_m=r,
+        )
+
+    def geographic_to_radar(
+        self, lat_deg: ArrayLike, lon_deg: ArrayLike, height_m: ArrayLike
+    ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        """Zero-based (line, pixel) of points given by latitude, longitude (deg), ellipsoidal height (m)."""
+        rc = self.ecef_to_radar(geodetic_to_ecef(lat_deg, lon_deg, height_m))
+        return rc.line, rc.pixel
+
+
+class Sentinel1Product:
+    """One polarisation-independent view of a GRD product (geometry from the first annotation)."""
+
+    def __init__(self, path: Path, annotations: dict[str, ProductAnnotation]):
+        self.path = path
+        self.annotations = annotations
+        first = next(iter(annotations.values()))
+        self.geometry = RadarGeometry(first)
+
+    @property
+    def polarisations(self) -> list[str]:
+        return list(self.annotations)
+
+    def geographic_to_radar(
+        self, lat_deg: ArrayLike, lon_deg: ArrayLike, height_m: ArrayLike
+    ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        """Zero-based (line, pixel) floats of latitude, longitude (deg) and ellipsoidal height (m)."""
+        return self.geometry.geographic_to_radar(lat_deg, lon_deg, height_m)
+
+
+def open_product(path: str | Path) -> Sentinel1Product:
+    """Open a SAFE directory, a SAFE zip, or a single product annotation XML (geometry only)."""
+    from .safe import read_annotations
+
+    path = Path(path)
+    return Sentinel1Product(path, read_annotations(path))
