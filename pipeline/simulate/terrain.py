@@ -1,0 +1,211 @@
+"""Synthetic Alpine relief: ridged multifractal mountains with carved valleys, lakes and voids.
+
+Pure numerics. Heights are orthometric (over EGM96, like SRTM), metres, on
+the 1 arc-second grid of an SRTM tile: 3601 x 3601 nodes, rows north to
+south, node (0, 0) at the tile's north-west corner (pixel-centre
+registration on whole arc-seconds).
+
+The relief is the sum of octaves of value noise (random lattices upsampled
+with cubic splines) combined as Musgrave's ridged multifractal: each octave
+contributes ``(1 - |n|)^2`` weighted by the previous octave, which makes
+sharp crests and smooth valleys. Two valley networks (the zero sets of
+smooth noise fields, so they are connected and meander) carve U-shaped
+valleys whose floors lie between 300 and 800 m.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+from scipy import ndimage
+
+ARCSEC_DEG = 1.0 / 3600.0
+TILE_SIZE = 3601
+METRES_PER_DEG_LAT = 111_132.0
+
+
+@dataclass(frozen=True)
+class TerrainParameters:
+    """Shape of the relief; lengths in metres, heights in metres over EGM96."""
+
+    valley_floor_min_m: float = 300.0
+    valley_floor_max_m: float = 800.0
+    peak_height_m: float = 3800.0
+    main_valley_spacing_m: float = 30_000.0
+    main_valley_width: float = 0.28
+    side_valley_spacing_m: float = 9_000.0
+    side_valley_width: float = 0.3
+    ridge_wavelength_m: float = 12_000.0
+    octaves: int = 8
+    lacunarity: float = 2.0
+    gain: float = 1.2
+    roughness: float = 0.9
+    sharpness: float = 1.5
+    peakiness: float = 1.8
+    lakes: int = 4
+    lake_radius_m: tuple[float, float] = (250.0, 600.0)
+    voids: int = 12
+
+
+def value_noise(
+    rng: np.random.Generator, shape: tuple[int, int], pixel_m: tuple[float, float], wavelength_m: float
+) -> NDArray[np.float32]:
+    """Smooth noise in [-1, 1] of the given wavelength on a (rows, cols) grid with (dy, dx) pixels."""
+    dy, dx = pixel_m
+    rows = int(np.ceil(shape[0] * dy / wavelength_m)) + 4
+    cols = int(np.ceil(shape[1] * dx / wavelength_m)) + 4
+    lattice = rng.uniform(-1.0, 1.0, size=(rows, cols)).astype(np.float32)
+    r = np.arange(shape[0]) * dy / wavelength_m + 1.5
+    c = np.arange(shape[1]) * dx / wavelength_m + 1.5
+    along_rows = _interp_cols(lattice.T, r).T  # (shape[0], cols)
+    out = _interp_cols(along_rows, c)
+    return np.clip(out / (2.5 * out.std() + 1e-12), -1.0, 1.0)
+
+
+def _interp_cols(block: NDArray, c: NDArray) -> NDArray[np.float32]:
+    """Cubic B-spline interpolation of each row of ``block`` at fractional columns ``c``."""
+    coeffs = ndimage.spline_filter1d(block, order=3, axis=1)
+    i = np.floor(c).astype(np.int64)
+    t = (c - i).astype(np.float32)
+    w0 = (1 - t) ** 3 / 6
+    w1 = (3 * t**3 - 6 * t**2 + 4) / 6
+    w2 = (-3 * t**3 + 3 * t**2 + 3 * t + 1) / 6
+    w3 = t**3 / 6
+    n = coeffs.shape[1]
+    get = lambda k: coeffs[:, np.clip(i + k, 0, n - 1)]  # noqa: E731
+    return (get(-1) * w0 + get(0) * w1 + get(1) * w2 + get(2) * w3).astype(np.float32)
+
+
+def _smoothstep(x: NDArray) -> NDArray:
+    x = np.clip(x, 0.0, 1.0)
+    return x * x * (3.0 - 2.0 * x)
+
+
+@dataclass(frozen=True)
+class Terrain:
+    """The simulated relief on the tile grid.
+
+    Attributes
+    ----------
+    height_m : (3601, 3601) float32
+        True orthometric height (m over EGM96), no voids.
+    water : (3601, 3601) bool
+        Lake surfaces (flat).
+    void : (3601, 3601) bool
+        Nodes that the HGT file marks as voids (-32768).
+    valley : (3601, 3601) float32
+        0 on valley axes, 1 away from valleys (used for land cover).
+    """
+
+    height_m: NDArray[np.float32]
+    water: NDArray[np.bool_]
+    void: NDArray[np.bool_]
+    valley: NDArray[np.float32]
+
+
+def tile_pixel_m(south_lat_deg: float) -> tuple[float, float]:
+    """(dy, dx) node spacing in metres of a 1 arc-second tile at its mid latitude."""
+    dy = METRES_PER_DEG_LAT * ARCSEC_DEG
+    dx = dy * np.cos(np.radians(south_lat_deg + 0.5))
+    return dy, dx
+
+
+def alpine_terrain(south_lat_deg: float, seed: int, params: TerrainParameters = TerrainParameters(),
+                   protect: tuple[slice, slice] | None = None) -> Terrain:
+    """Generate the relief of one 1-degree tile (see the module docstring).
+
+    Parameters
+    ----------
+    south_lat_deg : float
+        Latitude of the tile's south edge (sets the east-west node spacing).
+    seed : int
+        Random seed; the same seed gives identical heights.
+    params : TerrainParameters
+        Shape parameters.
+    protect : (row slice, col slice) or None
+        A window (the area of interest) where lakes are placed and voids are not.
+    """
+    rng = np.random.default_rng(seed)
+    shape = (TILE_SIZE, TILE_SIZE)
+    pix = tile_pixel_m(south_lat_deg)
+
+    # ridged multifractal: sharp crests from (1 - |n|)^2; each octave is damped
+    # (not zeroed) where the coarser ones are low, so valleys stay smooth
+    relief = np.zeros(shape, np.float32)
+    weight = np.ones(shape, np.float32)
+    wavelength, amplitude = params.ridge_wavelength_m, 1.0
+    for _ in range(params.octaves):
+        signal = 1.0 - np.abs(value_noise(rng, shape, pix, wavelength))
+        signal = signal**params.sharpness
+        relief += amplitude * weight * signal
+        weight = np.clip(params.gain * signal, 0.25, 1.0)
+        wavelength /= params.lacunarity
+        amplitude /= params.lacunarity**params.roughness
+    relief /= np.percentile(relief, 99.8)
+
+    # valley networks: zero sets of smooth fields, U-shaped cross-sections
+    main = np.abs(value_noise(rng, shape, pix, params.main_valley_spacing_m))
+    side = np.abs(value_noise(rng, shape, pix, params.side_valley_spacing_m))
+    valley_main = _smoothstep(main / params.main_valley_width)
+    valley_side = 0.45 + 0.55 * _smoothstep(side / params.side_valley_width)
+    valley = (valley_main * valley_side).astype(np.float32)
+
+    floor = params.valley_floor_min_m + (params.valley_floor_max_m - params.valley_floor_min_m) * (
+        0.5 + 0.5 * value_noise(rng, shape, pix, 40_000.0)
+    )
+    massif = 0.8 + 0.2 * value_noise(rng, shape, pix, 30_000.0)
+    height = floor + (params.peak_height_m - floor) * massif * np.clip(relief, 0, None) ** params.peakiness * valley
+    # soft cap: keep the summits below 4,000 m
+    cap = params.peak_height_m
+    over = height > cap
+    height[over] = cap + 200.0 * np.tanh((height[over] - cap) / 200.0)
+    height = height.astype(np.float32)
+
+    water = np.zeros(shape, bool)
+    rows, cols = np.mgrid[0:shape[0], 0:shape[1]]
+    window = protect or (slice(0, shape[0]), slice(0, shape[1]))
+    sub = valley[window]
+    candidates = np.argwhere(sub < 0.05)
+    for _ in range(params.lakes):
+        if candidates.size == 0:
+            break
+        r0, c0 = candidates[rng.integers(len(candidates))]
+        r0 += window[0].start
+        c0 += window[1].start
+        radius = rng.uniform(*params.lake_radius_m)
+        ry, rx = radius / pix[0], 1.6 * radius / pix[1]
+        win = (slice(max(r0 - int(ry) - 2, 0), r0 + int(ry) + 3), slice(max(c0 - int(rx) - 2, 0), c0 + int(rx) + 3))
+        inside = ((rows[win] - r0) / ry) ** 2 + ((cols[win] - c0) / rx) ** 2 <= 1.0
+        level = float(height[win][inside].min()) - 2.0
+        height[win][inside] = level
+        water[win] |= inside
+
+    void = np.zeros(shape, bool)
+    dzdy, dzdx = np.gradient(height, pix[0], pix[1])
+    steep = np.argwhere(np.hypot(dzdx, dzdy) > np.tan(np.radians(50.0)))
+    if protect is not None and steep.size:
+        inside = (
+            (steep[:, 0] >= window[0].start) & (steep[:, 0] < window[0].stop)
+            & (steep[:, 1] >= window[1].start) & (steep[:, 1] < window[1].stop)
+        )
+        steep = steep[~inside]
+    for _ in range(params.voids if steep.size else 0):
+        r0, c0 = steep[rng.integers(len(steep))]
+        rad = rng.uniform(2.0, 6.0)
+        win = (slice(max(r0 - 7, 0), r0 + 8), slice(max(c0 - 7, 0), c0 + 8))
+        void[win] |= (rows[win] - r0) ** 2 + (cols[win] - c0) ** 2 <= rad**2
+    return Terrain(height_m=height, water=water, void=void, valley=valley)
+
+
+def slope_aspect(height_m: NDArray, pixel_m: tuple[float, float]) -> tuple[NDArray, NDArray]:
+    """Slope (deg) and aspect (deg clockwise from north, the downslope direction) by central differences.
+
+    ``height_m`` rows run north to south, columns west to east.
+    """
+    dzdy, dzdx = np.gradient(np.asarray(height_m, dtype=np.float64), pixel_m[0], pixel_m[1])
+    dz_north = -dzdy
+    slope = np.degrees(np.arctan(np.hypot(dzdx, dz_north)))
+    aspect = np.degrees(np.arctan2(-dzdx, -dz_north)) % 360.0
+    return slope, aspect
