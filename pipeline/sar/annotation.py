@@ -17,6 +17,7 @@ import numpy as np
 from lxml import etree
 from numpy.typing import NDArray
 
+from .calibration import LutVectors, NoiseAzimuthBlock
 from .orbit import Orbit
 
 #: Element paths (from the root ``product``) that the reader uses.
@@ -278,4 +279,105 @@ def _parse(root: etree._Element, label: str) -> ProductAnnotation:
         geolocation_grid=grid,
         terrain_height_m=float(np.mean(heights)) if heights else 0.0,
         bistatic_delay_applied=t("imageAnnotation/processingInformation/bistaticDelayCorrectionApplied") == "true",
+    )
+
+
+@dataclass(frozen=True)
+class CalibrationAnnotation:
+    """The calibration file: LUT vectors of sigmaNought, betaNought, gamma and dn."""
+
+    polarisation: str
+    absolute_calibration_constant: float
+    sigma_nought: LutVectors
+    beta_nought: LutVectors
+    gamma: LutVectors
+    dn: LutVectors
+
+
+@dataclass(frozen=True)
+class NoiseAnnotation:
+    """The noise file: range vectors (noiseRangeLut, or noiseLut before IPF 2.9) and azimuth blocks."""
+
+    polarisation: str
+    range_vectors: LutVectors
+    azimuth_blocks: tuple[NoiseAzimuthBlock, ...]
+    has_azimuth_vectors: bool
+
+
+def _root(source: str | Path | IO[bytes], label: str, expected: str) -> etree._Element:
+    try:
+        root = etree.parse(source).getroot()
+    except (OSError, etree.XMLSyntaxError) as exc:
+        raise AnnotationError(f"{label}: not a readable XML file ({exc})") from exc
+    if root.tag != expected:
+        raise AnnotationError(f"{label}: root element is <{root.tag}>, expected <{expected}>")
+    return root
+
+
+def _vectors(nodes: list[etree._Element], value_tag: str, label: str) -> LutVectors:
+    from .calibration import LutVectors
+
+    if not nodes:
+        raise AnnotationError(f"{label}: no vectors with <{value_tag}>")
+    try:
+        return LutVectors(
+            line=np.array([float(n.findtext("line")) for n in nodes]),
+            pixel=tuple(np.array(n.findtext("pixel").split(), dtype=np.float64) for n in nodes),
+            values=tuple(np.array(n.findtext(value_tag).split(), dtype=np.float64) for n in nodes),
+        )
+    except (AttributeError, TypeError, ValueError) as exc:
+        raise AnnotationError(f"{label}: malformed <{value_tag}> vectors ({exc})") from exc
+
+
+def parse_calibration(source: str | Path | IO[bytes], name: str | None = None) -> CalibrationAnnotation:
+    """Parse ``annotation/calibration/calibration-*.xml``."""
+    label = name or str(getattr(source, "name", source))
+    root = _root(source, label, "calibration")
+    nodes = root.findall("calibrationVectorList/calibrationVector")
+    return CalibrationAnnotation(
+        polarisation=_text(root, "adsHeader/polarisation", label),
+        absolute_calibration_constant=float(
+            root.findtext("calibrationInformation/absoluteCalibrationConstant") or 1.0
+        ),
+        sigma_nought=_vectors(nodes, "sigmaNought", label),
+        beta_nought=_vectors(nodes, "betaNought", label),
+        gamma=_vectors(nodes, "gamma", label),
+        dn=_vectors(nodes, "dn", label),
+    )
+
+
+def parse_noise(source: str | Path | IO[bytes], name: str | None = None) -> NoiseAnnotation:
+    """Parse ``annotation/calibration/noise-*.xml`` (both the IPF >= 2.9 and the older layout)."""
+    from .calibration import NoiseAzimuthBlock
+
+    label = name or str(getattr(source, "name", source))
+    root = _root(source, label, "noise")
+    range_nodes = root.findall("noiseRangeVectorList/noiseRangeVector")
+    if range_nodes:
+        range_vectors = _vectors(range_nodes, "noiseRangeLut", label)
+    else:  # products before IPF 2.9
+        range_vectors = _vectors(root.findall("noiseVectorList/noiseVector"), "noiseLut", label)
+    blocks = []
+    az_nodes = root.findall("noiseAzimuthVectorList/noiseAzimuthVector")
+    for n in az_nodes:
+        lines = np.array(n.findtext("line").split(), dtype=np.float64)
+        values = np.array(n.findtext("noiseAzimuthLut").split(), dtype=np.float64)
+        if lines.size != values.size:
+            raise AnnotationError(f"{label}: noiseAzimuthVector has {lines.size} lines but {values.size} values")
+        blocks.append(
+            NoiseAzimuthBlock(
+                swath=n.findtext("swath") or "",
+                first_line=int(n.findtext("firstAzimuthLine")),
+                last_line=int(n.findtext("lastAzimuthLine")),
+                first_pixel=int(n.findtext("firstRangeSample")),
+                last_pixel=int(n.findtext("lastRangeSample")),
+                line=lines,
+                values=values,
+            )
+        )
+    return NoiseAnnotation(
+        polarisation=_text(root, "adsHeader/polarisation", label),
+        range_vectors=range_vectors,
+        azimuth_blocks=tuple(blocks),
+        has_azimuth_vectors=bool(az_nodes),
     )

@@ -21,6 +21,8 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy import ndimage
 
+from .erosion import stream_power_erosion
+
 ARCSEC_DEG = 1.0 / 3600.0
 TILE_SIZE = 3601
 METRES_PER_DEG_LAT = 111_132.0
@@ -33,12 +35,14 @@ class TerrainParameters:
     valley_floor_min_m: float = 300.0
     valley_floor_max_m: float = 800.0
     peak_height_m: float = 3800.0
-    main_valley_spacing_m: float = 30_000.0
-    main_valley_width: float = 0.28
-    side_valley_spacing_m: float = 9_000.0
-    side_valley_width: float = 0.3
+    coarse_step: int = 3
+    billow_octaves: int = 2
+    erosion_iterations: int = 25
+    erosion_k_dt: float = 0.004
+    detail_wavelength_m: float = 700.0
+    detail_amplitude_m: float = 120.0
     ridge_wavelength_m: float = 12_000.0
-    octaves: int = 8
+    octaves: int = 6
     lacunarity: float = 2.0
     gain: float = 1.2
     roughness: float = 0.9
@@ -130,57 +134,74 @@ def alpine_terrain(south_lat_deg: float, seed: int, params: TerrainParameters = 
     rng = np.random.default_rng(seed)
     shape = (TILE_SIZE, TILE_SIZE)
     pix = tile_pixel_m(south_lat_deg)
+    step = params.coarse_step
+    coarse_shape = ((TILE_SIZE - 1) // step + 1,) * 2
+    coarse_pix = (pix[0] * step, pix[1] * step)
 
-    # ridged multifractal: sharp crests from (1 - |n|)^2; each octave is damped
-    # (not zeroed) where the coarser ones are low, so valleys stay smooth
-    relief = np.zeros(shape, np.float32)
-    weight = np.ones(shape, np.float32)
+    # ridged multifractal on the coarse grid
+    relief = np.zeros(coarse_shape, np.float32)
+    weight = np.ones(coarse_shape, np.float32)
     wavelength, amplitude = params.ridge_wavelength_m, 1.0
-    for _ in range(params.octaves):
-        signal = 1.0 - np.abs(value_noise(rng, shape, pix, wavelength))
-        signal = signal**params.sharpness
+    for octave in range(params.octaves):
+        n = np.abs(value_noise(rng, coarse_shape, coarse_pix, wavelength))
+        # coarse octaves: billows, whose zero lines are connected valleys;
+        # finer octaves: ridges, whose zero lines are sharp crests
+        signal = n**0.5 if octave < params.billow_octaves else (1.0 - n) ** params.sharpness
         relief += amplitude * weight * signal
         weight = np.clip(params.gain * signal, 0.25, 1.0)
         wavelength /= params.lacunarity
         amplitude /= params.lacunarity**params.roughness
-    relief /= np.percentile(relief, 99.8)
-
-    # valley networks: zero sets of smooth fields, U-shaped cross-sections
-    main = np.abs(value_noise(rng, shape, pix, params.main_valley_spacing_m))
-    side = np.abs(value_noise(rng, shape, pix, params.side_valley_spacing_m))
-    valley_main = _smoothstep(main / params.main_valley_width)
-    valley_side = 0.45 + 0.55 * _smoothstep(side / params.side_valley_width)
-    valley = (valley_main * valley_side).astype(np.float32)
-
+    low, high = np.percentile(relief, [1.0, 99.8])
+    relief = (relief - low) / (high - low)
     floor = params.valley_floor_min_m + (params.valley_floor_max_m - params.valley_floor_min_m) * (
-        0.5 + 0.5 * value_noise(rng, shape, pix, 40_000.0)
+        0.5 + 0.5 * value_noise(rng, coarse_shape, coarse_pix, 40_000.0)
     )
-    massif = 0.8 + 0.2 * value_noise(rng, shape, pix, 30_000.0)
-    height = floor + (params.peak_height_m - floor) * massif * np.clip(relief, 0, None) ** params.peakiness * valley
-    # soft cap: keep the summits below 4,000 m
-    cap = params.peak_height_m
-    over = height > cap
-    height[over] = cap + 200.0 * np.tanh((height[over] - cap) / 200.0)
-    height = height.astype(np.float32)
+    massif = 0.8 + 0.2 * value_noise(rng, coarse_shape, coarse_pix, 30_000.0)
+    coarse = floor + (params.peak_height_m - floor) * massif * np.clip(relief, 0, None) ** params.peakiness
 
+    # fluvial/glacial carving along the drainage network, then sediment-filled flat floors
+    coarse = stream_power_erosion(coarse, coarse_pix, params.erosion_iterations, params.erosion_k_dt)
+    coarse = np.maximum(coarse, floor)
+    # height above the lowest ground within about 3 km: 0 on valley floors
+    base = ndimage.minimum_filter(coarse, size=int(3000.0 / coarse_pix[0]) | 1)
+    valley = np.clip((coarse - base) / 600.0, 0.0, 1.0).astype(np.float32)
+
+    zoom = (shape[0] / coarse_shape[0], shape[1] / coarse_shape[1])
+    height = ndimage.zoom(coarse, zoom, order=3, grid_mode=False)[: shape[0], : shape[1]]
+    valley = np.clip(ndimage.zoom(valley, zoom, order=1)[: shape[0], : shape[1]], 0, 1)
+    floor_fine = ndimage.zoom(floor, zoom, order=1)[: shape[0], : shape[1]]
+    # fine crests and gullies, fading out on valley floors
+    wavelength, amplitude = params.detail_wavelength_m, params.detail_amplitude_m
+    for _ in range(3):
+        detail = 1.0 - np.abs(value_noise(rng, shape, pix, wavelength))
+        height += amplitude * valley * (detail - 0.5)
+        wavelength /= 2.0
+        amplitude /= 2.0
+    height = np.maximum(height, floor_fine)
+    # soft cap: summits stay below peak_height + 200 m
+    over = height > params.peak_height_m
+    height[over] = params.peak_height_m + 200.0 * np.tanh((height[over] - params.peak_height_m) / 200.0)
     water = np.zeros(shape, bool)
     rows, cols = np.mgrid[0:shape[0], 0:shape[1]]
     window = protect or (slice(0, shape[0]), slice(0, shape[1]))
-    sub = valley[window]
-    candidates = np.argwhere(sub < 0.05)
+    # lakes: flood basins on valley floors to a few metres above their bottom
+    smooth = ndimage.uniform_filter(height, 9)
+    floors = (valley[window] < 0.02) & (ndimage.minimum_filter(smooth, 41)[window] >= smooth[window] - 0.5)
+    candidates = np.argwhere(floors)
     for _ in range(params.lakes):
         if candidates.size == 0:
             break
         r0, c0 = candidates[rng.integers(len(candidates))]
         r0 += window[0].start
         c0 += window[1].start
-        radius = rng.uniform(*params.lake_radius_m)
-        ry, rx = radius / pix[0], 1.6 * radius / pix[1]
-        win = (slice(max(r0 - int(ry) - 2, 0), r0 + int(ry) + 3), slice(max(c0 - int(rx) - 2, 0), c0 + int(rx) + 3))
-        inside = ((rows[win] - r0) / ry) ** 2 + ((cols[win] - c0) / rx) ** 2 <= 1.0
-        level = float(height[win][inside].min()) - 2.0
-        height[win][inside] = level
-        water[win] |= inside
+        half = int(params.lake_radius_m[1] / pix[1])
+        win = (slice(max(r0 - half, 0), r0 + half + 1), slice(max(c0 - half, 0), c0 + half + 1))
+        level = float(height[r0, c0]) + rng.uniform(3.0, 12.0)
+        labels, _ = ndimage.label(height[win] < level)
+        lake = labels == labels[r0 - win[0].start, c0 - win[1].start]
+        lake &= ((rows[win] - r0) * pix[0]) ** 2 + ((cols[win] - c0) * pix[1]) ** 2 <= params.lake_radius_m[1] ** 2
+        height[win][lake] = level
+        water[win] |= lake
 
     void = np.zeros(shape, bool)
     dzdy, dzdx = np.gradient(height, pix[0], pix[1])

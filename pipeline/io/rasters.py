@@ -1,0 +1,49 @@
+"""GeoTIFF writing on map grids (the one place that writes rasters with a georeference)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import rasterio
+from numpy.typing import NDArray
+from rasterio.crs import CRS
+
+from ..simulate.world import MapGrid
+
+
+def write_geotiff(
+    path: str | Path,
+    data: NDArray,
+    grid: MapGrid | None,
+    nodata: float | None = None,
+    tags: dict[str, str] | None = None,
+    band_names: list[str] | None = None,
+    cog: bool = True,
+) -> Path:
+    """Write (bands, rows, cols) or (rows, cols) ``data`` on ``grid`` (None: radar geometry, no georeference)."""
+    path = Path(path)
+    arr = data[None] if data.ndim == 2 else data
+    profile = dict(
+        driver="COG" if cog and grid is not None else "GTiff", width=arr.shape[2], height=arr.shape[1],
+        count=arr.shape[0], dtype=arr.dtype.name, nodata=nodata, compress="deflate",
+    )
+    if grid is not None:
+        profile.update(crs=CRS.from_epsg(grid.epsg), transform=grid.transform)
+        if cog:
+            profile["blocksize"] = 256
+    else:
+        profile.update(tiled=True, blockxsize=256, blockysize=256)
+    with rasterio.open(path, "w", **profile) as dst:
+        dst.write(arr)
+        if tags:
+            dst.update_tags(**tags)
+        for i, name in enumerate(band_names or [], start=1):
+            dst.set_band_description(i, name)
+    return path
+
+
+def read_band(path: str | Path, band: int = 1) -> tuple[NDArray, dict]:
+    """One band and the dataset's profile."""
+    with rasterio.open(path) as src:
+        return src.read(band), dict(src.profile)

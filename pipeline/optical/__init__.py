@@ -1,0 +1,1 @@
+"""Sentinel-2 L2A: metadata, reflectance decoding and masking."""

@@ -1,0 +1,137 @@
+"""Orchestration: build the simulated world and write all its products, truth and STAC catalog.
+
+Layout under the output directory::
+
+    catalog.json, sentinel-1-grd/..., sentinel-2-l2a/...   static STAC catalog
+    sentinel1/<S1 product>.SAFE                            GRD products
+    sentinel2/<S2 product>.SAFE                            L2A products (COGs)
+    dem/N45E006.SRTMGL1.hgt.zip                            SRTM 1" tile(s), as ESA's mirror serves them
+    truth/                                                 what the simulator knows (not part of any product)
+        world.json                 spec, grids, corner reflectors (map and radar positions)
+        landcover.tif              classes on the world grid (10 m, UTM)
+        <S1 id>_distortion.tif     bits 1 shadow, 2 layover, 4 active shadow, 8 active layover (world grid)
+        <S1 id>_sigma0_{vv,vh}.tif noise-free, speckle-free sigma0 in radar geometry (linear)
+        <S2 id>_reflectance.tif    surface reflectance B02, B03, B04 before quantisation
+        <S2 id>_snow.tif           seasonal snow mask
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyproj
+from tqdm import tqdm
+
+from ..io.atomic import atomic_path
+from ..io.hgt import hgt_zip_name, write_hgt_zip
+from ..io.rasters import write_geotiff
+from ..io.s1_safe import ProductNames, write_safe
+from ..io.s2_product import PROCESSING_BASELINE, S2ProductInfo, band_paths, write_l2a_product
+from ..io.stac_catalog import sentinel1_item, sentinel2_item, write_catalog
+from ..optical.metadata import parse_product_metadata
+from . import landcover, scene
+from .s1_forward import ACTIVE_LAYOVER_BIT, ACTIVE_SHADOW_BIT, LAYOVER_BIT, SHADOW_BIT
+from .world import WorldSpec, aoi_grid
+
+log = logging.getLogger(__name__)
+
+
+def _grid_dict(grid) -> dict[str, Any]:
+    return {"epsg": grid.epsg, "left": grid.left, "top": grid.top, "resolution": grid.resolution,
+            "width": grid.width, "height": grid.height}
+
+
+def simulate(sim_config: dict[str, Any], out_dir: str | Path, geoid_grid: str | None = None) -> Path:
+    """Simulate the world of ``sim_config`` into ``out_dir`` (replaced atomically). Returns catalog.json."""
+    spec = WorldSpec.from_config(sim_config)
+    out_dir = Path(out_dir)
+    t0 = time.perf_counter()
+    with atomic_path(out_dir) as root:
+        root.mkdir(parents=True)
+        log.info("building the world (terrain, land cover, radar facets) for tile %s", spec.tile)
+        world = scene.build_world(spec, geoid_grid)
+        log.info("world ready in %.1f s: grid %d x %d at %g m", time.perf_counter() - t0, world.grid.width,
+                 world.grid.height, world.grid.resolution)
+        truth = root / "truth"
+        truth.mkdir()
+        (root / "dem").mkdir()
+        write_hgt_zip(root / "dem" / hgt_zip_name(spec.tile), spec.tile, world.hgt_heights)
+        write_geotiff(truth / "landcover.tif", world.cover, world.grid, 255,
+                      {"classes": json.dumps(landcover.COVER_NAMES)})
+        flags = (
+            world.facets.shadow * SHADOW_BIT | world.facets.layover * LAYOVER_BIT
+            | world.facets.active_shadow * ACTIVE_SHADOW_BIT | world.facets.active_layover * ACTIVE_LAYOVER_BIT
+        ).astype(np.uint8)
+        s1_items, s2_items, s1_truth, s2_truth = [], [], [], []
+        to_geo = pyproj.Transformer.from_crs(f"EPSG:{world.grid.epsg}", "EPSG:4326", always_xy=True)
+        left, bottom, right, top = world.grid.bounds
+        footprint = [to_geo.transform(x, y) for x, y in ((left, bottom), (right, bottom), (right, top), (left, top))]
+        for i, date in enumerate(tqdm(spec.dates, desc="simulated dates", unit="date")):
+            s1 = scene.simulate_sentinel1(world, i)
+            safe = write_safe(root / "sentinel1", s1.design, s1.dn, spec.relative_orbit)
+            pid = safe.name.removesuffix(".SAFE")
+            names = ProductNames.of(s1.design.annotation, tuple(s1.dn))
+            files = {
+                pol: {
+                    "measurement": safe / "measurement" / f"{names.stem[pol]}.tiff",
+                    "product": safe / "annotation" / f"{names.stem[pol]}.xml",
+                    "calibration": safe / "annotation" / "calibration" / f"calibration-{names.stem[pol]}.xml",
+                    "noise": safe / "annotation" / "calibration" / f"noise-{names.stem[pol]}.xml",
+                }
+                for pol in s1.dn
+            }
+            s1_items.append(sentinel1_item(safe, s1.design.annotation, spec.relative_orbit, files))
+            write_geotiff(truth / f"{pid}_distortion.tif", flags, world.grid, None,
+                          {"bits": "1 shadow, 2 layover, 4 active shadow, 8 active layover"})
+            for pol, sigma0 in s1.sigma0_true.items():
+                write_geotiff(truth / f"{pid}_sigma0_{pol.lower()}.tif", sigma0, None, None,
+                              {"units": "linear sigma0 (ellipsoid-referenced), radar geometry"})
+            s1_truth.append({
+                "id": pid, "time": str(date.s1_time),
+                "reflectors": [{"name": cr.name, "line": l, "pixel": p} for cr, (l, p) in zip(world.reflectors, s1.reflector_radar)],
+            })
+
+            s2 = scene.simulate_sentinel2(world, i)
+            info = S2ProductInfo("Sentinel-2A" if i % 2 == 0 else "Sentinel-2B", date.s2_time, 108,
+                                 24000 + 30 * i, scene.s2_tile_name(spec))
+            s2safe = write_l2a_product(root / "sentinel2", info, s2, world.grid)
+            meta = parse_product_metadata(s2safe / "MTD_MSIL2A.xml")
+            bands = band_paths(s2safe)
+            s2_items.append(sentinel2_item(
+                s2safe, date.s2_time, footprint, world.grid.epsg, info.tile, info.relative_orbit,
+                meta.cloud_cover_percent, meta.snow_ice_percent, PROCESSING_BASELINE, bands,
+                s2safe / "MTD_MSIL2A.xml", next(s2safe.glob("GRANULE/*/MTD_TL.xml")), info.spacecraft,
+            ))
+            s2id = s2safe.name.removesuffix(".SAFE")
+            write_geotiff(truth / f"{s2id}_reflectance.tif", s2.reflectance, world.grid, None,
+                          {"units": "surface reflectance"}, ["B02", "B03", "B04"])
+            snow = landcover.seasonal_snow(world.height_m, world.slope_deg, world.aspect_deg, world.snow_noise,
+                                           date.snow_line_m)
+            write_geotiff(truth / f"{s2id}_snow.tif", snow.astype(np.uint8), world.grid, None)
+            s2_truth.append({"id": s2id, "time": str(date.s2_time), "sun_zenith_deg": s2.sun_zenith_deg,
+                             "sun_azimuth_deg": s2.sun_azimuth_deg, "cloud_percent_10m": s2.cloud_percent})
+
+        world_json = {
+            "tile": spec.tile,
+            "seed": spec.seed,
+            "aoi_grid": _grid_dict(aoi_grid(spec)),
+            "world_grid": _grid_dict(world.grid),
+            "reference_height_m": world.reference_height_m,
+            "geoid": "EGM96 (heights in the HGT are orthometric)",
+            "reflectors": [cr.__dict__ for cr in world.reflectors],
+            "sentinel1": s1_truth,
+            "sentinel2": s2_truth,
+            "distortion_fractions": {
+                "shadow": float(world.facets.shadow.mean()),
+                "layover": float(world.facets.layover.mean()),
+            },
+        }
+        (truth / "world.json").write_text(json.dumps(world_json, indent=2))
+        write_catalog(root, s1_items, s2_items, f"Simulated Alpine world {spec.tile}, seed {spec.seed}")
+    log.info("simulated %d dates in %.1f s into %s", len(spec.dates), time.perf_counter() - t0, out_dir)
+    return out_dir / "catalog.json"

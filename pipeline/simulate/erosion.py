@@ -1,0 +1,124 @@
+"""Fluvial incision on a height grid: pit filling, D8 drainage area, stream-power carving.
+
+Pure numerics (numba). Heights in metres on a regular grid with (dy, dx)
+spacing in metres. Used by the terrain generator to turn ridged noise into
+mountains with dendritic valley networks.
+"""
+
+from __future__ import annotations
+
+import heapq
+
+import numba
+import numpy as np
+from numpy.typing import NDArray
+
+_DR = np.array([-1, -1, -1, 0, 0, 1, 1, 1])
+_DC = np.array([-1, 0, 1, -1, 1, -1, 0, 1])
+
+
+@numba.njit(cache=True)
+def fill_pits(h: NDArray[np.float64], epsilon: float) -> NDArray[np.float64]:
+    """Priority-flood (Barnes et al. 2014) with an epsilon gradient: every cell drains to the border."""
+    rows, cols = h.shape
+    out = h.copy()
+    done = np.zeros((rows, cols), np.bool_)
+    heap = [(0.0, 0, 0)]
+    heap.pop()
+    for r in range(rows):
+        for c in range(cols):
+            if r == 0 or c == 0 or r == rows - 1 or c == cols - 1:
+                heapq.heappush(heap, (out[r, c], r, c))
+                done[r, c] = True
+    while heap:
+        z, r, c = heapq.heappop(heap)
+        for k in range(8):
+            rr, cc = r + _DR[k], c + _DC[k]
+            if rr < 0 or cc < 0 or rr >= rows or cc >= cols or done[rr, cc]:
+                continue
+            done[rr, cc] = True
+            if out[rr, cc] <= z + epsilon:
+                out[rr, cc] = z + epsilon
+            heapq.heappush(heap, (out[rr, cc], rr, cc))
+    return out
+
+
+@numba.njit(cache=True)
+def drainage_area(h: NDArray[np.float64], dy: float, dx: float) -> tuple[NDArray[np.float64], NDArray[np.int64]]:
+    """D8 drainage area (m^2) and receiver index (flat, -1 at outlets) of a pit-free grid."""
+    rows, cols = h.shape
+    n = rows * cols
+    flat = h.ravel()
+    receiver = np.full(n, -1, np.int64)
+    for r in range(rows):
+        for c in range(cols):
+            best, target = 0.0, -1
+            for k in range(8):
+                rr, cc = r + _DR[k], c + _DC[k]
+                if rr < 0 or cc < 0 or rr >= rows or cc >= cols:
+                    continue
+                dist = np.sqrt((_DR[k] * dy) ** 2 + (_DC[k] * dx) ** 2)
+                s = (h[r, c] - h[rr, cc]) / dist
+                if s > best:
+                    best, target = s, rr * cols + cc
+            receiver[r * cols + c] = target
+    order = np.argsort(flat)
+    area = np.full(n, dy * dx)
+    for i in range(n - 1, -1, -1):
+        j = order[i]
+        if receiver[j] >= 0:
+            area[receiver[j]] += area[j]
+    return area.reshape(rows, cols), receiver
+
+
+@numba.njit(cache=True)
+def _implicit_incision(
+    h: NDArray[np.float64], area: NDArray[np.float64], receiver: NDArray[np.int64],
+    k_dt: float, m: float, dy: float, dx: float,
+) -> None:
+    """One implicit stream-power step (Braun & Willett 2013), in place, downstream to upstream."""
+    rows, cols = h.shape
+    flat = h.ravel()
+    a = area.ravel()
+    order = np.argsort(flat)
+    for i in range(order.size):
+        j = order[i]
+        r = receiver[j]
+        if r < 0:
+            continue
+        dist = np.sqrt(((j // cols - r // cols) * dy) ** 2 + ((j % cols - r % cols) * dx) ** 2)
+        f = k_dt * a[j] ** m / dist
+        flat[j] = (flat[j] + f * flat[r]) / (1.0 + f)
+
+
+def stream_power_erosion(
+    height_m: NDArray, pixel_m: tuple[float, float], iterations: int, k_dt: float = 0.004, m: float = 0.5
+) -> NDArray[np.float64]:
+    """Erode a relief by the stream-power law dh/dt = -K A^m S, implicit in time.
+
+    Each iteration routes flow over the pit-filled surface (closed basins
+    fill with sediment and spill), computes D8 drainage areas A (m^2) and
+    lowers every node towards its receiver. Erosion is proportional to slope,
+    so filled flats stay flat while their outlets are cut down: the result
+    has connected, dendritic valley networks and sharp interfluves.
+
+    Parameters
+    ----------
+    height_m : (rows, cols) array
+        Initial heights (m); border nodes are the base level.
+    pixel_m : (dy, dx)
+        Node spacing (m).
+    iterations : int
+        Number of implicit steps.
+    k_dt : float
+        Erodibility times time step (m^(1-2m)).
+    m : float
+        Drainage-area exponent.
+    """
+    h = np.ascontiguousarray(height_m, dtype=np.float64)
+    dy, dx = pixel_m
+    for _ in range(iterations):
+        h = fill_pits(h, 1e-3)
+        area, receiver = drainage_area(h, dy, dx)
+        _implicit_incision(h, area, receiver, k_dt, m, dy, dx)
+    return h

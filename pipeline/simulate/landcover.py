@@ -1,0 +1,141 @@
+"""Land cover shared by both sensors, seasonal snow, and per-class C-band backscatter.
+
+Pure numerics on map grids (rows north to south).
+
+Classes (uint8): 0 water, 1 built-up, 2 meadow/fields, 3 forest, 4 bare rock,
+5 glacier/permanent snow. Seasonal snow is a separate boolean layer per date.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import IntEnum
+
+import numpy as np
+from numpy.typing import NDArray
+
+
+class Cover(IntEnum):
+    WATER = 0
+    BUILT_UP = 1
+    MEADOW = 2
+    FOREST = 3
+    ROCK = 4
+    GLACIER = 5
+
+
+COVER_NAMES = {c.value: c.name.lower() for c in Cover}
+
+
+def classify(
+    height_m: NDArray,
+    slope_deg: NDArray,
+    aspect_deg: NDArray,
+    water: NDArray[np.bool_],
+    valley: NDArray,
+    noise: tuple[NDArray, NDArray, NDArray],
+    treeline_m: float = 2000.0,
+    glacier_m: float = 3000.0,
+) -> NDArray[np.uint8]:
+    """Land cover from terrain.
+
+    Parameters
+    ----------
+    height_m, slope_deg, aspect_deg : arrays
+        Orthometric height (m), slope (deg) and aspect (deg clockwise from north, downslope).
+    water : bool array
+        Lake surfaces.
+    valley : array
+        0 on valley floors, 1 on mountain sides.
+    noise : three arrays in [-1, 1]
+        Smooth random fields (settlements, treeline jitter, patchiness).
+    treeline_m : float
+        Mean treeline; lower on steep and north-facing slopes.
+    glacier_m : float
+        Lower limit of glaciers on north-facing slopes (south-facing: +300 m).
+    """
+    n_settle, n_tree, n_patch = noise
+    north = np.cos(np.radians(aspect_deg))  # +1 facing north
+    cover = np.full(height_m.shape, Cover.MEADOW, np.uint8)
+    treeline = treeline_m - 150.0 * north - 4.0 * np.maximum(slope_deg - 25.0, 0.0) + 150.0 * n_tree
+    forest = (height_m < treeline) & (slope_deg < 48.0) & (n_patch > -0.45) & (valley > 0.05)
+    cover[forest] = Cover.FOREST
+    rock = (slope_deg > 42.0 + 6.0 * n_patch) | (height_m > 2750.0 + 150.0 * n_tree)
+    cover[rock] = Cover.ROCK
+    glacier = (height_m > glacier_m + 150.0 * (1.0 - north) + 100.0 * n_patch) & (slope_deg < 38.0)
+    cover[glacier] = Cover.GLACIER
+    built = (valley < 0.08) & (slope_deg < 6.0) & (n_settle > 0.35)
+    cover[built] = Cover.BUILT_UP
+    cover[water] = Cover.WATER
+    return cover
+
+
+def seasonal_snow(
+    height_m: NDArray, slope_deg: NDArray, aspect_deg: NDArray, noise: NDArray, snow_line_m: float
+) -> NDArray[np.bool_]:
+    """Seasonal snow above the date's snow line (lower on north faces), not on slopes over 50 deg."""
+    north = np.cos(np.radians(aspect_deg))
+    line = snow_line_m - 150.0 * north + 120.0 * noise
+    return (height_m > line) & (slope_deg < 50.0)
+
+
+@dataclass(frozen=True)
+class Backscatter:
+    """sigma0 (linear, per unit true surface area) = 10^(dB/10) * (cos theta_l / cos 38 deg)^p."""
+
+    vv_db: float
+    vh_db: float
+    exponent: float
+
+
+#: Per-class C-band backscatter at 38 deg local incidence.
+#: Sources of the magnitudes: typical Sentinel-1 IW values over the Alps.
+BACKSCATTER: dict[str, Backscatter] = {
+    "water": Backscatter(-21.0, -28.0, 6.0),  # specular: falls fast with incidence
+    "built_up": Backscatter(-3.0, -11.0, 1.0),  # double bounce
+    "meadow": Backscatter(-11.5, -19.5, 2.0),  # rough surface
+    "forest": Backscatter(-7.5, -13.0, 0.6),  # volume
+    "rock": Backscatter(-10.0, -18.0, 1.6),
+    "glacier": Backscatter(-9.0, -16.0, 1.8),  # dry firn: volume from the snowpack
+    "dry_snow": Backscatter(-12.0, -20.5, 1.6),
+    "wet_snow": Backscatter(-19.5, -26.5, 2.5),  # liquid water absorbs
+}
+
+REFERENCE_INCIDENCE_DEG = 38.0
+
+
+def sigma0(
+    cover: NDArray[np.uint8],
+    snow: NDArray[np.bool_],
+    wet_snow: bool,
+    cos_local_incidence: NDArray,
+    polarisation: str,
+    texture_db: NDArray | None = None,
+) -> NDArray[np.float32]:
+    """Backscatter coefficient (linear) per surface element; 0 where the element faces away."""
+    pol = polarisation.lower()
+    cos_ref = np.cos(np.radians(REFERENCE_INCIDENCE_DEG))
+    c = np.clip(cos_local_incidence, 0.0, 1.0)
+    out = np.zeros(cover.shape, np.float32)
+    keys = {Cover.WATER: "water", Cover.BUILT_UP: "built_up", Cover.MEADOW: "meadow",
+            Cover.FOREST: "forest", Cover.ROCK: "rock", Cover.GLACIER: "glacier"}
+    for cls, key in keys.items():
+        m = cover == cls
+        if cls in (Cover.MEADOW, Cover.ROCK, Cover.GLACIER):
+            m = m & ~snow
+        _assign(out, m, BACKSCATTER[key], pol, c, cos_ref)
+    snowy = snow & (cover != Cover.WATER) & (cover != Cover.BUILT_UP) & (cover != Cover.FOREST)
+    _assign(out, snowy, BACKSCATTER["wet_snow" if wet_snow else "dry_snow"], pol, c, cos_ref)
+    # forest stays forest under snow, built-up too; wet snow on the ground darkens forest a little
+    if wet_snow:
+        out[snow & (cover == Cover.FOREST)] *= 10 ** (-1.5 / 10)
+    if texture_db is not None:
+        out *= (10 ** (texture_db / 10)).astype(np.float32)
+    return out
+
+
+def _assign(out: NDArray, mask: NDArray, b: Backscatter, pol: str, c: NDArray, cos_ref: float) -> None:
+    if not mask.any():
+        return
+    db = b.vv_db if pol == "vv" else b.vh_db
+    out[mask] = 10 ** (db / 10) * (c[mask] / cos_ref) ** b.exponent

@@ -1,0 +1,144 @@
+"""A Sentinel-1-like orbit that sees a given target at a given incidence angle.
+
+Pure numerics. The orbit is circular (radius ``WGS84_A_M + altitude``,
+inclination 98.18 deg, sun-synchronous-like), expressed directly in ECEF by
+letting the ascending node drift west at the Earth's rotation rate. It is
+a smooth, physically consistent trajectory for zero-Doppler geometry; it
+does not model the geoid, J2 or manoeuvres. Right-looking radar.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+from ..constants import EARTH_ROTATION_RAD_S, WGS84_A_M, WGS84_GM_M3_S2
+from ..sar.geocoding import incidence_angle_deg
+from ..sar.orbit import Orbit
+
+
+@dataclass(frozen=True)
+class CircularOrbit:
+    """ECEF circular orbit: argument of latitude u(t) = u0 + n t, node longitude lambda(t) = lambda0 - w_E t.
+
+    Times ``t`` are seconds from the design epoch.
+    """
+
+    radius_m: float
+    inclination_deg: float
+    node_longitude_rad: float
+    arg_latitude0_rad: float
+
+    @property
+    def mean_motion_rad_s(self) -> float:
+        return float(np.sqrt(WGS84_GM_M3_S2 / self.radius_m**3))
+
+    def state(self, t_s: NDArray[np.float64] | float) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        """ECEF position (m) and velocity (m/s), shape (..., 3)."""
+        t = np.asarray(t_s, dtype=np.float64)
+        n = self.mean_motion_rad_s
+        inc = np.radians(self.inclination_deg)
+        u = self.arg_latitude0_rad + n * t
+        lam = self.node_longitude_rad - EARTH_ROTATION_RAD_S * t
+        cu, su, cl, sl, ci, si = np.cos(u), np.sin(u), np.cos(lam), np.sin(lam), np.cos(inc), np.sin(inc)
+        r = self.radius_m
+        pos = r * np.stack([cl * cu - sl * su * ci, sl * cu + cl * su * ci, su * si], axis=-1)
+        d_du = r * np.stack([-cl * su - sl * cu * ci, -sl * su + cl * cu * ci, cu * si], axis=-1)
+        d_dlam = r * np.stack([-sl * cu - cl * su * ci, cl * cu - sl * su * ci, np.zeros_like(u)], axis=-1)
+        vel = d_du * n - d_dlam * EARTH_ROTATION_RAD_S
+        return pos, vel
+
+    def zero_doppler_time(self, target_m: NDArray[np.float64], guess_s: float = 0.0) -> float:
+        """Zero-Doppler time (s) of one target, by secant iteration on (P - S) . V."""
+        def f(t: float) -> float:
+            s, v = self.state(t)
+            return float(np.dot(target_m - s, v))
+
+        t0, t1 = guess_s - 1.0, guess_s + 1.0
+        f0, f1 = f(t0), f(t1)
+        for _ in range(50):
+            t2 = t1 - f1 * (t1 - t0) / (f1 - f0)
+            t0, f0, t1, f1 = t1, f1, t2, f(t2)
+            if abs(t1 - t0) < 1e-9:
+                break
+        return t1
+
+
+def _right_looking(orbit: CircularOrbit, target_m: NDArray, t: float) -> bool:
+    s, v = orbit.state(t)
+    return float(np.dot(target_m - s, np.cross(v, s / np.linalg.norm(s)))) > 0
+
+
+def _place(orbit: CircularOrbit, target_m: NDArray) -> CircularOrbit:
+    """Shift u0 so that the target's zero-Doppler time is t = 0."""
+    for _ in range(4):
+        t = orbit.zero_doppler_time(target_m)
+        orbit = CircularOrbit(
+            orbit.radius_m, orbit.inclination_deg, orbit.node_longitude_rad,
+            orbit.arg_latitude0_rad + orbit.mean_motion_rad_s * t,
+        )
+    return orbit
+
+
+def design_orbit(
+    target_m: NDArray[np.float64],
+    incidence_deg: float,
+    descending: bool = True,
+    altitude_m: float = 693_000.0,
+    inclination_deg: float = 98.18,
+) -> CircularOrbit:
+    """The circular orbit whose zero-Doppler time for ``target_m`` is t = 0 and whose geocentric
+    incidence there is ``incidence_deg``, with the target on the right of the track.
+    """
+    target_m = np.asarray(target_m, dtype=np.float64)
+    radius = WGS84_A_M + altitude_m
+    lat = np.arcsin(target_m[2] / np.linalg.norm(target_m))
+    inc = np.radians(inclination_deg)
+    u_sat = np.arcsin(np.clip(np.sin(lat) / np.sin(inc), -1, 1))
+    u0 = np.pi - u_sat if descending else u_sat
+
+    def evaluate(node: float) -> tuple[float, bool]:
+        orbit = _place(CircularOrbit(radius, inclination_deg, node, u0), target_m)
+        s, _ = orbit.state(0.0)
+        return float(incidence_angle_deg(s, target_m)), _right_looking(orbit, target_m, 0.0)
+
+    nodes = np.radians(np.arange(0.0, 360.0, 1.0))
+    values = [evaluate(n) for n in nodes]
+    best = None
+    for k in range(len(nodes) - 1):
+        (a, ra), (b, rb) = values[k], values[k + 1]
+        if ra and rb and (a - incidence_deg) * (b - incidence_deg) <= 0 and max(a, b) < 60:
+            lo, hi, flo = nodes[k], nodes[k + 1], a - incidence_deg
+            for _ in range(60):
+                mid = 0.5 * (lo + hi)
+                fm = evaluate(mid)[0] - incidence_deg
+                if fm * flo <= 0:
+                    hi = mid
+                else:
+                    lo, flo = mid, fm
+            best = 0.5 * (lo + hi)
+            break
+    if best is None:
+        raise ValueError(f"no right-looking orbit sees the target at {incidence_deg} deg incidence")
+    orbit = _place(CircularOrbit(radius, inclination_deg, best, u0), target_m)
+    s, v = orbit.state(0.0)
+    if descending != (v[2] < 0):
+        raise ValueError("designed orbit has the wrong pass direction")
+    return orbit
+
+
+def state_vectors(
+    orbit: CircularOrbit, epoch: np.datetime64, start_s: float, stop_s: float, step_s: float = 10.0
+) -> Orbit:
+    """State vectors on whole multiples of ``step_s`` covering [start_s, stop_s] (s from ``epoch``)."""
+    times = np.arange(np.floor(start_s / step_s) * step_s, stop_s + step_s, step_s)
+    pos, vel = orbit.state(times)
+    return Orbit(epoch=epoch, time_s=times, position_m=pos, velocity_m_s=vel)
+
+
+def ascending_node_time_s(orbit: CircularOrbit) -> float:
+    """Time (s from the design epoch) of the last ascending node crossing before t = 0."""
+    u0 = orbit.arg_latitude0_rad % (2 * np.pi)
+    return -u0 / orbit.mean_motion_rad_s

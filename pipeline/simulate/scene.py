@@ -1,0 +1,287 @@
+"""The simulated world in memory: terrain, land cover, radar facets, and the products of each date.
+
+Numerics only (no files): :func:`build_world` makes the static world,
+:func:`simulate_sentinel1` and :func:`simulate_sentinel2` the products of
+one date. Writers live in :mod:`pipeline.io`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import numpy as np
+import pyproj
+from numpy.typing import NDArray
+from scipy import ndimage
+
+from ..geodesy import geodetic_to_ecef
+from ..geoid import find_grid
+from ..sar.calibration import interpolate_lut, noise_power
+from ..sar.product import RadarGeometry
+from . import landcover, terrain
+from .orbit_design import CircularOrbit, design_orbit
+from .s1_design import ProductDesign, S1Acquisition, design_product
+from .s1_forward import FacetGeometry, digital_numbers, facet_geometry, point_target_image, splat_oversampled
+from .s1_design import radar_to_geographic
+from .s2_forward import OpticalScene, simulate_optical, sun_angles
+from .world import MapGrid, WorldSpec, aoi_grid, covering_grid
+
+POLARISATIONS = ("VV", "VH")
+#: trihedral corner reflector, inner leg 1.2 m: RCS = 4 pi a^4 / (3 lambda^2) at C band
+CORNER_REFLECTOR_RCS_M2 = 4 * np.pi * 1.2**4 / (3 * (299_792_458.0 / 5.405e9) ** 2)
+
+
+@dataclass(frozen=True)
+class CornerReflector:
+    """A point target at a known position (ellipsoidal height)."""
+
+    name: str
+    lat_deg: float
+    lon_deg: float
+    height_m: float
+    easting_m: float
+    northing_m: float
+    rcs_m2: float
+
+
+@dataclass(frozen=True)
+class World:
+    """The static simulated world."""
+
+    spec: WorldSpec
+    tile_height_m: NDArray[np.float32]  # true orthometric heights, 3601 x 3601
+    tile_void: NDArray[np.bool_]
+    tile_water: NDArray[np.bool_]
+    grid: MapGrid  # 10 m
+    height_m: NDArray[np.float32]  # orthometric on grid
+    ellipsoidal_height_m: NDArray[np.float32]
+    slope_deg: NDArray[np.float32]
+    aspect_deg: NDArray[np.float32]
+    cover: NDArray[np.uint8]
+    snow_noise: NDArray[np.float32]
+    texture_db: NDArray[np.float32]
+    facets: FacetGeometry  # one facet per grid pixel
+    orbit: CircularOrbit
+    reference_height_m: float
+    product_footprint_m: NDArray[np.float64]  # ECEF points every product must cover
+    reflectors: tuple[CornerReflector, ...]
+
+    @property
+    def hgt_heights(self) -> NDArray[np.int16]:
+        """The tile as the HGT file stores it: rounded metres, voids -32768."""
+        h = np.round(self.tile_height_m).astype(np.int16)
+        h[self.tile_void] = -32768
+        return h
+
+
+def sample_tile(tile: NDArray, south: int, west: int, lat: NDArray, lon: NDArray, order: int = 1) -> NDArray:
+    """Values of a 1" tile (rows north to south) at lat/lon (deg): bilinear (order 1) or nearest (0)."""
+    rows = (south + 1 - np.asarray(lat)) * 3600.0
+    cols = (np.asarray(lon) - west) * 3600.0
+    return ndimage.map_coordinates(tile, [rows, cols], order=order, mode="nearest")
+
+
+def grid_lat_lon(grid: MapGrid) -> tuple[NDArray, NDArray]:
+    to_geo = pyproj.Transformer.from_crs(f"EPSG:{grid.epsg}", "EPSG:4326", always_xy=True)
+    ee, nn = np.meshgrid(grid.easting, grid.northing)
+    lon, lat = to_geo.transform(ee, nn)
+    return lat, lon
+
+
+def build_world(spec: WorldSpec, geoid_grid: str | None = None) -> World:
+    """Terrain, land cover, orbit, radar facets and corner reflectors of a world."""
+    rng = np.random.default_rng(spec.seed)
+    south, west = spec.tile_south_west
+    aoi = aoi_grid(spec)
+    region = aoi.expanded(spec.margin_m + 6000.0)
+    lat, lon = grid_lat_lon(region.resampled(100.0))
+    rows = (south + 1 - lat) * 3600.0
+    cols = (lon - west) * 3600.0
+    protect = (slice(int(rows.min()), int(rows.max()) + 1), slice(int(cols.min()), int(cols.max()) + 1))
+    relief = terrain.alpine_terrain(float(south), int(rng.integers(2**31)), protect=protect)
+    tile_h = np.round(relief.height_m).astype(np.float32)  # the true surface is what SRTM stores
+    geoid = find_grid(lat, lon, geoid_grid)
+    region_h = sample_tile(tile_h, south, west, lat, lon) + geoid.undulation(lat, lon)
+    h_range = (float(region_h.min()), float(region_h.max()))
+
+    # the product covers the AOI plus the margin; the world covers what the product sees
+    product_area = aoi.expanded(spec.margin_m).resampled(100.0)
+    plat, plon = grid_lat_lon(product_area)
+    footprint = geodetic_to_ecef(plat, plon, sample_tile(tile_h, south, west, plat, plon) + geoid.undulation(plat, plon))
+    footprint = footprint.reshape(-1, 3)
+    centre = geodetic_to_ecef(spec.center_lat, spec.center_lon, float(np.median(region_h)))
+    orbit = design_orbit(centre, spec.incidence_deg, descending=True)
+    reference_height = float(np.round(np.median(region_h)))
+    design = design_product(orbit, _acquisition(spec, 0), footprint, reference_height)
+    geometry = RadarGeometry(design.annotation)
+    grid = _seen_grid(geometry, aoi, region.resampled(100.0), ell_of=lambda la, lo: sample_tile(
+        tile_h, south, west, la, lo) + geoid.undulation(la, lo), margin_m=1000.0)
+
+    lat, lon = grid_lat_lon(grid)
+    height = sample_tile(tile_h, south, west, lat, lon).astype(np.float32)
+    water = sample_tile(relief.water.astype(np.float32), south, west, lat, lon, order=0) > 0.5
+    valley = sample_tile(relief.valley, south, west, lat, lon).astype(np.float32)
+    ell = (height + geoid.undulation(lat, lon)).astype(np.float32)
+    slope, aspect = terrain.slope_aspect(height, (grid.resolution, grid.resolution))
+    shape = (grid.height, grid.width)
+    pix = (grid.resolution, grid.resolution)
+    noises = tuple(terrain.value_noise(rng, shape, pix, w) for w in (1500.0, 800.0, 300.0))
+    cover = landcover.classify(height, slope, aspect, water, valley, noises)
+    snow_noise = terrain.value_noise(rng, shape, pix, 600.0)
+    texture_db = (1.2 * terrain.value_noise(rng, shape, pix, 60.0)).astype(np.float32)
+    facets = facet_geometry(geometry, spec.crs, grid.easting, grid.northing, ell.astype(np.float64))
+
+    world = World(
+        spec=spec, tile_height_m=tile_h, tile_void=relief.void, tile_water=relief.water, grid=grid,
+        height_m=height, ellipsoidal_height_m=ell, slope_deg=slope.astype(np.float32),
+        aspect_deg=aspect.astype(np.float32), cover=cover, snow_noise=snow_noise, texture_db=texture_db,
+        facets=facets, orbit=orbit,
+        reference_height_m=reference_height, product_footprint_m=footprint, reflectors=(),
+    )
+    return dataclasses.replace(world, reflectors=_place_reflectors(world, rng, lat, lon))
+
+
+def _seen_grid(geometry: RadarGeometry, aoi: MapGrid, candidates: MapGrid, ell_of, margin_m: float) -> MapGrid:
+    """The grid (aligned with the AOI) of the ground, on its real heights, that falls in the image, plus a margin."""
+    lat, lon = grid_lat_lon(candidates)
+    line, pixel = geometry.geographic_to_radar(lat, lon, ell_of(lat, lon))
+    image = geometry.annotation.image
+    inside = (line >= -1) & (line <= image.number_of_lines) & (pixel >= -1) & (pixel <= image.number_of_samples)
+    ee, nn = np.meshgrid(candidates.easting, candidates.northing)
+    if inside[[0, -1]].any() or inside[:, [0, -1]].any():
+        raise RuntimeError(f"the candidate region does not contain the whole image footprint; enlarge it ({inside.sum()} of {inside.size}, rows {np.flatnonzero(inside.any(1))[[0,-1]]}, cols {np.flatnonzero(inside.any(0))[[0,-1]]})")
+    grid = covering_grid(aoi, ee[inside], nn[inside], margin_m + candidates.resolution)
+    # even sizes, so that the 20 m Sentinel-2 grid nests exactly
+    return MapGrid(grid.epsg, grid.left, grid.top, grid.resolution, grid.width + grid.width % 2, grid.height + grid.height % 2)
+
+
+def _centre_lat_lon(grid: MapGrid) -> tuple[float, float]:
+    to_geo = pyproj.Transformer.from_crs(f"EPSG:{grid.epsg}", "EPSG:4326", always_xy=True)
+    left, bottom, right, top = grid.bounds
+    lon, lat = to_geo.transform(0.5 * (left + right), 0.5 * (bottom + top))
+    return float(lat), float(lon)
+
+
+def _footprint(grid: MapGrid, height: NDArray) -> NDArray:
+    left, bottom, right, top = grid.bounds
+    to_geo = pyproj.Transformer.from_crs(f"EPSG:{grid.epsg}", "EPSG:4326", always_xy=True)
+    ce, cn = np.array([left, right, left, right] * 2), np.array([bottom, bottom, top, top] * 2)
+    lon, lat = to_geo.transform(ce, cn)
+    h = np.array([height.min()] * 4 + [height.max()] * 4)
+    return geodetic_to_ecef(lat, lon, h)
+
+
+def _acquisition(spec: WorldSpec, index: int) -> S1Acquisition:
+    date = spec.dates[index]
+    cycles = int(round((date.s1_time - spec.dates[0].s1_time) / np.timedelta64(12, "D")))
+    absolute = spec.first_absolute_orbit + 175 * cycles
+    return S1Acquisition(
+        mission=spec.mission,
+        centre_time=date.s1_time,
+        absolute_orbit=absolute,
+        relative_orbit=spec.relative_orbit,
+        data_take_id=(0x03A000 + 0x1D3 * index + spec.seed) & 0xFFFFFF,
+    )
+
+
+def _place_reflectors(world: World, rng: np.random.Generator, lat: NDArray, lon: NDArray) -> tuple[CornerReflector, ...]:
+    """Reflectors on open, flat, visible ground inside the AOI, at least 1 km apart."""
+    grid, spec = world.grid, world.spec
+    vis10 = world.facets.visible & ~world.facets.layover
+    ok = (
+        np.isin(world.cover, (landcover.Cover.MEADOW, landcover.Cover.BUILT_UP))
+        & (ndimage.maximum_filter(world.slope_deg, 5) < 4.0)
+        & ndimage.binary_erosion(vis10, iterations=3)
+    )
+    aoi = aoi_grid(spec)
+    inner = np.zeros_like(ok)
+    r0 = int(round((grid.top - aoi.top) / grid.resolution))
+    c0 = int(round((aoi.left - grid.left) / grid.resolution))
+    inner[r0 + 20 : r0 + aoi.height - 20, c0 + 20 : c0 + aoi.width - 20] = True
+    candidates = np.argwhere(ok & inner)
+    rng.shuffle(candidates)
+    chosen: list[tuple[int, int]] = []
+    for r, c in candidates:
+        if all((r - r2) ** 2 + (c - c2) ** 2 > 100**2 for r2, c2 in chosen):
+            chosen.append((int(r), int(c)))
+        if len(chosen) == spec.corner_reflectors:
+            break
+    out = []
+    for i, (r, c) in enumerate(chosen):
+        out.append(
+            CornerReflector(
+                name=f"CR{i + 1:02d}", lat_deg=float(lat[r, c]), lon_deg=float(lon[r, c]),
+                height_m=float(world.ellipsoidal_height_m[r, c]), easting_m=float(grid.easting[c]),
+                northing_m=float(grid.northing[r]), rcs_m2=float(CORNER_REFLECTOR_RCS_M2),
+            )
+        )
+    return tuple(out)
+
+
+@dataclass(frozen=True)
+class Sentinel1Scene:
+    """One simulated GRD acquisition in memory."""
+
+    acquisition: S1Acquisition
+    design: ProductDesign  # VV; ``design.for_polarisation('VH')`` for VH
+    dn: dict[str, NDArray[np.uint16]]
+    sigma0_true: dict[str, NDArray[np.float32]]  # noise-free, speckle-free, radar geometry (linear)
+    reflector_radar: tuple[tuple[float, float], ...]  # exact zero-based (line, pixel) per reflector
+
+
+def simulate_sentinel1(world: World, index: int) -> Sentinel1Scene:
+    """The VV and VH GRD images of date ``index``."""
+    spec = world.spec
+    date = spec.dates[index]
+    rng = np.random.default_rng([spec.seed, index, 1])
+    acq = _acquisition(spec, index)
+    geometry_design = design_product(world.orbit, acq, world.product_footprint_m, world.reference_height_m)
+    image = geometry_design.annotation.image
+    shape = (image.number_of_lines, image.number_of_samples)
+    lines, pixels = np.arange(shape[0]), np.arange(shape[1])
+    sigma_lut = interpolate_lut(geometry_design.calibration.sigma_nought, lines, pixels)
+    noise = noise_power(geometry_design.noise.range_vectors, geometry_design.noise.azimuth_blocks, lines, pixels)
+    snow = landcover.seasonal_snow(world.height_m, world.slope_deg, world.aspect_deg, world.snow_noise, date.snow_line_m)
+    f = world.facets
+    pixel_area = image.range_pixel_spacing_m * geometry_design.azimuth_pixel_spacing_m
+    geometry = RadarGeometry(geometry_design.annotation)
+    reflector_rc = []
+    for cr in world.reflectors:
+        rc = geometry.ecef_to_radar(geodetic_to_ecef(cr.lat_deg, cr.lon_deg, cr.height_m))
+        reflector_rc.append((float(rc.line), float(rc.pixel)))
+    dn, truth = {}, {}
+    for pol in POLARISATIONS:
+        s0 = landcover.sigma0(world.cover, snow, date.wet_snow, f.cos_local_incidence, pol, world.texture_db)
+        power = np.where(f.visible, s0 * f.area_m2, 0.0)
+        sigma0_radar = splat_oversampled(f.line, f.pixel, power, shape, spec.splat_oversampling) / pixel_area
+        points = np.zeros(shape)
+        for cr, (line, pixel) in zip(world.reflectors, reflector_rc):
+            window, values = point_target_image(line, pixel, cr.rcs_m2 * (1.0 if pol == "VV" else 0.01), shape, pixel_area)
+            points[window] += values
+        dn[pol] = digital_numbers(sigma0_radar, sigma_lut, noise, rng, spec.enl, points)
+        truth[pol] = (sigma0_radar + points).astype(np.float32)
+    return Sentinel1Scene(acq, geometry_design, dn, truth, tuple(reflector_rc))
+
+
+def s2_tile_name(spec: WorldSpec) -> str:
+    """A plausible MGRS tile id for the AOI's UTM zone (the simulated world has one granule)."""
+    zone = spec.utm_epsg % 100
+    bands = "CDEFGHJKLMNPQRSTUVWX"
+    band = bands[int((spec.center_lat + 80) // 8)]
+    return f"{zone:02d}{band}LR"
+
+
+def simulate_sentinel2(world: World, index: int) -> OpticalScene:
+    """The L2A scene of date ``index`` on the world grid."""
+    spec = world.spec
+    date = spec.dates[index]
+    rng = np.random.default_rng([spec.seed, index, 2])
+    zenith, azimuth = sun_angles(date.s2_time, spec.center_lat, spec.center_lon)
+    snow = landcover.seasonal_snow(world.height_m, world.slope_deg, world.aspect_deg, world.snow_noise,
+                                   date.snow_line_m)
+    month = int(str(np.datetime64(date.s2_time, "M"))[-2:])
+    return simulate_optical(
+        rng, world.cover, snow, world.height_m, world.slope_deg, world.aspect_deg, world.grid.resolution,
+        zenith, azimuth, date.cloud_fraction, winter=month in (11, 12, 1, 2, 3, 4),
+    )
