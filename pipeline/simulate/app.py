@@ -49,14 +49,21 @@ def _grid_dict(grid) -> dict[str, Any]:
 def simulate(sim_config: dict[str, Any], out_dir: str | Path, geoid_grid: str | None = None) -> Path:
     """Simulate the world of ``sim_config`` into ``out_dir`` (replaced atomically). Returns catalog.json."""
     spec = WorldSpec.from_config(sim_config)
+    t0 = time.perf_counter()
+    log.info("building the world (terrain, land cover, radar facets) for tile %s", spec.tile)
+    world = scene.build_world(spec, geoid_grid)
+    log.info("world ready in %.1f s: grid %d x %d at %g m", time.perf_counter() - t0, world.grid.width,
+             world.grid.height, world.grid.resolution)
+    return write_world(world, out_dir)
+
+
+def write_world(world: scene.World, out_dir: str | Path) -> Path:
+    """Simulate every date of ``world`` and write products, truth and catalog into ``out_dir`` (atomically)."""
+    spec = world.spec
     out_dir = Path(out_dir)
     t0 = time.perf_counter()
     with atomic_path(out_dir) as root:
         root.mkdir(parents=True)
-        log.info("building the world (terrain, land cover, radar facets) for tile %s", spec.tile)
-        world = scene.build_world(spec, geoid_grid)
-        log.info("world ready in %.1f s: grid %d x %d at %g m", time.perf_counter() - t0, world.grid.width,
-                 world.grid.height, world.grid.resolution)
         truth = root / "truth"
         truth.mkdir()
         (root / "dem").mkdir()

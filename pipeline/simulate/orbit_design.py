@@ -50,20 +50,30 @@ class CircularOrbit:
         vel = d_du * n - d_dlam * EARTH_ROTATION_RAD_S
         return pos, vel
 
-    def zero_doppler_time(self, target_m: NDArray[np.float64], guess_s: float = 0.0) -> float:
-        """Zero-Doppler time (s) of one target, by secant iteration on (P - S) . V."""
+    def zero_doppler_time(self, target_m: NDArray[np.float64], descending: bool = True) -> float:
+        """Zero-Doppler time (s) of one target on the descending (or ascending) pass that sees it.
+
+        Brackets the closest approach within one orbital period around t = 0
+        (f(t) = (P - S) . V turns from positive to negative; its other root is
+        the farthest point) on a coarse grid, then refines it with Brent's method.
+        """
+        from scipy.optimize import brentq
+
         def f(t: float) -> float:
             s, v = self.state(t)
             return float(np.dot(target_m - s, v))
 
-        t0, t1 = guess_s - 1.0, guess_s + 1.0
-        f0, f1 = f(t0), f(t1)
-        for _ in range(50):
-            t2 = t1 - f1 * (t1 - t0) / (f1 - f0)
-            t0, f0, t1, f1 = t1, f1, t2, f(t2)
-            if abs(t1 - t0) < 1e-9:
-                break
-        return t1
+        period = 2 * np.pi / self.mean_motion_rad_s
+        coarse = np.arange(-0.5 * period, 0.5 * period, 5.0)
+        pos, vel = self.state(coarse)
+        fc = np.einsum("ij,ij->i", target_m - pos, vel)
+        # closest approaches: f goes from + (approaching) to - (receding)
+        k = np.flatnonzero((fc[:-1] > 0) & (fc[1:] <= 0))
+        k = k[(vel[k, 2] < 0) == descending]
+        if k.size == 0:
+            raise ValueError("the orbit never passes the target in the requested direction")
+        best = k[np.argmin(np.linalg.norm(pos[k] - target_m, axis=-1))]
+        return float(brentq(f, coarse[best], coarse[best + 1], xtol=1e-10))
 
 
 def _right_looking(orbit: CircularOrbit, target_m: NDArray, t: float) -> bool:
@@ -71,10 +81,10 @@ def _right_looking(orbit: CircularOrbit, target_m: NDArray, t: float) -> bool:
     return float(np.dot(target_m - s, np.cross(v, s / np.linalg.norm(s)))) > 0
 
 
-def _place(orbit: CircularOrbit, target_m: NDArray) -> CircularOrbit:
-    """Shift u0 so that the target's zero-Doppler time is t = 0."""
+def _place(orbit: CircularOrbit, target_m: NDArray, descending: bool) -> CircularOrbit:
+    """Shift u0 so that the target's zero-Doppler time on the chosen pass is t = 0."""
     for _ in range(4):
-        t = orbit.zero_doppler_time(target_m)
+        t = orbit.zero_doppler_time(target_m, descending)
         orbit = CircularOrbit(
             orbit.radius_m, orbit.inclination_deg, orbit.node_longitude_rad,
             orbit.arg_latitude0_rad + orbit.mean_motion_rad_s * t,
@@ -100,7 +110,10 @@ def design_orbit(
     u0 = np.pi - u_sat if descending else u_sat
 
     def evaluate(node: float) -> tuple[float, bool]:
-        orbit = _place(CircularOrbit(radius, inclination_deg, node, u0), target_m)
+        try:
+            orbit = _place(CircularOrbit(radius, inclination_deg, node, u0), target_m, descending)
+        except ValueError:  # this node's closest pass runs the other way
+            return float("nan"), False
         s, _ = orbit.state(0.0)
         return float(incidence_angle_deg(s, target_m)), _right_looking(orbit, target_m, 0.0)
 
@@ -122,7 +135,7 @@ def design_orbit(
             break
     if best is None:
         raise ValueError(f"no right-looking orbit sees the target at {incidence_deg} deg incidence")
-    orbit = _place(CircularOrbit(radius, inclination_deg, best, u0), target_m)
+    orbit = _place(CircularOrbit(radius, inclination_deg, best, u0), target_m, descending)
     s, v = orbit.state(0.0)
     if descending != (v[2] < 0):
         raise ValueError("designed orbit has the wrong pass direction")

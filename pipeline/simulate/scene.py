@@ -95,18 +95,22 @@ def build_world(spec: WorldSpec, geoid_grid: str | None = None) -> World:
     south, west = spec.tile_south_west
     aoi = aoi_grid(spec)
     region = aoi.expanded(spec.margin_m + 6000.0)
-    lat, lon = grid_lat_lon(region.resampled(100.0))
+    lat, lon = grid_lat_lon(region.coarsened(100.0))
     rows = (south + 1 - lat) * 3600.0
     cols = (lon - west) * 3600.0
     protect = (slice(int(rows.min()), int(rows.max()) + 1), slice(int(cols.min()), int(cols.max()) + 1))
-    relief = terrain.alpine_terrain(float(south), int(rng.integers(2**31)), protect=protect)
+    relief = (
+        terrain.alpine_terrain(float(south), int(rng.integers(2**31)), protect=protect)
+        if spec.relief == "alpine"
+        else terrain.flat_terrain(spec.flat_height_m)
+    )
     tile_h = np.round(relief.height_m).astype(np.float32)  # the true surface is what SRTM stores
     geoid = find_grid(lat, lon, geoid_grid)
     region_h = sample_tile(tile_h, south, west, lat, lon) + geoid.undulation(lat, lon)
     h_range = (float(region_h.min()), float(region_h.max()))
 
     # the product covers the AOI plus the margin; the world covers what the product sees
-    product_area = aoi.expanded(spec.margin_m).resampled(100.0)
+    product_area = aoi.expanded(spec.margin_m).coarsened(100.0)
     plat, plon = grid_lat_lon(product_area)
     footprint = geodetic_to_ecef(plat, plon, sample_tile(tile_h, south, west, plat, plon) + geoid.undulation(plat, plon))
     footprint = footprint.reshape(-1, 3)
@@ -115,7 +119,7 @@ def build_world(spec: WorldSpec, geoid_grid: str | None = None) -> World:
     reference_height = float(np.round(np.median(region_h)))
     design = design_product(orbit, _acquisition(spec, 0), footprint, reference_height)
     geometry = RadarGeometry(design.annotation)
-    grid = _seen_grid(geometry, aoi, region.resampled(100.0), ell_of=lambda la, lo: sample_tile(
+    grid = _seen_grid(geometry, aoi, region.coarsened(100.0), ell_of=lambda la, lo: sample_tile(
         tile_h, south, west, la, lo) + geoid.undulation(la, lo), margin_m=1000.0)
 
     lat, lon = grid_lat_lon(grid)

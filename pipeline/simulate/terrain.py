@@ -220,6 +220,17 @@ def alpine_terrain(south_lat_deg: float, seed: int, params: TerrainParameters = 
     return Terrain(height_m=height, water=water, void=void, valley=valley)
 
 
+def flat_terrain(height_m: float) -> Terrain:
+    """A flat tile at one orthometric height (for geometry and radiometry tests): no lakes, no voids."""
+    shape = (TILE_SIZE, TILE_SIZE)
+    return Terrain(
+        height_m=np.full(shape, height_m, np.float32),
+        water=np.zeros(shape, bool),
+        void=np.zeros(shape, bool),
+        valley=np.ones(shape, np.float32),
+    )
+
+
 def slope_aspect(height_m: NDArray, pixel_m: tuple[float, float]) -> tuple[NDArray, NDArray]:
     """Slope (deg) and aspect (deg clockwise from north, the downslope direction) by central differences.
 

@@ -45,6 +45,8 @@ class WorldSpec:
     dates: tuple[DatePair, ...]
     corner_reflectors: int
     enl: float
+    relief: str = "alpine"
+    flat_height_m: float = 1000.0
 
     @classmethod
     def from_config(cls, sim: dict[str, Any]) -> "WorldSpec":
@@ -72,6 +74,8 @@ class WorldSpec:
             dates=dates,
             corner_reflectors=int(sim["sentinel1"]["corner_reflectors"]),
             enl=float(sim["sentinel1"]["enl"]),
+            relief=str(sim.get("relief", "alpine")),
+            flat_height_m=float(sim.get("flat_height_m", 1000.0)),
         )
 
     @property
@@ -136,6 +140,12 @@ class MapGrid:
         if abs(w - round(w)) > 1e-9 or abs(h - round(h)) > 1e-9:
             raise ValueError(f"resolution {resolution} does not divide the grid extent")
         return MapGrid(self.epsg, self.left, self.top, resolution, int(round(w)), int(round(h)))
+
+    def coarsened(self, resolution: float) -> "MapGrid":
+        """A grid from the same corner at a coarser resolution, covering at least the same extent."""
+        w = math.ceil(self.width * self.resolution / resolution - 1e-9)
+        h = math.ceil(self.height * self.resolution / resolution - 1e-9)
+        return MapGrid(self.epsg, self.left, self.top, resolution, w, h)
 
     def expanded(self, margin_m: float) -> "MapGrid":
         """The grid grown by ``margin_m`` (rounded up to whole pixels) on every side."""

@@ -1,0 +1,21 @@
+# sardem: Sentinel-1 / SRTM / Sentinel-2 training datasets for SAR-to-optical translation in mountains.
+# The Snakefile only loads and validates the configuration and includes the rules.
+from snakemake.utils import min_version, validate
+
+min_version("8.0")
+
+
+configfile: "config.yaml"
+
+
+validate(config, "workflow/schemas/config.schema.yaml")
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/simulate.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        rules.simulate.output,

@@ -1,0 +1,75 @@
+"""Shared fixtures: real product metadata and small simulated worlds (built once per session)."""
+
+from __future__ import annotations
+
+import copy
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import yaml
+
+from pipeline.config import validate
+from pipeline.simulate import scene
+from pipeline.simulate.app import write_world
+from pipeline.simulate.world import WorldSpec
+
+DATA = Path(__file__).parent / "data"
+REPO = Path(__file__).resolve().parent.parent
+REAL_S1_DESCENDING = DATA / "s1" / "s1b-iw-grd-vv-20210401t052623-20210401t052648-026269-032297-001.xml"
+REAL_S1_ASCENDING = DATA / "s1" / "s1a-iw-grd-vv-20210809t173953-20210809t174018-039156-049f13-001.xml"
+
+
+def default_simulation() -> dict:
+    """The default config's 'simulation' section, validated with defaults."""
+    return validate(yaml.safe_load((REPO / "config.yaml").read_text()))["simulation"]
+
+
+def small_simulation(**overrides) -> dict:
+    """A small world for tests: 5.12 km AOI, the default dates unless overridden."""
+    sim = copy.deepcopy(default_simulation())
+    sim["aoi"]["size_m"] = 5120
+    sim["margin_m"] = 500
+    for key, value in overrides.items():
+        sim[key] = value
+    sim.pop("directory", None)
+    return sim
+
+
+@dataclass(frozen=True)
+class BuiltWorld:
+    world: scene.World
+    root: Path
+
+    @property
+    def truth(self) -> dict:
+        return json.loads((self.root / "truth" / "world.json").read_text())
+
+    def s1_safes(self) -> list[Path]:
+        return sorted((self.root / "sentinel1").glob("*.SAFE"))
+
+    def s2_safes(self) -> list[Path]:
+        return sorted((self.root / "sentinel2").glob("*.SAFE"))
+
+
+@pytest.fixture(scope="session")
+def alpine_world(tmp_path_factory: pytest.TempPathFactory) -> BuiltWorld:
+    """Alpine relief, two dates (summer and autumn), written with the real writers."""
+    sim = small_simulation()
+    sim["dates"] = sim["dates"][1:3]
+    world = scene.build_world(WorldSpec.from_config(sim))
+    root = tmp_path_factory.mktemp("alpine") / "simulated"
+    write_world(world, root)
+    return BuiltWorld(world, root)
+
+
+@pytest.fixture(scope="session")
+def flat_world(tmp_path_factory: pytest.TempPathFactory) -> BuiltWorld:
+    """A flat world at 1000 m, one cloud-free date."""
+    sim = small_simulation(relief="flat")
+    sim["dates"] = [dict(sim["dates"][1], cloud_fraction=0.0)]
+    world = scene.build_world(WorldSpec.from_config(sim))
+    root = tmp_path_factory.mktemp("flat") / "simulated"
+    write_world(world, root)
+    return BuiltWorld(world, root)

@@ -1,0 +1,75 @@
+"""Layer 1: geodesy, the EGM96 geoid, orbit interpolation."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyproj
+import pytest
+
+from pipeline import geoid
+from pipeline.geodesy import ecef_to_geodetic, geodetic_to_ecef
+from pipeline.sar.annotation import parse_annotation
+from pipeline.sar.orbit import Orbit, OrbitPolynomial
+
+from .conftest import REAL_S1_ASCENDING, REAL_S1_DESCENDING
+
+
+def test_geodetic_ecef_against_pyproj() -> None:
+    rng = np.random.default_rng(0)
+    lat = rng.uniform(-80, 80, 200)
+    lon = rng.uniform(-180, 180, 200)
+    h = rng.uniform(-100, 9000, 200)
+    xyz = geodetic_to_ecef(lat, lon, h)
+    t = pyproj.Transformer.from_crs("EPSG:4979", "EPSG:4978", always_xy=True)
+    x, y, z = t.transform(lon, lat, h)
+    np.testing.assert_allclose(xyz, np.stack([x, y, z], -1), atol=1e-6)
+    lat2, lon2, h2 = ecef_to_geodetic(xyz)
+    np.testing.assert_allclose(lat2, lat, atol=1e-10)
+    np.testing.assert_allclose(lon2, lon, atol=1e-10)
+    np.testing.assert_allclose(h2, h, atol=1e-6)
+    # a satellite at 700 km
+    _, _, hs = ecef_to_geodetic(geodetic_to_ecef(45.0, 7.0, 700_000.0))
+    assert abs(hs - 700_000.0) < 1e-5
+
+
+def test_geoid_matches_proj_vgridshift() -> None:
+    """Our bilinear interpolation of the vendored grid equals PROJ's on the same grid."""
+    rng = np.random.default_rng(1)
+    lat = rng.uniform(36, 59, 100)
+    lon = rng.uniform(-9, 29, 100)
+    ours = geoid.find_grid(lat, lon).undulation(lat, lon)
+    t = pyproj.Transformer.from_pipeline(
+        "+proj=pipeline +step +proj=unitconvert +xy_in=deg +xy_out=rad "
+        f"+step +proj=vgridshift +grids={geoid.VENDORED_GRID} +multiplier=1 "
+        "+step +proj=unitconvert +xy_in=rad +xy_out=deg"
+    )
+    _, _, theirs = t.transform(lon, lat, np.zeros(100))
+    np.testing.assert_allclose(ours, theirs, atol=1e-4)
+
+
+def test_geoid_alps_value_and_conversion() -> None:
+    # EGM96 undulation in the northern French Alps is about +50 m
+    n = geoid.find_grid(45.5, 6.5).undulation(45.5, 6.5)
+    assert 49.0 < float(n) < 54.0
+    h = geoid.orthometric_to_ellipsoidal(1000.0, 45.5, 6.5)
+    assert float(geoid.ellipsoidal_to_orthometric(h, 45.5, 6.5)) == pytest.approx(1000.0)
+
+
+def test_geoid_outside_coverage_is_a_clear_error(tmp_path) -> None:
+    with pytest.raises(geoid.GeoidError, match="no EGM96 grid covers"):
+        geoid.find_grid(-30.0, 140.0, path=geoid.VENDORED_GRID)
+
+
+@pytest.mark.parametrize("path", [REAL_S1_DESCENDING, REAL_S1_ASCENDING])
+def test_orbit_interpolation_leave_one_out(path) -> None:
+    """Fitting 15 of the 16 annotated state vectors predicts the 16th to better than 0.5 m."""
+    orbit = parse_annotation(path).orbit
+    worst = 0.0
+    for k in range(3, orbit.time_s.size - 3):
+        keep = np.arange(orbit.time_s.size) != k
+        poly = OrbitPolynomial(Orbit(orbit.epoch, orbit.time_s[keep], orbit.position_m[keep], orbit.velocity_m_s[keep]))
+        worst = max(worst, float(np.linalg.norm(poly.position(orbit.time_s[k]) - orbit.position_m[k])))
+    assert worst < 0.5
+    poly = OrbitPolynomial(orbit)
+    # velocity is the derivative of the position fit: it matches the annotation to about 1 cm/s
+    np.testing.assert_allclose(poly.velocity(orbit.time_s), orbit.velocity_m_s, atol=0.05)

@@ -1,0 +1,22 @@
+# The offline world: simulated Sentinel-1 GRD, Sentinel-2 L2A and SRTM products with known truth.
+
+
+rule simulate:
+    output:
+        catalog=f"{SIM_DIR}/catalog.json",
+    params:
+        simulation=as_json(
+            {k: v for k, v in config["simulation"].items() if k != "directory"}
+        ),
+        geoid=config["geoid_grid"] or "",
+        out=SIM_DIR,
+    log:
+        "logs/simulate.log",
+    threads: 2
+    resources:
+        mem_mb=6000,
+    conda:
+        "../../envs/pipeline.yaml"
+    shell:
+        "python -m pipeline simulate --simulation '{params.simulation}' "
+        "--geoid-grid '{params.geoid}' --out {params.out} > {log} 2>&1"
