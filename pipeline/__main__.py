@@ -37,6 +37,13 @@ def _simulate(args: argparse.Namespace) -> None:
     catalog = simulate(sim, out, args.geoid_grid or None)
     print(catalog)
 
+def _quicklooks(args: argparse.Namespace) -> None:
+    from .simulate.inspect import world_quicklooks
+
+    for path in world_quicklooks(args.world, args.out, args.date):
+        print(path)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m pipeline", description=__doc__)
     parser.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
@@ -48,6 +55,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="output directory (default: simulation.directory)")
     p.add_argument("--geoid-grid", default="", help="EGM96 grid path (default: vendored, then PROJ/Debian)")
     p.set_defaults(func=_simulate)
+
+    p = sub.add_parser("quicklooks", help="PNG quicklooks of one date of a simulated world")
+    p.add_argument("--world", required=True, help="directory of the simulated world (catalog.json at its root)")
+    p.add_argument("--out", required=True, help="directory for the PNGs")
+    p.add_argument("--date", type=int, default=0, help="index of the date (default 0)")
+    p.set_defaults(func=_quicklooks)
     return parser
 
 def main(argv: list[str] | None = None) -> int:

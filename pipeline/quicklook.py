@@ -41,9 +41,15 @@ def sar_rgb(vv_db: NDArray, vh_db: NDArray) -> NDArray[np.uint8]:
     return np.dstack([stretch(vv_db, -25.0, 0.0), stretch(vh_db, -32.0, -7.0), np.zeros(vv_db.shape, np.uint8)])
 
 
-def hillshade(height_m: NDArray, pixel_m: float, azimuth_deg: float = 315.0, altitude_deg: float = 45.0) -> NDArray[np.uint8]:
-    """Grey hillshade (rows north to south), light from ``azimuth_deg`` clockwise from north."""
-    dzdy, dzdx = np.gradient(np.asarray(height_m, dtype=np.float64), pixel_m)
+def hillshade(
+    height_m: NDArray, pixel_m: float | tuple[float, float], azimuth_deg: float = 315.0, altitude_deg: float = 45.0
+) -> NDArray[np.uint8]:
+    """Grey hillshade (rows north to south), light from ``azimuth_deg`` clockwise from north.
+
+    ``pixel_m``: one spacing, or (dy, dx) for non-square pixels (1 arc-second grids).
+    """
+    dy, dx = (pixel_m, pixel_m) if np.isscalar(pixel_m) else pixel_m
+    dzdy, dzdx = np.gradient(np.asarray(height_m, dtype=np.float64), dy, dx)
     nx, ny, nz = -dzdx, dzdy, np.ones_like(dzdx)
     norm = np.sqrt(nx**2 + ny**2 + 1.0)
     az, alt = np.radians(azimuth_deg), np.radians(altitude_deg)

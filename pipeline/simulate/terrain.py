@@ -39,6 +39,7 @@ class TerrainParameters:
     billow_octaves: int = 2
     erosion_iterations: int = 25
     erosion_k_dt: float = 0.004
+    channel_smoothing: float = 0.8
     detail_wavelength_m: float = 700.0
     detail_amplitude_m: float = 120.0
     ridge_wavelength_m: float = 12_000.0
@@ -161,6 +162,8 @@ def alpine_terrain(south_lat_deg: float, seed: int, params: TerrainParameters = 
 
     # fluvial/glacial carving along the drainage network, then sediment-filled flat floors
     coarse = stream_power_erosion(coarse, coarse_pix, params.erosion_iterations, params.erosion_k_dt)
+    # soften the single-cell D8 channels into valley bottoms
+    coarse = ndimage.gaussian_filter(coarse, params.channel_smoothing)
     coarse = np.maximum(coarse, floor)
     # height above the lowest ground within about 3 km: 0 on valley floors
     base = ndimage.minimum_filter(coarse, size=int(3000.0 / coarse_pix[0]) | 1)

@@ -4,19 +4,19 @@
 rule simulate:
     output:
         catalog=f"{SIM_DIR}/catalog.json",
+    log:
+        "logs/simulate.log",
+    conda:
+        "../../envs/pipeline.yaml"
+    threads: 2
+    resources:
+        mem_mb=6000,
     params:
         simulation=as_json(
             {k: v for k, v in config["simulation"].items() if k != "directory"}
         ),
         geoid=config["geoid_grid"] or "",
-        out=SIM_DIR,
-    log:
-        "logs/simulate.log",
-    threads: 2
-    resources:
-        mem_mb=6000,
-    conda:
-        "../../envs/pipeline.yaml"
+        out=lambda wildcards, output: parent_dir(output.catalog),
     shell:
         "python -m pipeline simulate --simulation '{params.simulation}' "
         "--geoid-grid '{params.geoid}' --out {params.out} > {log} 2>&1"
