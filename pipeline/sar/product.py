@@ -50,15 +50,18 @@ class RadarGeometry:
         mid_range = geocoding.ground_to_slant_range(cc.azimuth_time_s, cc.gr0_m, cc.grsr, mid_time, mid_ground_range)
         self.mid_slant_range_time_s = float(2.0 * mid_range / SPEED_OF_LIGHT_M_S)
 
-    def ecef_to_radar(self, target_m: ArrayLike) -> RadarCoordinates:
-        """(line, pixel) of ECEF targets (..., 3) in metres."""
+    def timing_to_radar(self, zero_doppler_time_s: ArrayLike, slant_range_m: ArrayLike) -> RadarCoordinates:
+        """(line, pixel) of targets given their zero-Doppler time (s from the first line) and slant range (m).
+
+        Applies the bistatic delay correction (when the product flags it) and
+        the coordinateConversion record nearest in time.
+        """
         image = self.annotation.image
-        p = np.asarray(target_m, dtype=np.float64)
-        t = geocoding.zero_doppler_time(self.orbit, p, 0.5 * image.last_line_time_s)
-        r = geocoding.slant_range(self.orbit, p, t)
-        tau = 2.0 * r / SPEED_OF_LIGHT_M_S
+        t = np.asarray(zero_doppler_time_s, dtype=np.float64)
+        r = np.asarray(slant_range_m, dtype=np.float64)
         line_time = t
         if self.annotation.bistatic_delay_applied:
+            tau = 2.0 * r / SPEED_OF_LIGHT_M_S
             line_time = t - geocoding.bistatic_line_offset_s(tau, self.mid_slant_range_time_s)
         cc = self._cc
         ground_range = geocoding.slant_to_ground_range(cc.azimuth_time_s, cc.sr0_m, cc.srgr, t, r)
@@ -68,6 +71,12 @@ class RadarGeometry:
             zero_doppler_time_s=t,
             slant_range_m=r,
         )
+
+    def ecef_to_radar(self, target_m: ArrayLike) -> RadarCoordinates:
+        """(line, pixel) of ECEF targets (..., 3) in metres (exact Newton solution per target)."""
+        p = np.asarray(target_m, dtype=np.float64)
+        t = geocoding.zero_doppler_time(self.orbit, p, 0.5 * self.annotation.image.last_line_time_s)
+        return self.timing_to_radar(t, geocoding.slant_range(self.orbit, p, t))
 
     def geographic_to_radar(
         self, lat_deg: ArrayLike, lon_deg: ArrayLike, height_m: ArrayLike

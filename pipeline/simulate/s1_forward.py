@@ -27,9 +27,9 @@ import pyproj
 from numpy.typing import NDArray
 from scipy import ndimage
 
-from ..geodesy import geodetic_to_ecef
-from ..sar.geocoding import elevation_angle_deg
+from ..sar.lattice import RadarLattice, map_grid_ecef
 from ..sar.product import RadarGeometry
+from ..sar.surface import surface_normals
 
 SHADOW_BIT = 1
 LAYOVER_BIT = 2
@@ -54,72 +54,6 @@ class FacetGeometry:
     @property
     def visible(self) -> NDArray[np.bool_]:
         return ~self.shadow & (self.cos_local_incidence > 0)
-
-
-def map_grid_ecef(
-    crs: pyproj.CRS, easting_m: NDArray, northing_m: NDArray, height_m: NDArray
-) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
-    """ECEF (rows, cols, 3) and lat/lon (deg) of map grid nodes at ellipsoidal heights."""
-    to_geo = pyproj.Transformer.from_crs(crs, "EPSG:4326", always_xy=True)
-    ee, nn = np.meshgrid(easting_m, northing_m)
-    lon, lat = to_geo.transform(ee, nn)
-    return geodetic_to_ecef(lat, lon, height_m), lat, lon
-
-
-class RadarLattice:
-    """Exact radar geometry on a coarse (northing, easting, height) lattice, for trilinear lookup."""
-
-    def __init__(
-        self,
-        geometry: RadarGeometry,
-        crs: pyproj.CRS,
-        easting_m: NDArray,
-        northing_m: NDArray,
-        height_range_m: tuple[float, float],
-        step_m: float = 250.0,
-        height_step_m: float = 250.0,
-    ):
-        self.e0 = float(easting_m.min()) - step_m
-        self.n0 = float(northing_m.min()) - step_m
-        self.h0 = float(height_range_m[0]) - height_step_m
-        self.step, self.hstep = step_m, height_step_m
-        e = np.arange(self.e0, easting_m.max() + 2 * step_m, step_m)
-        n = np.arange(self.n0, northing_m.max() + 2 * step_m, step_m)
-        h = np.arange(self.h0, height_range_m[1] + 2 * height_step_m, height_step_m)
-        to_geo = pyproj.Transformer.from_crs(crs, "EPSG:4326", always_xy=True)
-        nn, ee, hh = np.meshgrid(n, e, h, indexing="ij")
-        lon, lat = to_geo.transform(ee, nn)
-        p = geodetic_to_ecef(lat, lon, hh)
-        rc = geometry.ecef_to_radar(p)
-        sat = geometry.orbit.position(rc.zero_doppler_time_s)
-        los = (sat - p) / rc.slant_range_m[..., None]
-        self.fields = {
-            "line": rc.line,
-            "pixel": rc.pixel,
-            "slant_range_m": rc.slant_range_m,
-            "elevation_deg": elevation_angle_deg(sat, p),
-            "los_x": los[..., 0],
-            "los_y": los[..., 1],
-            "los_z": los[..., 2],
-        }
-        self.shape = nn.shape
-
-    def interpolate(self, name: str, easting_m: NDArray, northing_m: NDArray, height_m: NDArray) -> NDArray:
-        """Trilinear interpolation of one lattice field at points (broadcast arrays)."""
-        f = self.fields[name]
-        fi = (np.asarray(northing_m) - self.n0) / self.step
-        fj = (np.asarray(easting_m) - self.e0) / self.step
-        fk = (np.asarray(height_m) - self.h0) / self.hstep
-        i = np.clip(np.floor(fi).astype(np.int64), 0, self.shape[0] - 2)
-        j = np.clip(np.floor(fj).astype(np.int64), 0, self.shape[1] - 2)
-        k = np.clip(np.floor(fk).astype(np.int64), 0, self.shape[2] - 2)
-        wi, wj, wk = fi - i, fj - j, fk - k
-        out = np.zeros(np.broadcast_shapes(fi.shape, fj.shape, fk.shape))
-        for di, ai in ((0, 1 - wi), (1, wi)):
-            for dj, aj in ((0, 1 - wj), (1, wj)):
-                for dk, ak in ((0, 1 - wk), (1, wk)):
-                    out += ai * aj * ak * f[i + di, j + dj, k + dk]
-        return out
 
 
 def facet_geometry(
@@ -148,27 +82,17 @@ def facet_geometry(
     dx = float(easting_m[1] - easting_m[0])
     dy = float(northing_m[0] - northing_m[1])
     p, _, _ = map_grid_ecef(crs, easting_m, northing_m, height_m)
-    d_east = np.gradient(p, axis=1) / dx
-    d_north = -np.gradient(p, axis=0) / dy
-    normal = np.cross(d_east, d_north)
-    scale = np.linalg.norm(normal, axis=-1)
-    normal /= scale[..., None]
-    area = (scale * dx * dy).astype(np.float32)
-    del p, d_east, d_north
+    normal, area = surface_normals(p, dx, dy)
+    del p
 
     lattice = RadarLattice(geometry, crs, easting_m, northing_m, (float(height_m.min()), float(height_m.max())),
                            lattice_step_m)
     ee, nn = np.meshgrid(easting_m, northing_m)
-    look = lambda name: lattice.interpolate(name, ee, nn, height_m)  # noqa: E731
-    line = look("line")
-    pixel = look("pixel")
-    slant = look("slant_range_m")
-    cos_local = (
-        normal[..., 0] * look("los_x") + normal[..., 1] * look("los_y") + normal[..., 2] * look("los_z")
-    ).astype(np.float32)
-    elevation = look("elevation_deg")
+    rc = lattice.radar_coordinates(ee, nn, height_m)
+    line, pixel, slant = rc.line, rc.pixel, rc.slant_range_m
+    cos_local = np.einsum("...i,...i->...", normal, lattice.line_of_sight(ee, nn, height_m)).astype(np.float32)
     # cross-track order: ground range of the facet's horizontal position at a fixed height
-    cross_track = lattice.interpolate("pixel", ee, nn, np.full_like(height_m, float(height_m.min())))
+    cross_track = lattice.radar_coordinates(ee, nn, np.full_like(height_m, float(height_m.min()))).pixel
     del normal
 
     flags = profile_flags(lattice, easting_m, northing_m, height_m, line, cross_track, float(height_m.min()))
@@ -191,8 +115,8 @@ def _fit_inverse(lattice: "RadarLattice", easting_m: NDArray, northing_m: NDArra
     n = np.linspace(northing_m.min(), northing_m.max(), 80)
     ee, nn = np.meshgrid(e, n)
     hh = np.full_like(ee, h_ref)
-    li = lattice.interpolate("line", ee, nn, hh).ravel()
-    ct = lattice.interpolate("pixel", ee, nn, hh).ravel()
+    rc = lattice.radar_coordinates(ee, nn, hh)
+    li, ct = rc.line.ravel(), rc.pixel.ravel()
     l0, ls = li.mean(), li.std()
     c0, cs = ct.mean(), ct.std()
     u, v = (li - l0) / ls, (ct - c0) / cs

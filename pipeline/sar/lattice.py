@@ -1,0 +1,113 @@
+"""Exact range-Doppler geometry on a coarse 3-D lattice, interpolated to map grids.
+
+Pure numerics. The zero-Doppler time, slant range, elevation angle and line
+of sight of a target are smooth functions of its map position and height:
+solving them exactly (Newton) on a lattice every 250 m horizontally and
+250 m in height, then interpolating trilinearly, is accurate to millimetres
+in range and microseconds in time (the tests check it against the exact
+solution) and an order of magnitude faster than a Newton solve per pixel.
+Line and pixel are then computed exactly from the interpolated time and
+range (:meth:`RadarGeometry.timing_to_radar`), so the product's piecewise
+slant-to-ground-range records are honoured.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyproj
+from numpy.typing import NDArray
+
+from ..geodesy import geodetic_to_ecef
+from .geocoding import elevation_angle_deg
+from .product import RadarCoordinates, RadarGeometry
+
+
+def map_grid_ecef(
+    crs: pyproj.CRS, easting_m: NDArray, northing_m: NDArray, height_m: NDArray
+) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
+    """ECEF (rows, cols, 3) and lat/lon (deg) of map grid nodes at ellipsoidal heights (m)."""
+    to_geo = pyproj.Transformer.from_crs(crs, "EPSG:4326", always_xy=True)
+    ee, nn = np.meshgrid(easting_m, northing_m)
+    lon, lat = to_geo.transform(ee, nn)
+    return geodetic_to_ecef(lat, lon, height_m), lat, lon
+
+
+class RadarLattice:
+    """Exact radar geometry on a coarse (northing, easting, height) lattice, for trilinear lookup.
+
+    Parameters
+    ----------
+    geometry : RadarGeometry
+        The product's geometry.
+    crs : pyproj.CRS
+        Projected CRS (metres) of the map coordinates.
+    easting_m, northing_m : arrays
+        The map coordinates to cover (their extremes matter).
+    height_range_m : (min, max)
+        Ellipsoidal heights to cover.
+    step_m, height_step_m : float
+        Lattice spacing.
+    """
+
+    def __init__(
+        self,
+        geometry: RadarGeometry,
+        crs: pyproj.CRS,
+        easting_m: NDArray,
+        northing_m: NDArray,
+        height_range_m: tuple[float, float],
+        step_m: float = 250.0,
+        height_step_m: float = 250.0,
+    ):
+        self.geometry = geometry
+        self.e0 = float(np.min(easting_m)) - step_m
+        self.n0 = float(np.min(northing_m)) - step_m
+        self.h0 = float(height_range_m[0]) - height_step_m
+        self.step, self.hstep = step_m, height_step_m
+        e = np.arange(self.e0, np.max(easting_m) + 2 * step_m, step_m)
+        n = np.arange(self.n0, np.max(northing_m) + 2 * step_m, step_m)
+        h = np.arange(self.h0, height_range_m[1] + 2 * height_step_m, height_step_m)
+        to_geo = pyproj.Transformer.from_crs(crs, "EPSG:4326", always_xy=True)
+        nn, ee, hh = np.meshgrid(n, e, h, indexing="ij")
+        lon, lat = to_geo.transform(ee, nn)
+        p = geodetic_to_ecef(lat, lon, hh)
+        rc = geometry.ecef_to_radar(p)
+        sat = geometry.orbit.position(rc.zero_doppler_time_s)
+        los = (sat - p) / rc.slant_range_m[..., None]
+        self.fields = {
+            "zero_doppler_time_s": rc.zero_doppler_time_s,
+            "slant_range_m": rc.slant_range_m,
+            "elevation_deg": elevation_angle_deg(sat, p),
+            "los_x": los[..., 0],
+            "los_y": los[..., 1],
+            "los_z": los[..., 2],
+        }
+        self.shape = nn.shape
+
+    def interpolate(self, name: str, easting_m: NDArray, northing_m: NDArray, height_m: NDArray) -> NDArray:
+        """Trilinear interpolation of one lattice field at points (broadcast arrays)."""
+        f = self.fields[name]
+        fi = (np.asarray(northing_m) - self.n0) / self.step
+        fj = (np.asarray(easting_m) - self.e0) / self.step
+        fk = (np.asarray(height_m) - self.h0) / self.hstep
+        i = np.clip(np.floor(fi).astype(np.int64), 0, self.shape[0] - 2)
+        j = np.clip(np.floor(fj).astype(np.int64), 0, self.shape[1] - 2)
+        k = np.clip(np.floor(fk).astype(np.int64), 0, self.shape[2] - 2)
+        wi, wj, wk = fi - i, fj - j, fk - k
+        out = np.zeros(np.broadcast_shapes(fi.shape, fj.shape, fk.shape))
+        for di, ai in ((0, 1 - wi), (1, wi)):
+            for dj, aj in ((0, 1 - wj), (1, wj)):
+                for dk, ak in ((0, 1 - wk), (1, wk)):
+                    out += ai * aj * ak * f[i + di, j + dj, k + dk]
+        return out
+
+    def radar_coordinates(self, easting_m: NDArray, northing_m: NDArray, height_m: NDArray) -> RadarCoordinates:
+        """(line, pixel), zero-Doppler time and slant range of map points at ellipsoidal heights."""
+        t = self.interpolate("zero_doppler_time_s", easting_m, northing_m, height_m)
+        r = self.interpolate("slant_range_m", easting_m, northing_m, height_m)
+        return self.geometry.timing_to_radar(t, r)
+
+    def line_of_sight(self, easting_m: NDArray, northing_m: NDArray, height_m: NDArray) -> NDArray[np.float64]:
+        """Unit vectors (..., 3), ECEF, from the targets to the satellite."""
+        los = np.stack([self.interpolate(f"los_{a}", easting_m, northing_m, height_m) for a in "xyz"], axis=-1)
+        return los / np.linalg.norm(los, axis=-1, keepdims=True)
