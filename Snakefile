@@ -13,9 +13,10 @@ validate(config, "workflow/schemas/config.schema.yaml")
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/simulate.smk"
+include: "workflow/rules/sar.smk"
 
 
 rule all:
     default_target: True
     input:
-        rules.simulate.output,
+        rules.sar.input,

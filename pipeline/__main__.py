@@ -44,6 +44,38 @@ def _quicklooks(args: argparse.Namespace) -> None:
         print(path)
 
 
+def _grid(text: str):
+    from .grid import MapGrid
+
+    try:
+        g = json.loads(text)
+        return MapGrid(int(g["epsg"]), float(g["left"]), float(g["top"]), float(g["resolution"]),
+                       int(g["width"]), int(g["height"]))
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+        raise UserError(f"--grid must be JSON with epsg, left, top, resolution, width, height: {exc}") from exc
+
+
+def _dem(args: argparse.Namespace) -> None:
+    from .apps import prepare_dem
+
+    prepare_dem(args.tiles_dir, _grid(args.grid), args.out_orthometric, args.out_ellipsoidal, args.geoid_grid or None)
+
+
+def _terrain_correct(args: argparse.Namespace) -> None:
+    from .sar.terrain_correction import TerrainCorrectionParams, terrain_correct
+
+    p = json.loads(args.params) if args.params else {}
+    params = TerrainCorrectionParams(
+        polarisations=tuple(p.get("polarisations", ("VV", "VH"))),
+        quantity=p.get("quantity", "sigma0"),
+        noise_removal=bool(p.get("noise_removal", True)),
+        resampling=p.get("resampling", "bilinear"),
+        db_floor=float(p.get("db_floor", -35.0)),
+        tile_size=int(p.get("tile_size", 512)),
+    )
+    terrain_correct(args.safe, args.dem, args.out, args.geometry, params)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m pipeline", description=__doc__)
     parser.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
@@ -61,14 +93,35 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="directory for the PNGs")
     p.add_argument("--date", type=int, default=0, help="index of the date (default 0)")
     p.set_defaults(func=_quicklooks)
+
+    p = sub.add_parser("dem", help="mosaic SRTM tiles, fill voids, resample to the AOI grid (EGM96 and WGS84 heights)")
+    p.add_argument("--tiles-dir", required=True, help="directory with N45E006.SRTMGL1.hgt.zip-style tiles")
+    p.add_argument("--grid", required=True, help="output grid as JSON: epsg, left, top, resolution, width, height")
+    p.add_argument("--out-orthometric", required=True)
+    p.add_argument("--out-ellipsoidal", required=True)
+    p.add_argument("--geoid-grid", default="")
+    p.set_defaults(func=_dem)
+
+    p = sub.add_parser("terrain-correct", help="calibrate, remove noise and terrain-correct one GRD product")
+    p.add_argument("--safe", required=True, help="SAFE directory or zip")
+    p.add_argument("--dem", required=True, help="ellipsoidal heights on the output grid (GeoTIFF)")
+    p.add_argument("--out", required=True, help="backscatter GeoTIFF (dB, one band per polarisation)")
+    p.add_argument("--geometry", required=True, help="geometry GeoTIFF (incidence angles, radar line/pixel)")
+    p.add_argument("--params", default="", help="the config's 'sar' section as JSON")
+    p.set_defaults(func=_terrain_correct)
     return parser
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from .io.dem_tiles import DemError
+    from .sar.annotation import AnnotationError
+    from .sar.safe import SafeError
+    from .sar.terrain_correction import TerrainCorrectionError
+
     try:
         args.func(args)
-    except UserError as exc:
+    except (UserError, SafeError, AnnotationError, DemError, TerrainCorrectionError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return 0

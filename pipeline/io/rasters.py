@@ -9,7 +9,7 @@ import rasterio
 from numpy.typing import NDArray
 from rasterio.crs import CRS
 
-from ..simulate.world import MapGrid
+from ..grid import MapGrid
 
 
 def write_geotiff(

@@ -25,7 +25,7 @@ from rasterio.crs import CRS
 
 from ..optical.reflectance import reflectance_to_dn
 from ..simulate.s2_forward import BANDS, SCL, OpticalScene, scl_to_20m
-from ..simulate.world import MapGrid
+from ..grid import MapGrid
 from .atomic import atomic_path
 
 PROCESSING_BASELINE = "05.00"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 
 from .annotation import AnnotationError, ProductAnnotation, parse_annotation
@@ -43,3 +44,68 @@ def read_annotations(path: Path) -> dict[str, ProductAnnotation]:
 
 
 __all__ = ["AnnotationError", "SafeError", "read_annotations"]
+
+
+@dataclass(frozen=True)
+class PolarisationFiles:
+    """Where one polarisation's files are: a GDAL path for the measurement, readable sources for the XMLs."""
+
+    polarisation: str
+    measurement: str
+    annotation: str
+    calibration: str
+    noise: str
+
+
+def _opener(container: Path, member: str) -> str:
+    return f"/vsizip/{container}/{member}" if container.suffix.lower() == ".zip" else str(container / member)
+
+
+def product_files(path: str | Path) -> dict[str, PolarisationFiles]:
+    """The files of each polarisation of a SAFE directory or SAFE zip; errors name what is missing."""
+    path = Path(path)
+    if not path.exists():
+        raise SafeError(f"{path}: no such file or directory")
+    if path.is_dir():
+        names = [p.relative_to(path).as_posix() for p in path.rglob("*") if p.is_file()]
+    elif zipfile.is_zipfile(path):
+        with zipfile.ZipFile(path) as z:
+            names = z.namelist()
+    else:
+        raise SafeError(f"{path}: neither a SAFE directory nor a SAFE zip")
+    out: dict[str, PolarisationFiles] = {}
+    for name in sorted(names):
+        m = ANNOTATION_RE.search(name)
+        if not m:
+            continue
+        pol = m["pol"].upper()
+        stem = name.rsplit("/", 1)[-1].removesuffix(".xml")
+        prefix = name.rsplit("annotation/", 1)[0]
+        wanted = {
+            "measurement": f"{prefix}measurement/{stem}.tiff",
+            "calibration": f"{prefix}annotation/calibration/calibration-{stem}.xml",
+            "noise": f"{prefix}annotation/calibration/noise-{stem}.xml",
+        }
+        for kind, member in wanted.items():
+            if member not in names:
+                raise SafeError(f"{path}: {pol} {kind} file {member} is missing")
+        out[pol] = PolarisationFiles(
+            polarisation=pol,
+            measurement=_opener(path, wanted["measurement"]),
+            annotation=_opener(path, name),
+            calibration=_opener(path, wanted["calibration"]),
+            noise=_opener(path, wanted["noise"]),
+        )
+    if not out:
+        raise SafeError(f"{path}: no product annotation (annotation/s1?-*-*-<pol>-*.xml) found")
+    return out
+
+
+def open_xml(source: str):
+    """A binary file object for a path or a /vsizip/ path (XML readers take it)."""
+    if source.startswith("/vsizip/"):
+        rest = source[len("/vsizip/"):]
+        container, member = rest.split(".zip/", 1)
+        z = zipfile.ZipFile(container + ".zip")
+        return z.open(member)
+    return open(source, "rb")

@@ -29,6 +29,7 @@ from scipy import ndimage
 
 from ..sar.lattice import RadarLattice, map_grid_ecef
 from ..sar.product import RadarGeometry
+from ..sar.radiometry import splat
 from ..sar.surface import surface_normals
 
 SHADOW_BIT = 1
@@ -207,25 +208,6 @@ def profile_flags(
     i = np.clip(np.round(facet_line).astype(np.int64) - l_start, 0, lines.size - 1)
     j = np.clip(np.round((facet_cross - c_start) / step).astype(np.int64), 0, n_samples - 1)
     return flags_profile[i, j]
-
-
-def splat(
-    line: NDArray, pixel: NDArray, values: NDArray, shape: tuple[int, int]
-) -> NDArray[np.float64]:
-    """Sum ``values`` into an image of ``shape`` at fractional (line, pixel), bilinear weights."""
-    l = np.ravel(line)
-    p = np.ravel(pixel)
-    v = np.ravel(values).astype(np.float64)
-    l0 = np.floor(l).astype(np.int64)
-    p0 = np.floor(p).astype(np.int64)
-    fl, fp = l - l0, p - p0
-    out = np.zeros(shape[0] * shape[1])
-    for dl, wl in ((0, 1 - fl), (1, fl)):
-        for dp, wp in ((0, 1 - fp), (1, fp)):
-            li, pi = l0 + dl, p0 + dp
-            ok = (li >= 0) & (li < shape[0]) & (pi >= 0) & (pi < shape[1])
-            out += np.bincount(li[ok] * shape[1] + pi[ok], weights=(v * wl * wp)[ok], minlength=out.size)
-    return out.reshape(shape)
 
 
 def splat_oversampled(

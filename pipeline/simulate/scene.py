@@ -15,7 +15,9 @@ import pyproj
 from numpy.typing import NDArray
 from scipy import ndimage
 
+from ..dem import grid_lat_lon, sample_lonlat
 from ..geodesy import geodetic_to_ecef
+from ..io.dem_tiles import LonLatRaster
 from ..geoid import find_grid
 from ..sar.calibration import interpolate_lut, noise_power
 from ..sar.product import RadarGeometry
@@ -25,7 +27,8 @@ from .s1_design import ProductDesign, S1Acquisition, design_product
 from .s1_forward import FacetGeometry, digital_numbers, facet_geometry, point_target_image, splat_oversampled
 from .s1_design import radar_to_geographic
 from .s2_forward import OpticalScene, simulate_optical, sun_angles
-from .world import MapGrid, WorldSpec, aoi_grid, covering_grid
+from ..grid import MapGrid, covering_grid
+from .world import WorldSpec, aoi_grid
 
 POLARISATIONS = ("VV", "VH")
 #: trihedral corner reflector, inner leg 1.2 m: RCS = 4 pi a^4 / (3 lambda^2) at C band
@@ -77,16 +80,7 @@ class World:
 
 def sample_tile(tile: NDArray, south: int, west: int, lat: NDArray, lon: NDArray, order: int = 1) -> NDArray:
     """Values of a 1" tile (rows north to south) at lat/lon (deg): bilinear (order 1) or nearest (0)."""
-    rows = (south + 1 - np.asarray(lat)) * 3600.0
-    cols = (np.asarray(lon) - west) * 3600.0
-    return ndimage.map_coordinates(tile, [rows, cols], order=order, mode="nearest")
-
-
-def grid_lat_lon(grid: MapGrid) -> tuple[NDArray, NDArray]:
-    to_geo = pyproj.Transformer.from_crs(f"EPSG:{grid.epsg}", "EPSG:4326", always_xy=True)
-    ee, nn = np.meshgrid(grid.easting, grid.northing)
-    lon, lat = to_geo.transform(ee, nn)
-    return lat, lon
+    return sample_lonlat(LonLatRaster(tile, south + 1.0, float(west), 1.0 / 3600.0), lat, lon, order)
 
 
 def build_world(spec: WorldSpec, geoid_grid: str | None = None) -> World:

@@ -2,6 +2,8 @@
 import json
 from pathlib import Path
 
+from pipeline.grid import aoi_grid_around
+
 
 def as_json(value):
     """A config slice as a compact JSON string: a change of any value changes the string (rerun trigger)."""
@@ -13,4 +15,27 @@ def parent_dir(path):
     return str(Path(path).parent)
 
 
+def aoi_grid():
+    """The AOI's 10 m UTM grid (snapped: all scenes of the AOI share it) as a plain dict."""
+    aoi = config["simulation"]["aoi"]
+    grid = aoi_grid_around(aoi["center_lat"], aoi["center_lon"], aoi["size_m"])
+    return {
+        "epsg": grid.epsg,
+        "left": grid.left,
+        "top": grid.top,
+        "resolution": grid.resolution,
+        "width": grid.width,
+        "height": grid.height,
+    }
+
+
+def sentinel1_scenes(wildcards):
+    """Sentinel-1 product ids of the simulated world (known once the simulate checkpoint ran)."""
+    catalog = Path(checkpoints.simulate.get().output.catalog)
+    return sorted(
+        p.name for p in (catalog.parent / "sentinel-1-grd").iterdir() if p.is_dir()
+    )
+
+
 SIM_DIR = config["simulation"]["directory"]
+RESULTS = config["results"]

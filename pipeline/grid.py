@@ -1,0 +1,99 @@
+"""Map grids: north-up UTM grids snapped to whole pixels, SRTM tile names.
+
+Pure numerics and plain data.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pyproj
+from numpy.typing import NDArray
+
+
+def utm_epsg(lat: float, lon: float) -> int:
+    """EPSG code of the WGS84 UTM zone containing (lat, lon)."""
+    zone = int((lon + 180) // 6) % 60 + 1
+    return (32600 if lat >= 0 else 32700) + zone
+
+
+def tile_name(lat: float, lon: float) -> str:
+    """SRTM tile containing (lat, lon), named by its south-west corner."""
+    la, lo = math.floor(lat), math.floor(lon)
+    return f"{'N' if la >= 0 else 'S'}{abs(la):02d}{'E' if lo >= 0 else 'W'}{abs(lo):03d}"
+
+
+@dataclass(frozen=True)
+class MapGrid:
+    """A north-up map grid: pixel (row, col) centre at (left + (col + 0.5) * res, top - (row + 0.5) * res)."""
+
+    epsg: int
+    left: float
+    top: float
+    resolution: float
+    width: int
+    height: int
+
+    @property
+    def easting(self) -> NDArray[np.float64]:
+        return self.left + (np.arange(self.width) + 0.5) * self.resolution
+
+    @property
+    def northing(self) -> NDArray[np.float64]:
+        return self.top - (np.arange(self.height) + 0.5) * self.resolution
+
+    @property
+    def bounds(self) -> tuple[float, float, float, float]:
+        """(left, bottom, right, top) in metres."""
+        return (self.left, self.top - self.height * self.resolution, self.left + self.width * self.resolution, self.top)
+
+    @property
+    def transform(self):  # rasterio Affine
+        from rasterio.transform import from_origin
+
+        return from_origin(self.left, self.top, self.resolution, self.resolution)
+
+    def resampled(self, resolution: float) -> "MapGrid":
+        """The same extent at another resolution (which must divide the extent)."""
+        w = self.width * self.resolution / resolution
+        h = self.height * self.resolution / resolution
+        if abs(w - round(w)) > 1e-9 or abs(h - round(h)) > 1e-9:
+            raise ValueError(f"resolution {resolution} does not divide the grid extent")
+        return MapGrid(self.epsg, self.left, self.top, resolution, int(round(w)), int(round(h)))
+
+    def coarsened(self, resolution: float) -> "MapGrid":
+        """A grid from the same corner at a coarser resolution, covering at least the same extent."""
+        w = math.ceil(self.width * self.resolution / resolution - 1e-9)
+        h = math.ceil(self.height * self.resolution / resolution - 1e-9)
+        return MapGrid(self.epsg, self.left, self.top, resolution, w, h)
+
+    def expanded(self, margin_m: float) -> "MapGrid":
+        """The grid grown by ``margin_m`` (rounded up to whole pixels) on every side."""
+        n = int(math.ceil(margin_m / self.resolution))
+        return MapGrid(self.epsg, self.left - n * self.resolution, self.top + n * self.resolution,
+                       self.resolution, self.width + 2 * n, self.height + 2 * n)
+
+
+def aoi_grid_around(center_lat: float, center_lon: float, size_m: float, resolution: float = 10.0) -> MapGrid:
+    """A square AOI of ``size_m`` around a centre, in the centre's UTM zone, snapped to multiples of
+    ``resolution`` (so the grids of all scenes of one AOI align pixel for pixel)."""
+    epsg = utm_epsg(center_lat, center_lon)
+    to_utm = pyproj.Transformer.from_crs("EPSG:4326", f"EPSG:{epsg}", always_xy=True)
+    e, n = to_utm.transform(center_lon, center_lat)
+    half = size_m / 2
+    left = math.floor((e - half) / resolution) * resolution
+    top = math.ceil((n + half) / resolution) * resolution
+    size = int(round(size_m / resolution))
+    return MapGrid(epsg, left, top, resolution, size, size)
+
+
+def covering_grid(aligned_to: MapGrid, easting_m: NDArray, northing_m: NDArray, margin_m: float) -> MapGrid:
+    """The smallest grid aligned with ``aligned_to`` (same origin modulo pixels) that covers the points plus a margin."""
+    res = aligned_to.resolution
+    left = aligned_to.left + math.floor((float(np.min(easting_m)) - margin_m - aligned_to.left) / res) * res
+    right = aligned_to.left + math.ceil((float(np.max(easting_m)) + margin_m - aligned_to.left) / res) * res
+    top = aligned_to.top + math.ceil((float(np.max(northing_m)) + margin_m - aligned_to.top) / res) * res
+    bottom = aligned_to.top + math.floor((float(np.min(northing_m)) - margin_m - aligned_to.top) / res) * res
+    return MapGrid(aligned_to.epsg, left, top, res, int(round((right - left) / res)), int(round((top - bottom) / res)))

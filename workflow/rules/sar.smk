@@ -1,0 +1,54 @@
+# DEM on the AOI grid, and per scene: calibration, noise removal, terrain correction, log compression.
+
+
+rule dem:
+    input:
+        catalog=f"{SIM_DIR}/catalog.json",
+    output:
+        orthometric=f"{RESULTS}/dem/dem_egm96.tif",
+        ellipsoidal=f"{RESULTS}/dem/dem_wgs84.tif",
+    log:
+        "logs/dem.log",
+    conda:
+        "../../envs/pipeline.yaml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+    params:
+        grid=as_json(aoi_grid()),
+        tiles=lambda wildcards, input: f"{parent_dir(input.catalog)}/dem",
+        geoid=config["geoid_grid"] or "",
+    shell:
+        "python -m pipeline dem --tiles-dir {params.tiles} --grid '{params.grid}' "
+        "--out-orthometric {output.orthometric} --out-ellipsoidal {output.ellipsoidal} "
+        "--geoid-grid '{params.geoid}' > {log} 2>&1"
+
+
+rule terrain_correct:
+    input:
+        manifest=f"{SIM_DIR}/sentinel1/{{scene}}.SAFE/manifest.safe",
+        dem=rules.dem.output.ellipsoidal,
+    output:
+        backscatter=f"{RESULTS}/sar/{{scene}}_backscatter.tif",
+        geometry=f"{RESULTS}/sar/{{scene}}_geometry.tif",
+    log:
+        "logs/terrain_correct/{scene}.log",
+    conda:
+        "../../envs/pipeline.yaml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+    params:
+        sar=as_json(config["sar"]),
+        safe=lambda wildcards, input: parent_dir(input.manifest),
+    shell:
+        "python -m pipeline terrain-correct --safe {params.safe} --dem {input.dem} "
+        "--out {output.backscatter} --geometry {output.geometry} --params '{params.sar}' > {log} 2>&1"
+
+
+rule sar:
+    input:
+        lambda wildcards: expand(
+            f"{RESULTS}/sar/{{scene}}_backscatter.tif",
+            scene=sentinel1_scenes(wildcards),
+        ),
