@@ -1,0 +1,255 @@
+"""The Sentinel-1 chain: DEM preparation, terrain correction, radiometry, bad input."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+from scipy import ndimage
+
+from pipeline.apps import prepare_dem
+from pipeline.geodesy import geodetic_to_ecef
+from pipeline.grid import MapGrid, aoi_grid_around
+from pipeline.sar import open_product
+from pipeline.sar.lattice import RadarLattice
+from pipeline.sar.safe import SafeError
+from pipeline.sar.terrain_correction import TerrainCorrectionError, TerrainCorrectionParams, terrain_correct
+from pipeline.simulate import landcover
+from pipeline.simulate.landcover import Cover
+
+from .conftest import BuiltWorld
+
+
+def aoi_of(built: BuiltWorld) -> MapGrid:
+    spec = built.world.spec
+    return aoi_grid_around(spec.center_lat, spec.center_lon, spec.aoi_size_m)
+
+
+def dem_for(built: BuiltWorld, tmp: Path) -> Path:
+    out = tmp / "dem_wgs84.tif"
+    if not out.exists():
+        prepare_dem(built.root / "dem", aoi_of(built), tmp / "dem_egm96.tif", out)
+    return out
+
+
+def run_tc(built: BuiltWorld, tmp: Path, index: int = 0, **params) -> tuple[Path, Path]:
+    tmp.mkdir(parents=True, exist_ok=True)
+    name = "_".join(f"{k}-{v}" for k, v in params.items()) or "default"
+    out, geo = tmp / f"bs_{index}_{name}.tif", tmp / f"geo_{index}_{name}.tif"
+    if not out.exists():
+        terrain_correct(built.s1_safes()[index], dem_for(built, tmp), out, geo, TerrainCorrectionParams(**params))
+    return out, geo
+
+
+@pytest.fixture(scope="module")
+def tc_dir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("tc")
+
+
+def world_window(built: BuiltWorld, aoi: MapGrid) -> tuple[slice, slice]:
+    g = built.world.grid
+    r0 = int(round((g.top - aoi.top) / g.resolution))
+    c0 = int(round((aoi.left - g.left) / g.resolution))
+    return slice(r0, r0 + aoi.height), slice(c0, c0 + aoi.width)
+
+
+def test_dem_on_the_aoi_grid_matches_the_world(alpine_world: BuiltWorld, tc_dir: Path) -> None:
+    dem = dem_for(alpine_world, tc_dir)
+    aoi = aoi_of(alpine_world)
+    with rasterio.open(dem) as src:
+        ell = src.read(1)
+        assert src.crs.to_epsg() == aoi.epsg and src.transform.c == aoi.left and src.transform.f == aoi.top
+        assert src.res == (10.0, 10.0)
+    truth = alpine_world.world.ellipsoidal_height_m[world_window(alpine_world, aoi)]
+    # the world samples the same tile the same way (voids filled in the DEM, exact in the truth)
+    diff = np.abs(ell - truth)
+    assert np.median(diff) < 0.01 and np.percentile(diff, 99.9) < 50
+    with rasterio.open(tc_dir / "dem_egm96.tif") as src:
+        assert 45 < float(np.mean(ell - src.read(1))) < 56  # EGM96 undulation in the Alps
+
+
+def test_lattice_matches_the_exact_solution(alpine_world: BuiltWorld) -> None:
+    product = open_product(alpine_world.s1_safes()[0])
+    aoi = aoi_of(alpine_world)
+    rng = np.random.default_rng(3)
+    e = rng.uniform(aoi.bounds[0], aoi.bounds[2], 2000)
+    n = rng.uniform(aoi.bounds[1], aoi.bounds[3], 2000)
+    h = rng.uniform(500, 3500, 2000)
+    lattice = RadarLattice(product.geometry, f"EPSG:{aoi.epsg}", e, n, (400.0, 3600.0))
+    fast = lattice.radar_coordinates(e, n, h)
+    import pyproj
+
+    lon, lat = pyproj.Transformer.from_crs(f"EPSG:{aoi.epsg}", "EPSG:4326", always_xy=True).transform(e, n)
+    exact = product.geometry.ecef_to_radar(geodetic_to_ecef(lat, lon, h))
+    assert np.abs(fast.line - exact.line).max() < 0.01
+    assert np.abs(fast.pixel - exact.pixel).max() < 0.01
+
+
+def peak(power: np.ndarray, row: float, col: float) -> tuple[float, float]:
+    """Sub-pixel peak (parabola through the maximum and its neighbours) near (row, col)."""
+    r0, c0 = int(round(row)), int(round(col))
+    win = power[r0 - 3 : r0 + 4, c0 - 3 : c0 + 4]
+    dr, dc = np.unravel_index(np.nanargmax(win), win.shape)
+    pr, pc = r0 - 3 + dr, c0 - 3 + dc
+    vertex = lambda a, b, c: 0.5 * (a - c) / (a - 2 * b + c)  # noqa: E731
+    return pr + vertex(*power[pr - 1 : pr + 2, pc]), pc + vertex(*power[pr, pc - 1 : pc + 2])
+
+
+def test_corner_reflectors_land_on_their_map_position(alpine_world: BuiltWorld, tc_dir: Path) -> None:
+    errors = []
+    for index in range(len(alpine_world.s1_safes())):
+        out, _ = run_tc(alpine_world, tc_dir, index)
+        with rasterio.open(out) as src:
+            vv = 10 ** (src.read(1).astype(np.float64) / 10)
+            t = src.transform
+        for cr in alpine_world.truth["reflectors"]:
+            row = (t.f - cr["northing_m"]) / -t.e - 0.5
+            col = (cr["easting_m"] - t.c) / t.a - 0.5
+            pr, pc = peak(vv, row, col)
+            errors.append((pr - row, pc - col))
+    e = np.array(errors)
+    rms = float(np.sqrt(np.mean(np.sum(e**2, axis=1))))
+    assert rms < 0.25, rms
+    assert np.abs(e).max() < 0.5
+
+
+def test_flat_uniform_cover_sigma0_matches_truth(flat_world: BuiltWorld, tc_dir: Path) -> None:
+    out, geo = run_tc(flat_world, tc_dir / "flat")
+    aoi = aoi_of(flat_world)
+    world = flat_world.world
+    win = world_window(flat_world, aoi)
+    date = world.spec.dates[0]
+    snow = landcover.seasonal_snow(world.height_m, world.slope_deg, world.aspect_deg, world.snow_noise, date.snow_line_m)
+    with rasterio.open(out) as src:
+        measured = {pol: 10 ** (src.read(b).astype(np.float64) / 10) for b, pol in ((1, "VV"), (2, "VH"))}
+        t = src.transform
+    near_reflectors = np.zeros((aoi.height, aoi.width), bool)
+    for cr in flat_world.truth["reflectors"]:
+        r, c = int((t.f - cr["northing_m"]) / -t.e), int((cr["easting_m"] - t.c) / t.a)
+        near_reflectors[max(r - 15, 0) : r + 16, max(c - 15, 0) : c + 16] = True
+    for cover in (Cover.FOREST, Cover.MEADOW):
+        # away from the cover's edges (the impulse response and the interpolation mix neighbours)
+        # and from the corner reflectors (bright point targets on open ground)
+        core = ndimage.binary_erosion(world.cover == cover, iterations=3)[win] & ~near_reflectors
+        assert core.sum() > 2000
+        for pol, img in measured.items():
+            truth = landcover.sigma0(world.cover, snow, date.wet_snow, world.facets.cos_local_incidence, pol,
+                                     world.texture_db)[win]
+            err = 10 * np.log10(np.nanmean(img[core]) / truth[core].mean())
+            assert abs(err) < 0.2, (cover.name, pol, err)
+
+
+def test_gamma0_t_flattens_fore_and_back_slopes(alpine_world: BuiltWorld, tc_dir: Path) -> None:
+    sigma, geo = run_tc(alpine_world, tc_dir)
+    flat_t, _ = run_tc(alpine_world, tc_dir, quantity="gamma0_t")
+    world = alpine_world.world
+    win = world_window(alpine_world, aoi_of(alpine_world))
+    slope, aspect, cover = world.slope_deg[win], world.aspect_deg[win], world.cover[win]
+    f = world.facets
+    clean = (~f.layover & ~f.shadow)[win]
+    mid = clean & (slope > 15) & (slope < 30) & (cover == Cover.FOREST)
+    east_ish = np.abs(((aspect - 104.0) + 180) % 360 - 180) < 45  # faces the radar (east-south-east)
+    west_ish = np.abs(((aspect - 284.0) + 180) % 360 - 180) < 45
+    fore, back = mid & east_ish, mid & west_ish
+    assert fore.sum() > 300 and back.sum() > 300
+    diffs = {}
+    for name, path in (("sigma0", sigma), ("gamma0_t", flat_t)):
+        with rasterio.open(path) as src:
+            vv = 10 ** (src.read(1).astype(np.float64) / 10)
+        diffs[name] = 10 * np.log10(np.nanmean(vv[fore]) / np.nanmean(vv[back]))
+    assert diffs["sigma0"] > 2.0
+    assert abs(diffs["gamma0_t"]) < 0.5 * diffs["sigma0"], diffs
+
+
+def test_outputs_are_tagged_cogs_with_geometry(alpine_world: BuiltWorld, tc_dir: Path) -> None:
+    out, geo = run_tc(alpine_world, tc_dir)
+    with rasterio.open(out) as src:
+        assert src.count == 2 and src.descriptions == ("VV", "VH") and src.dtypes[0] == "float32"
+        assert src.tags()["units"] == "dB" and src.tags()["quantity"] == "sigma0"
+        data = src.read(1)
+        assert np.nanmin(data) >= -35.0 and np.isfinite(data).mean() > 0.99
+        assert src.tags(ns="IMAGE_STRUCTURE").get("LAYOUT") == "COG"
+    with rasterio.open(geo) as src:
+        names = src.descriptions
+        assert names == ("local_incidence_deg", "ellipsoid_incidence_deg", "radar_line", "radar_pixel")
+        ell = src.read(2)
+        assert 30 < np.nanmin(ell) and np.nanmax(ell) < 46
+
+
+def test_safe_zip_gives_the_same_result(alpine_world: BuiltWorld, tc_dir: Path, tmp_path: Path) -> None:
+    safe = alpine_world.s1_safes()[0]
+    z = tmp_path / (safe.name.removesuffix(".SAFE") + ".zip")
+    with zipfile.ZipFile(z, "w", zipfile.ZIP_STORED) as zf:
+        for p in safe.rglob("*"):
+            if p.is_file():
+                zf.write(p, f"{safe.name}/{p.relative_to(safe).as_posix()}")
+    ref, _ = run_tc(alpine_world, tc_dir)
+    out, geo = tmp_path / "bs.tif", tmp_path / "geo.tif"
+    terrain_correct(z, dem_for(alpine_world, tc_dir), out, geo)
+    with rasterio.open(ref) as a, rasterio.open(out) as b:
+        np.testing.assert_array_equal(a.read(), b.read())
+    assert open_product(z).polarisations == ["VH", "VV"] or set(open_product(z).polarisations) == {"VV", "VH"}
+
+
+def broken_copy(safe: Path, tmp: Path) -> Path:
+    dst = tmp / safe.name
+    shutil.copytree(safe, dst)
+    return dst
+
+
+def test_bad_input_is_named_and_leaves_nothing(alpine_world: BuiltWorld, tc_dir: Path, tmp_path: Path) -> None:
+    dem = dem_for(alpine_world, tc_dir)
+    safe = alpine_world.s1_safes()[0]
+    out, geo = tmp_path / "bs.tif", tmp_path / "geo.tif"
+
+    # missing calibration file
+    broken = broken_copy(safe, tmp_path / "nocal")
+    next(broken.glob("annotation/calibration/calibration-*-vh-*.xml")).unlink()
+    with pytest.raises(SafeError, match=r"VH calibration file .*calibration-s1a-iw-grd-vh-.* is missing"):
+        terrain_correct(broken, dem, out, geo)
+    # missing noise file
+    broken = broken_copy(safe, tmp_path / "nonoise")
+    next(broken.glob("annotation/calibration/noise-*-vv-*.xml")).unlink()
+    with pytest.raises(SafeError, match="VV noise file"):
+        terrain_correct(broken, dem, out, geo)
+    # unknown polarisation
+    with pytest.raises(SafeError, match="polarisation HH not in the product"):
+        terrain_correct(safe, dem, out, geo, TerrainCorrectionParams(polarisations=("HH",)))
+    # truncated measurement
+    broken = broken_copy(safe, tmp_path / "truncated")
+    tiff = next(broken.glob("measurement/*-vv-*.tiff"))
+    tiff.write_bytes(tiff.read_bytes()[: tiff.stat().st_size // 3])
+    with pytest.raises(SafeError, match=tiff.name):
+        terrain_correct(broken, dem, out, geo)
+    # AOI outside the swath: a DEM grid 60 km away
+    far = tmp_path / "far.tif"
+    aoi = aoi_of(alpine_world)
+    with rasterio.open(dem) as src:
+        profile = src.profile
+        data = src.read(1)
+    profile["transform"] = rasterio.transform.from_origin(aoi.left + 60_000, aoi.top, 10, 10)
+    with rasterio.open(far, "w", **profile) as dst:
+        dst.write(data, 1)
+    with pytest.raises(TerrainCorrectionError, match="outside the swath"):
+        terrain_correct(safe, far, out, geo)
+    assert not out.exists() and not geo.exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".bs.tif")]
+
+
+def test_cli_reports_bad_input_without_traceback(alpine_world: BuiltWorld, tc_dir: Path, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    res = subprocess.run(
+        [sys.executable, "-m", "pipeline", "terrain-correct", "--safe", str(tmp_path / "missing.SAFE"),
+         "--dem", str(dem_for(alpine_world, tc_dir)), "--out", str(tmp_path / "o.tif"), "--geometry",
+         str(tmp_path / "g.tif"), "--params", json.dumps({"quantity": "sigma0"})],
+        capture_output=True, text=True,
+    )
+    assert res.returncode == 2 and "missing.SAFE: no such file or directory" in res.stderr
+    assert "Traceback" not in res.stderr
