@@ -74,40 +74,59 @@ class RadarLattice:
         rc = geometry.ecef_to_radar(p)
         sat = geometry.orbit.position(rc.zero_doppler_time_s)
         los = (sat - p) / rc.slant_range_m[..., None]
-        self.fields = {
-            "zero_doppler_time_s": rc.zero_doppler_time_s,
-            "slant_range_m": rc.slant_range_m,
-            "elevation_deg": elevation_angle_deg(sat, p),
-            "los_x": los[..., 0],
-            "los_y": los[..., 1],
-            "los_z": los[..., 2],
-        }
+        self.names = ("zero_doppler_time_s", "slant_range_m", "elevation_deg", "los_x", "los_y", "los_z")
+        self.stack = np.stack(
+            [rc.zero_doppler_time_s, rc.slant_range_m, elevation_angle_deg(sat, p), los[..., 0], los[..., 1],
+             los[..., 2]],
+            axis=-1,
+        )
         self.shape = nn.shape
 
-    def interpolate(self, name: str, easting_m: NDArray, northing_m: NDArray, height_m: NDArray) -> NDArray:
-        """Trilinear interpolation of one lattice field at points (broadcast arrays)."""
-        f = self.fields[name]
-        fi = (np.asarray(northing_m) - self.n0) / self.step
-        fj = (np.asarray(easting_m) - self.e0) / self.step
-        fk = (np.asarray(height_m) - self.h0) / self.hstep
+    def interpolate_many(
+        self, names: tuple[str, ...], easting_m: NDArray, northing_m: NDArray, height_m: NDArray
+    ) -> dict[str, NDArray[np.float64]]:
+        """Trilinear interpolation of several lattice fields at points (broadcast arrays), sharing the weights."""
+        cols = [self.names.index(n) for n in names]
+        f = self.stack[..., cols]
+        fi = (np.asarray(northing_m, dtype=np.float64) - self.n0) / self.step
+        fj = (np.asarray(easting_m, dtype=np.float64) - self.e0) / self.step
+        fk = (np.asarray(height_m, dtype=np.float64) - self.h0) / self.hstep
+        fi, fj, fk = np.broadcast_arrays(fi, fj, fk)
         i = np.clip(np.floor(fi).astype(np.int64), 0, self.shape[0] - 2)
         j = np.clip(np.floor(fj).astype(np.int64), 0, self.shape[1] - 2)
         k = np.clip(np.floor(fk).astype(np.int64), 0, self.shape[2] - 2)
-        wi, wj, wk = fi - i, fj - j, fk - k
-        out = np.zeros(np.broadcast_shapes(fi.shape, fj.shape, fk.shape))
+        wi, wj, wk = (fi - i)[..., None], (fj - j)[..., None], (fk - k)[..., None]
+        flat = f.reshape(-1, len(cols))
+        base = (i * self.shape[1] + j) * self.shape[2] + k
+        si, sj = self.shape[1] * self.shape[2], self.shape[2]
+        out = np.zeros(fi.shape + (len(cols),))
         for di, ai in ((0, 1 - wi), (1, wi)):
             for dj, aj in ((0, 1 - wj), (1, wj)):
+                aij = ai * aj
                 for dk, ak in ((0, 1 - wk), (1, wk)):
-                    out += ai * aj * ak * f[i + di, j + dj, k + dk]
-        return out
+                    out += (aij * ak) * flat[base + di * si + dj * sj + dk]
+        return {n: out[..., q] for q, n in enumerate(names)}
+
+    def interpolate(self, name: str, easting_m: NDArray, northing_m: NDArray, height_m: NDArray) -> NDArray:
+        """Trilinear interpolation of one lattice field at points (broadcast arrays)."""
+        return self.interpolate_many((name,), easting_m, northing_m, height_m)[name]
 
     def radar_coordinates(self, easting_m: NDArray, northing_m: NDArray, height_m: NDArray) -> RadarCoordinates:
         """(line, pixel), zero-Doppler time and slant range of map points at ellipsoidal heights."""
-        t = self.interpolate("zero_doppler_time_s", easting_m, northing_m, height_m)
-        r = self.interpolate("slant_range_m", easting_m, northing_m, height_m)
-        return self.geometry.timing_to_radar(t, r)
+        f = self.interpolate_many(("zero_doppler_time_s", "slant_range_m"), easting_m, northing_m, height_m)
+        return self.geometry.timing_to_radar(f["zero_doppler_time_s"], f["slant_range_m"])
+
+    def geometry_at(self, easting_m: NDArray, northing_m: NDArray, height_m: NDArray) -> dict[str, NDArray]:
+        """Radar coordinates (``line``, ``pixel``) and the unit line of sight ``los`` (..., 3, ECEF,
+        target to satellite) in one pass."""
+        names = ("zero_doppler_time_s", "slant_range_m", "los_x", "los_y", "los_z")
+        f = self.interpolate_many(names, easting_m, northing_m, height_m)
+        rc = self.geometry.timing_to_radar(f["zero_doppler_time_s"], f["slant_range_m"])
+        los = np.stack([f["los_x"], f["los_y"], f["los_z"]], axis=-1)
+        return {"line": rc.line, "pixel": rc.pixel, "los": los / np.linalg.norm(los, axis=-1, keepdims=True)}
 
     def line_of_sight(self, easting_m: NDArray, northing_m: NDArray, height_m: NDArray) -> NDArray[np.float64]:
         """Unit vectors (..., 3), ECEF, from the targets to the satellite."""
-        los = np.stack([self.interpolate(f"los_{a}", easting_m, northing_m, height_m) for a in "xyz"], axis=-1)
+        f = self.interpolate_many(("los_x", "los_y", "los_z"), easting_m, northing_m, height_m)
+        los = np.stack([f["los_x"], f["los_y"], f["los_z"]], axis=-1)
         return los / np.linalg.norm(los, axis=-1, keepdims=True)

@@ -30,11 +30,11 @@ import rasterio.shutil
 from numpy.typing import NDArray
 from rasterio.windows import Window
 
-from ..geodesy import ellipsoid_normal
 from ..grid import MapGrid
 from ..io.atomic import atomic_path
 from .annotation import parse_annotation, parse_calibration, parse_noise
 from .calibration import calibrate, interpolate_lut, noise_power
+from ..geodesy import ellipsoid_normal
 from .lattice import RadarLattice, map_grid_ecef
 from .product import RadarGeometry
 from .radiometry import flattening_area, sample_bicubic, sample_bilinear, to_db
@@ -83,24 +83,24 @@ def _tiles(grid: MapGrid, size: int):
             yield r, c, min(size, grid.height - r), min(size, grid.width - c)
 
 
-def _block_geometry(lattice: RadarLattice, grid: MapGrid, dem: NDArray, r: int, c: int, h: int, w: int):
-    """Radar coordinates, local and ellipsoid incidence (deg) and projected area of one output tile."""
+def _block_geometry(lattice: RadarLattice, grid: MapGrid, dem: rasterio.io.DatasetReader, r: int, c: int, h: int, w: int):
+    """Radar coordinates, local and ellipsoid incidence cosines and projected area of one output tile.
+
+    The tile is taken with a one-pixel margin for the surface normals (central differences).
+    """
     r0, c0 = max(r - 1, 0), max(c - 1, 0)
     r1, c1 = min(r + h + 1, grid.height), min(c + w + 1, grid.width)
-    east = grid.easting[c0:c1]
-    north = grid.northing[r0:r1]
-    height = dem[r0:r1, c0:c1].astype(np.float64)
-    ecef, lat, lon = map_grid_ecef(f"EPSG:{grid.epsg}", east, north, height)
+    height = dem.read(1, window=Window(c0, r0, c1 - c0, r1 - r0)).astype(np.float64)
+    ecef, lat, lon = map_grid_ecef(f"EPSG:{grid.epsg}", grid.easting[c0:c1], grid.northing[r0:r1], height)
     normal, area = surface_normals(ecef, grid.resolution, grid.resolution)
     inner = (slice(r - r0, r - r0 + h), slice(c - c0, c - c0 + w))
-    ee, nn = np.meshgrid(east[inner[1]], north[inner[0]])
-    hh = height[inner]
-    rc = lattice.radar_coordinates(ee, nn, hh)
-    los = lattice.line_of_sight(ee, nn, hh)
+    ee, nn = np.meshgrid(grid.easting[c:c + w], grid.northing[r:r + h])
+    g = lattice.geometry_at(ee, nn, height[inner])
+    los = g["los"]
     cos_local = np.einsum("...i,...i->...", normal[inner], los)
     cos_ell = np.einsum("...i,...i->...", ellipsoid_normal(lat[inner], lon[inner]), los)
     projected = np.clip(cos_local, 0.0, None) * area[inner]
-    return rc.line, rc.pixel, cos_local, cos_ell, projected
+    return g["line"], g["pixel"], cos_local, cos_ell, projected
 
 
 def terrain_correct(
@@ -111,33 +111,41 @@ def terrain_correct(
     params: TerrainCorrectionParams = TerrainCorrectionParams(),
 ) -> None:
     """Terrain-correct one GRD product onto the grid of ``dem_path`` (ellipsoidal heights, GeoTIFF)."""
-    safe = Path(safe)
+    with rasterio.Env(GDAL_CACHEMAX=256):  # MB: the block cache would otherwise grow with the AOI
+        _terrain_correct(Path(safe), dem_path, out_path, geometry_path, params)
+
+
+def _terrain_correct(safe: Path, dem_path, out_path, geometry_path, params: TerrainCorrectionParams) -> None:
     files = product_files(safe)
     for pol in params.polarisations:
         if pol not in files:
             raise SafeError(f"{safe}: polarisation {pol} not in the product (has {', '.join(sorted(files))})")
-    with rasterio.open(dem_path) as src:
-        dem = src.read(1)
-        t = src.transform
-        grid = MapGrid(src.crs.to_epsg(), t.c, t.f, t.a, src.width, src.height)
+    dem = rasterio.open(dem_path)  # read tile by tile: memory does not grow with the AOI
+    t = dem.transform
+    grid = MapGrid(dem.crs.to_epsg(), t.c, t.f, t.a, dem.width, dem.height)
+    h_min, h_max = np.inf, -np.inf
+    for _, window in dem.block_windows(1):
+        block = dem.read(1, window=window)
+        h_min, h_max = min(h_min, float(np.nanmin(block))), max(h_max, float(np.nanmax(block)))
     first = files[params.polarisations[0]]
     with open_xml(first.annotation) as fh:
         annotation = parse_annotation(fh, first.annotation)
     geometry = RadarGeometry(annotation)
     image = annotation.image
-    lattice = RadarLattice(geometry, f"EPSG:{grid.epsg}", grid.easting, grid.northing,
-                           (float(np.nanmin(dem)), float(np.nanmax(dem))))
-    # the AOI must fall in the swath
-    corners = lattice.radar_coordinates(
-        grid.easting[[0, -1, 0, -1]], grid.northing[[0, 0, -1, -1]], dem[[0, 0, -1, -1], [0, -1, 0, -1]]
-    )
-    inside = ((corners.line >= 0) & (corners.line < image.number_of_lines)
-              & (corners.pixel >= 0) & (corners.pixel < image.number_of_samples))
+    lattice = RadarLattice(geometry, f"EPSG:{grid.epsg}", grid.easting, grid.northing, (h_min, h_max))
+    # the AOI must overlap the swath: check a coarse sample of its pixels
+    rows = np.linspace(0, grid.height - 1, 17).round().astype(int)
+    cols = np.linspace(0, grid.width - 1, 17).round().astype(int)
+    rr, cc = np.meshgrid(rows, cols, indexing="ij")
+    probe_h = np.array([[dem.read(1, window=Window(int(c), int(r), 1, 1))[0, 0] for c in cols] for r in rows])
+    probe = lattice.radar_coordinates(grid.easting[cc], grid.northing[rr], probe_h.astype(np.float64))
+    inside = ((probe.line >= 0) & (probe.line < image.number_of_lines)
+              & (probe.pixel >= 0) & (probe.pixel < image.number_of_samples))
     if not inside.any():
         raise TerrainCorrectionError(
-            f"{safe}: the AOI {grid.bounds} (EPSG:{grid.epsg}) is outside the swath "
-            f"(its corners fall at lines {np.round(corners.line).astype(int).tolist()}, pixels "
-            f"{np.round(corners.pixel).astype(int).tolist()} of a {image.number_of_lines} x {image.number_of_samples} image)"
+            f"{safe}: the AOI {grid.bounds} (EPSG:{grid.epsg}) is outside the swath: it falls at lines "
+            f"{probe.line.min():.0f}..{probe.line.max():.0f}, pixels {probe.pixel.min():.0f}..{probe.pixel.max():.0f} "
+            f"of a {image.number_of_lines} x {image.number_of_samples} image"
         )
     pols = {}
     for pol in params.polarisations:
@@ -164,7 +172,7 @@ def terrain_correct(
 
     profile = dict(driver="GTiff", width=grid.width, height=grid.height, dtype="float32", nodata=np.nan,
                    crs=f"EPSG:{grid.epsg}", transform=grid.transform, tiled=True, blockxsize=256, blockysize=256,
-                   compress="deflate", predictor=3, BIGTIFF="IF_SAFER")
+                   BIGTIFF="IF_SAFER")  # uncompressed scratch: compressed once, into the COG
     with atomic_path(out_path) as tmp_out, atomic_path(geometry_path) as tmp_geo:
         raw_out, raw_geo = tmp_out.with_suffix(".raw.tif"), tmp_geo.with_suffix(".raw.tif")
         with rasterio.open(raw_out, "w", count=len(pols), **profile) as dst, \
@@ -195,12 +203,14 @@ def terrain_correct(
             for band, name in enumerate(("local_incidence_deg", "ellipsoid_incidence_deg", "radar_line", "radar_pixel"), 1):
                 gdst.set_band_description(band, name)
             gdst.update_tags(product=safe.name, line_pixel="zero-based, as in the annotation's geolocation grid")
-        rasterio.shutil.copy(raw_out, tmp_out, driver="COG", compress="deflate", predictor="3")
-        rasterio.shutil.copy(raw_geo, tmp_geo, driver="COG", compress="deflate", predictor="3")
+        cog = dict(driver="COG", compress="deflate", predictor="3", level=6, num_threads="ALL_CPUS", bigtiff="IF_SAFER")
+        rasterio.shutil.copy(raw_out, tmp_out, **cog)
+        rasterio.shutil.copy(raw_geo, tmp_geo, **cog)
         raw_out.unlink()
         raw_geo.unlink()
     for p in pols.values():
         p.dataset.close()
+    dem.close()
 
 
 def _sin_from_cos(cos: NDArray) -> NDArray:
@@ -231,7 +241,8 @@ def _sample_calibrated(p: _Pol, line: NDArray, pixel: NDArray, image, resampling
     return sample(power, line - l0, pixel - p0)
 
 
-def _flattening_pass(lattice: RadarLattice, grid: MapGrid, dem: NDArray, params: TerrainCorrectionParams, image):
+def _flattening_pass(lattice: RadarLattice, grid: MapGrid, dem: rasterio.io.DatasetReader,
+                     params: TerrainCorrectionParams, image):
     """Sum of projected facet areas per radar pixel over the AOI's radar window (Small 2011)."""
     bounds = []
     for r, c, h, w in _tiles(grid, params.tile_size):
