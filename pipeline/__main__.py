@@ -72,6 +72,7 @@ def _terrain_correct(args: argparse.Namespace) -> None:
         resampling=p.get("resampling", "bilinear"),
         db_floor=float(p.get("db_floor", -35.0)),
         tile_size=int(p.get("tile_size", 512)),
+        orbit_file=args.orbit_file or None,
     )
     terrain_correct(args.safe, args.dem, args.out, args.geometry, params)
 
@@ -108,6 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="backscatter GeoTIFF (dB, one band per polarisation)")
     p.add_argument("--geometry", required=True, help="geometry GeoTIFF (incidence angles, radar line/pixel)")
     p.add_argument("--params", default="", help="the config's 'sar' section as JSON")
+    p.add_argument("--orbit-file", default="", help="precise orbit (AUX_POEORB .EOF); default: the annotation's")
     p.set_defaults(func=_terrain_correct)
     return parser
 

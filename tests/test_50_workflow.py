@@ -110,7 +110,19 @@ def test_snakemake_simulate_is_deterministic_and_reruns_on_parameter_change(tmp_
     res = run(["snakemake", "simulate", "--cores", "2", "--configfile", "test.yaml"], work)
     assert res.returncode == 0
     assert tree_digest(root) == first
-    # a changed parameter reruns the rule
+    # the SAR chain on top: DEM and one terrain-corrected product per scene
+    res = run(["snakemake", "sar", "--cores", "2", "--configfile", "test.yaml"], work)
+    assert res.returncode == 0, res.stderr[-3000:]
+    outputs = sorted((work / "results" / "sar").glob("*_backscatter.tif"))
+    assert len(outputs) == 1 and (work / "results" / "dem" / "dem_wgs84.tif").exists()
+    # changing a terrain-correction parameter reruns only the terrain correction
+    cfg["sar"] = {"db_floor": -30}
+    (work / "test.yaml").write_text(yaml.safe_dump(cfg))
+    res = run(["snakemake", "sar", "-n", "--cores", "2", "--configfile", "test.yaml"], work)
+    planned = res.stdout + res.stderr
+    assert "terrain_correct" in planned
+    assert "rule dem" not in planned and "checkpoint simulate" not in planned and "rule simulate" not in planned
+    # a changed simulation parameter reruns the simulation
     cfg["simulation"]["seed"] = 8
     (work / "test.yaml").write_text(yaml.safe_dump(cfg))
     res = run(["snakemake", "simulate", "-n", "--cores", "2", "--configfile", "test.yaml"], work)

@@ -253,3 +253,54 @@ def test_cli_reports_bad_input_without_traceback(alpine_world: BuiltWorld, tc_di
     )
     assert res.returncode == 2 and "missing.SAFE: no such file or directory" in res.stderr
     assert "Traceback" not in res.stderr
+
+
+def write_eof(path: Path, built: BuiltWorld, index: int, span_s: float = 900.0, shift_s: float = 0.0) -> None:
+    """An AUX_POEORB-style orbit file of the simulated orbit around date ``index`` (the real XML layout)."""
+    date = built.world.spec.dates[index].s1_time
+    # the world's orbit repeats exactly: its t = 0 is each date's scene-centre time
+    times = np.arange(-span_s, span_s + 1, 10.0)
+    pos, vel = built.world.orbit.state(times)
+    osvs = []
+    for t, p, v in zip(times, pos, vel):
+        utc = np.datetime_as_string(date + np.timedelta64(int((t + shift_s) * 1e6), "us"), unit="us")
+        osvs.append(
+            f"<OSV><TAI>TAI={utc}</TAI><UTC>UTC={utc}</UTC><UT1>UT1={utc}</UT1><Absolute_Orbit>+31205</Absolute_Orbit>"
+            f'<X unit="m">{p[0]:.6f}</X><Y unit="m">{p[1]:.6f}</Y><Z unit="m">{p[2]:.6f}</Z>'
+            f'<VX unit="m/s">{v[0]:.6f}</VX><VY unit="m/s">{v[1]:.6f}</VY><VZ unit="m/s">{v[2]:.6f}</VZ>'
+            "<Quality>NOMINAL</Quality></OSV>"
+        )
+    path.write_text(
+        '<?xml version="1.0" ?><Earth_Explorer_File><Earth_Explorer_Header><Fixed_Header>'
+        "<File_Type>AUX_POEORB</File_Type></Fixed_Header></Earth_Explorer_Header>"
+        f'<Data_Block type="xml"><List_of_OSVs count="{len(osvs)}">{"".join(osvs)}</List_of_OSVs></Data_Block>'
+        "</Earth_Explorer_File>"
+    )
+
+
+def test_precise_orbit_file_gives_the_same_geometry(alpine_world: BuiltWorld, tc_dir: Path, tmp_path: Path) -> None:
+    eof = tmp_path / "S1A_OPER_AUX_POEORB_OPOD_TEST.EOF"
+    write_eof(eof, alpine_world, 0)
+    _, ref_geo = run_tc(alpine_world, tc_dir)
+    out, geo = tmp_path / "bs.tif", tmp_path / "geo.tif"
+    terrain_correct(alpine_world.s1_safes()[0], dem_for(alpine_world, tc_dir), out, geo,
+                    TerrainCorrectionParams(orbit_file=str(eof)))
+    with rasterio.open(ref_geo) as a, rasterio.open(geo) as b:
+        for band in (3, 4):  # radar line and pixel
+            assert np.nanmax(np.abs(a.read(band) - b.read(band))) < 0.01
+    # an orbit file that misses the acquisition is refused clearly
+    write_eof(eof, alpine_world, 0, shift_s=-86400.0)  # the day before
+    with pytest.raises(TerrainCorrectionError, match="do not cover the product"):
+        terrain_correct(alpine_world.s1_safes()[0], dem_for(alpine_world, tc_dir), out, geo,
+                        TerrainCorrectionParams(orbit_file=str(eof)))
+
+
+def test_stac_item_layout_gives_the_same_result(alpine_world: BuiltWorld, tc_dir: Path, tmp_path: Path) -> None:
+    """The per-file layout of STAC catalogs (measurement + XML assets) reads like the SAFE."""
+    safe = alpine_world.s1_safes()[0]
+    item = next((alpine_world.root / "sentinel-1-grd").glob(f"{safe.name.removesuffix('.SAFE')}/*.json"))
+    ref, _ = run_tc(alpine_world, tc_dir)
+    out, geo = tmp_path / "bs.tif", tmp_path / "geo.tif"
+    terrain_correct(item, dem_for(alpine_world, tc_dir), out, geo)
+    with rasterio.open(ref) as a, rasterio.open(out) as b:
+        np.testing.assert_array_equal(a.read(), b.read())

@@ -16,7 +16,7 @@ from ..constants import SPEED_OF_LIGHT_M_S
 from ..geodesy import geodetic_to_ecef
 from . import geocoding
 from .annotation import ProductAnnotation
-from .orbit import OrbitPolynomial
+from .orbit import Orbit, OrbitPolynomial
 
 
 @dataclass(frozen=True)
@@ -36,12 +36,18 @@ class RadarGeometry:
     ----------
     annotation : ProductAnnotation
         The parsed product annotation.
+    orbit : Orbit, optional
+        State vectors to use instead of the annotation's (e.g. a precise AUX_POEORB
+        orbit, :func:`pipeline.sar.orbit_file.parse_eof`), times from the first line.
     """
 
-    def __init__(self, annotation: ProductAnnotation):
+    def __init__(self, annotation: ProductAnnotation, orbit: Orbit | None = None):
         self.annotation = annotation
         image = annotation.image
-        self.orbit = OrbitPolynomial(annotation.orbit.around(0.0, image.last_line_time_s))
+        source = annotation.orbit if orbit is None else orbit
+        if source.time_s[0] > 0.0 or source.time_s[-1] < image.last_line_time_s:
+            raise ValueError("the orbit's state vectors do not cover the product's acquisition")
+        self.orbit = OrbitPolynomial(source.around(0.0, image.last_line_time_s))
         cc = annotation.coordinate_conversion
         self._cc = cc
         # mid-swath two-way slant range time: the swath centre pixel at mid-product time
@@ -107,7 +113,7 @@ class Sentinel1Product:
 
 
 def open_product(path: str | Path) -> Sentinel1Product:
-    """Open a SAFE directory, a SAFE zip, or a single product annotation XML (geometry only)."""
+    """Open a SAFE directory, a SAFE zip, a STAC item (JSON), or one product annotation XML (geometry only)."""
     from .safe import read_annotations
 
     path = Path(path)

@@ -23,6 +23,8 @@ def read_annotations(path: Path) -> dict[str, ProductAnnotation]:
     if path.is_file() and path.suffix.lower() == ".xml":
         ann = parse_annotation(path)
         return {ann.header.polarisation: ann}
+    if path.is_file() and path.suffix.lower() == ".json":
+        return {pol: parse_annotation(f.annotation) for pol, f in stac_item_files(path).items()}
     found: dict[str, ProductAnnotation] = {}
     if path.is_dir():
         for f in sorted(path.glob("annotation/*.xml")):
@@ -61,11 +63,41 @@ def _opener(container: Path, member: str) -> str:
     return f"/vsizip/{container}/{member}" if container.suffix.lower() == ".zip" else str(container / member)
 
 
+def stac_item_files(path: Path) -> dict[str, PolarisationFiles]:
+    """The per-file layout of STAC catalogs: a ``sentinel-1-grd`` item whose assets are the measurement
+    COGs (``vv``, ``vh``) and the XML files (``schema-product-vv``, ``schema-calibration-vv``, ...)."""
+    import pystac
+
+    try:
+        item = pystac.Item.from_file(str(path))
+    except Exception as exc:  # pystac raises several types for bad JSON
+        raise SafeError(f"{path}: not a readable STAC item ({exc})") from exc
+    out = {}
+    for pol in item.properties.get("sar:polarizations", []):
+        p = pol.lower()
+        keys = {"measurement": p, "annotation": f"schema-product-{p}", "calibration": f"schema-calibration-{p}",
+                "noise": f"schema-noise-{p}"}
+        missing = [k for k in keys.values() if k not in item.assets]
+        if missing:
+            raise SafeError(f"{path}: item {item.id} lacks the assets {', '.join(missing)} for {pol}")
+        hrefs = {kind: item.assets[key].get_absolute_href() for kind, key in keys.items()}
+        for kind, href in hrefs.items():
+            if "://" not in href and not Path(href).exists():
+                raise SafeError(f"{path}: {pol} {kind} asset {href} does not exist")
+        out[pol.upper()] = PolarisationFiles(pol.upper(), **hrefs)
+    if not out:
+        raise SafeError(f"{path}: item has no sar:polarizations")
+    return out
+
+
 def product_files(path: str | Path) -> dict[str, PolarisationFiles]:
-    """The files of each polarisation of a SAFE directory or SAFE zip; errors name what is missing."""
+    """The files of each polarisation of a SAFE directory, a SAFE zip or a STAC item (JSON);
+    errors name what is missing."""
     path = Path(path)
     if not path.exists():
         raise SafeError(f"{path}: no such file or directory")
+    if path.is_file() and path.suffix.lower() == ".json":
+        return stac_item_files(path)
     if path.is_dir():
         names = [p.relative_to(path).as_posix() for p in path.rglob("*") if p.is_file()]
     elif zipfile.is_zipfile(path):

@@ -36,6 +36,7 @@ from .annotation import parse_annotation, parse_calibration, parse_noise
 from .calibration import calibrate, interpolate_lut, noise_power
 from ..geodesy import ellipsoid_normal
 from .lattice import RadarLattice, map_grid_ecef
+from .orbit_file import parse_eof
 from .product import RadarGeometry
 from .radiometry import flattening_area, sample_bicubic, sample_bilinear, to_db
 from .safe import SafeError, open_xml, product_files
@@ -61,6 +62,7 @@ class TerrainCorrectionParams:
     db_floor: float = -35.0
     tile_size: int = 512
     flat_area_threshold: float = 0.05
+    orbit_file: str | None = None  # AUX_POEORB/RESORB .EOF; None: the annotation's state vectors
 
     def __post_init__(self) -> None:
         if self.quantity not in QUANTITIES:
@@ -130,7 +132,11 @@ def _terrain_correct(safe: Path, dem_path, out_path, geometry_path, params: Terr
     first = files[params.polarisations[0]]
     with open_xml(first.annotation) as fh:
         annotation = parse_annotation(fh, first.annotation)
-    geometry = RadarGeometry(annotation)
+    orbit = parse_eof(params.orbit_file, annotation.epoch) if params.orbit_file else None
+    try:
+        geometry = RadarGeometry(annotation, orbit)
+    except ValueError as exc:
+        raise TerrainCorrectionError(f"{params.orbit_file}: {exc} ({safe.name})") from exc
     image = annotation.image
     lattice = RadarLattice(geometry, f"EPSG:{grid.epsg}", grid.easting, grid.northing, (h_min, h_max))
     # the AOI must overlap the swath: check a coarse sample of its pixels
