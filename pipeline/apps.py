@@ -27,3 +27,40 @@ def prepare_dem(tiles_dir: str | Path, grid: MapGrid, out_orthometric: str | Pat
         write_geotiff(tmp, ortho, grid, np.nan, {**tags, "vertical_datum": "EGM96 geoid", "units": "m"})
     with atomic_path(out_ellipsoidal) as tmp:
         write_geotiff(tmp, ell, grid, np.nan, {**tags, "vertical_datum": "WGS84 ellipsoid", "units": "m"})
+
+
+def distortion_maps(safe: str | Path, tiles_dir: str | Path, grid: MapGrid, out_flags: str | Path,
+                    out_geometry: str | Path, geoid_grid: str | None = None, margin_m: float = 3000.0) -> None:
+    """Foreshortening/layover/shadow flags and geometry layers of one product on the AOI grid.
+
+    The scan runs on the AOI plus ``margin_m`` of terrain (ridges outside the AOI shadow and lay
+    over into it), then the result is cut to the AOI. Writes a uint8 flags COG and a float32 COG
+    with local incidence, slope, aspect (deg) and the evaluation region.
+    """
+    from .sar.annotation import parse_annotation
+    from .sar.distortion import distortion_map, evaluation_regions
+    from .sar.product import RadarGeometry
+    from .sar.safe import open_xml, product_files
+    from .sar.surface import slope_aspect
+
+    files = next(iter(product_files(safe).values()))
+    with open_xml(files.annotation) as fh:
+        geometry = RadarGeometry(parse_annotation(fh, files.annotation))
+    big = grid.expanded(margin_m)
+    to_geo = pyproj.Transformer.from_crs(f"EPSG:{big.epsg}", "EPSG:4326", always_xy=True)
+    west, south, east, north = to_geo.transform_bounds(*big.bounds, densify_pts=21)
+    ortho, ell = dem_on_grid(read_mosaic(tiles_dir, west - 0.01, south - 0.01, east + 0.01, north + 0.01), big, geoid_grid)
+    out = distortion_map(geometry, f"EPSG:{big.epsg}", big.easting, big.northing, ell)
+    n = int(round((big.width - grid.width) / 2))
+    crop = (slice(n, n + grid.height), slice(n, n + grid.width))
+    slope, aspect = slope_aspect(ortho, (big.resolution, big.resolution))
+    flags = out["flags"][crop]
+    layers = np.stack([out["local_incidence_deg"][crop], slope[crop].astype(np.float32),
+                       aspect[crop].astype(np.float32), evaluation_regions(flags).astype(np.float32)])
+    tags = {"product": Path(safe).name, "definitions": "pipeline.sar.distortion (Meier et al. 1993)"}
+    with atomic_path(out_flags) as tmp:
+        write_geotiff(tmp, flags, grid, None, {**tags, "bits": "1 foreshortening, 2 active layover, "
+                      "4 passive layover, 8 active shadow, 16 passive shadow"}, ["flags"])
+    with atomic_path(out_geometry) as tmp:
+        write_geotiff(tmp, layers, grid, np.nan, {**tags, "region": "0 non-distorted, 1 foreshortening "
+                      "(incl. layover), 2 shadow"}, ["local_incidence_deg", "slope_deg", "aspect_deg", "region"])

@@ -22,3 +22,15 @@ def surface_normals(ecef_m: NDArray, dx_m: float, dy_m: float) -> tuple[NDArray[
     scale = np.linalg.norm(normal, axis=-1)
     normal /= scale[..., None]
     return normal, (scale * dx_m * dy_m).astype(np.float32)
+
+
+def slope_aspect(height_m: NDArray, pixel_m: tuple[float, float]) -> tuple[NDArray, NDArray]:
+    """Slope (deg) and aspect (deg clockwise from north, the downslope direction) by central differences.
+
+    ``height_m`` rows run north to south, columns west to east.
+    """
+    dzdy, dzdx = np.gradient(np.asarray(height_m, dtype=np.float64), pixel_m[0], pixel_m[1])
+    dz_north = -dzdy
+    slope = np.degrees(np.arctan(np.hypot(dzdx, dz_north)))
+    aspect = np.degrees(np.arctan2(-dzdx, -dz_north)) % 360.0
+    return slope, aspect

@@ -9,7 +9,7 @@ Layout under the output directory::
     truth/                                                 what the simulator knows (not part of any product)
         world.json                 spec, grids, corner reflectors (map and radar positions)
         landcover.tif              classes on the world grid (10 m, UTM)
-        <S1 id>_distortion.tif     bits 1 shadow, 2 layover, 4 active shadow, 8 active layover (world grid)
+        <S1 id>_distortion.tif     bits 2/4 active/passive layover, 8/16 active/passive shadow (world grid)
         <S1 id>_sigma0_{vv,vh}.tif noise-free, speckle-free sigma0 in radar geometry (linear)
         <S2 id>_reflectance.tif    surface reflectance B02, B03, B04 before quantisation
         <S2 id>_snow.tif           seasonal snow mask
@@ -35,7 +35,7 @@ from ..io.s2_product import PROCESSING_BASELINE, S2ProductInfo, band_paths, writ
 from ..io.stac_catalog import sentinel1_item, sentinel2_item, write_catalog
 from ..optical.metadata import parse_product_metadata
 from . import landcover, scene
-from .s1_forward import ACTIVE_LAYOVER_BIT, ACTIVE_SHADOW_BIT, LAYOVER_BIT, SHADOW_BIT
+from ..sar.distortion import ACTIVE_LAYOVER, ACTIVE_SHADOW, PASSIVE_LAYOVER, PASSIVE_SHADOW
 from .world import WorldSpec, aoi_grid
 
 log = logging.getLogger(__name__)
@@ -70,9 +70,10 @@ def write_world(world: scene.World, out_dir: str | Path) -> Path:
         write_hgt_zip(root / "dem" / hgt_zip_name(spec.tile), spec.tile, world.hgt_heights)
         write_geotiff(truth / "landcover.tif", world.cover, world.grid, 255,
                       {"classes": json.dumps(landcover.COVER_NAMES)})
+        f = world.facets
         flags = (
-            world.facets.shadow * SHADOW_BIT | world.facets.layover * LAYOVER_BIT
-            | world.facets.active_shadow * ACTIVE_SHADOW_BIT | world.facets.active_layover * ACTIVE_LAYOVER_BIT
+            f.active_layover * ACTIVE_LAYOVER | (f.layover & ~f.active_layover) * PASSIVE_LAYOVER
+            | f.active_shadow * ACTIVE_SHADOW | (f.shadow & ~f.active_shadow) * PASSIVE_SHADOW
         ).astype(np.uint8)
         s1_items, s2_items, s1_truth, s2_truth = [], [], [], []
         to_geo = pyproj.Transformer.from_crs(f"EPSG:{world.grid.epsg}", "EPSG:4326", always_xy=True)
@@ -94,7 +95,8 @@ def write_world(world: scene.World, out_dir: str | Path) -> Path:
             }
             s1_items.append(sentinel1_item(safe, s1.design.annotation, spec.relative_orbit, files))
             write_geotiff(truth / f"{pid}_distortion.tif", flags, world.grid, None,
-                          {"bits": "1 shadow, 2 layover, 4 active shadow, 8 active layover"})
+                          {"bits": "2 active layover, 4 passive layover, 8 active shadow, 16 passive shadow "
+                                   "(as pipeline.sar.distortion; foreshortening is not part of the truth)"})
             for pol, sigma0 in s1.sigma0_true.items():
                 write_geotiff(truth / f"{pid}_sigma0_{pol.lower()}.tif", sigma0, None, None,
                               {"units": "linear sigma0 (ellipsoid-referenced), radar geometry"})

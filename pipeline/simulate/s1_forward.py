@@ -11,7 +11,8 @@ DEM node of a map grid, rows north to south). For each facet:
 - its true area and normal come from ECEF central differences;
 - shadow (hidden from the radar) and layover (sharing slant ranges with
   other ground of the same azimuth line) follow the isce3 rules on exact
-  zero-Doppler terrain profiles, one per image line (:func:`profile_flags`).
+  zero-Doppler terrain profiles, one per image line
+  (:func:`pipeline.sar.distortion.profile_flags`, the same definition as the pipeline's maps).
 
 Power = sigma0(cover, local incidence) x area, summed (layover) into the
 image by bilinear splatting and normalised by the ground-range pixel area,
@@ -25,17 +26,19 @@ from dataclasses import dataclass
 import numpy as np
 import pyproj
 from numpy.typing import NDArray
-from scipy import ndimage
 
+from ..sar.distortion import (
+    PROFILE_ACTIVE_LAYOVER,
+    PROFILE_ACTIVE_SHADOW,
+    PROFILE_LAYOVER,
+    PROFILE_SHADOW,
+    profile_flags,
+)
 from ..sar.lattice import RadarLattice, map_grid_ecef
 from ..sar.product import RadarGeometry
 from ..sar.radiometry import splat
 from ..sar.surface import surface_normals
 
-SHADOW_BIT = 1
-LAYOVER_BIT = 2
-ACTIVE_SHADOW_BIT = 4
-ACTIVE_LAYOVER_BIT = 8
 
 
 @dataclass(frozen=True)
@@ -96,118 +99,18 @@ def facet_geometry(
     cross_track = lattice.radar_coordinates(ee, nn, np.full_like(height_m, float(height_m.min()))).pixel
     del normal
 
-    flags = profile_flags(lattice, easting_m, northing_m, height_m, line, cross_track, float(height_m.min()))
+    bits = profile_flags(lattice, easting_m, northing_m, height_m, line, cross_track, float(height_m.min()))
     return FacetGeometry(
         line=line,
         pixel=pixel,
         slant_range_m=slant,
         cos_local_incidence=cos_local,
         area_m2=area,
-        shadow=(flags & (SHADOW_BIT | ACTIVE_SHADOW_BIT)) > 0,
-        layover=(flags & (LAYOVER_BIT | ACTIVE_LAYOVER_BIT)) > 0,
-        active_shadow=(flags & ACTIVE_SHADOW_BIT) > 0,
-        active_layover=(flags & ACTIVE_LAYOVER_BIT) > 0,
+        shadow=(bits & (PROFILE_SHADOW | PROFILE_ACTIVE_SHADOW)) > 0,
+        layover=(bits & (PROFILE_LAYOVER | PROFILE_ACTIVE_LAYOVER)) > 0,
+        active_shadow=(bits & PROFILE_ACTIVE_SHADOW) > 0,
+        active_layover=(bits & PROFILE_ACTIVE_LAYOVER) > 0,
     )
-
-
-def _fit_inverse(lattice: "RadarLattice", easting_m: NDArray, northing_m: NDArray, h_ref: float, degree: int = 3):
-    """Bivariate polynomials E(line, cross), N(line, cross) inverting the lattice at height ``h_ref``."""
-    e = np.linspace(easting_m.min(), easting_m.max(), 80)
-    n = np.linspace(northing_m.min(), northing_m.max(), 80)
-    ee, nn = np.meshgrid(e, n)
-    hh = np.full_like(ee, h_ref)
-    rc = lattice.radar_coordinates(ee, nn, hh)
-    li, ct = rc.line.ravel(), rc.pixel.ravel()
-    l0, ls = li.mean(), li.std()
-    c0, cs = ct.mean(), ct.std()
-    u, v = (li - l0) / ls, (ct - c0) / cs
-    terms = [u**i * v**j for i in range(degree + 1) for j in range(degree + 1 - i)]
-    a = np.stack(terms, axis=1)
-    ce, *_ = np.linalg.lstsq(a, ee.ravel(), rcond=None)
-    cn, *_ = np.linalg.lstsq(a, nn.ravel(), rcond=None)
-
-    def inverse(line: NDArray, cross: NDArray) -> tuple[NDArray, NDArray]:
-        uu, vv = (line - l0) / ls, (cross - c0) / cs
-        t = [uu**i * vv**j for i in range(degree + 1) for j in range(degree + 1 - i)]
-        return sum(c * x for c, x in zip(ce, t)), sum(c * x for c, x in zip(cn, t))
-
-    residual = np.hypot(*(np.subtract(inverse(li, ct), (ee.ravel(), nn.ravel()))))
-    return inverse, float(residual.max())
-
-
-def profile_flags(
-    lattice: "RadarLattice",
-    easting_m: NDArray,
-    northing_m: NDArray,
-    height_m: NDArray,
-    facet_line: NDArray,
-    facet_cross: NDArray,
-    h_ref: float,
-    oversampling: int = 2,
-    block_lines: int = 128,
-) -> NDArray[np.uint8]:
-    """Shadow and layover bits of every facet from exact zero-Doppler profiles.
-
-    For every image line, the terrain is sampled along the line's
-    zero-Doppler ground track (a true 1-D profile, ``oversampling`` samples
-    per facet spacing in cross-track), then scanned from near to far range:
-
-    - shadow: elevation angle at the satellite <= running maximum of nearer samples;
-      active where it decreases along the profile (the slope faces away);
-    - layover: slant range < running maximum of nearer samples, or > running
-      minimum of farther ones; active where it decreases along the profile.
-
-    Each facet takes the bits of its nearest profile sample.
-    """
-    inverse, residual = _fit_inverse(lattice, easting_m, northing_m, h_ref)
-    if residual > 2.0:  # record-to-record srgr steps (< 0.1 px) are not polynomial
-        raise RuntimeError(f"zero-Doppler profile mapping is inaccurate ({residual:.2f} m)")
-    dx = float(easting_m[1] - easting_m[0])
-    dy = float(northing_m[0] - northing_m[1])
-    # cross-track sample spacing in pixel units
-    pixel_per_m = (facet_cross.max() - facet_cross.min()) / max(
-        np.hypot(easting_m.max() - easting_m.min(), northing_m.max() - northing_m.min()), 1.0
-    )
-    step = dx * pixel_per_m / oversampling
-    c_start = float(facet_cross.min()) - 2 * step
-    n_samples = int(np.ceil((facet_cross.max() + 2 * step - c_start) / step)) + 1
-    cross = c_start + step * np.arange(n_samples)
-    l_start = int(np.floor(facet_line.min())) - 1
-    l_stop = int(np.ceil(facet_line.max())) + 2
-    lines = np.arange(l_start, l_stop)
-    flags_profile = np.zeros((lines.size, n_samples), np.uint8)
-    for b in range(0, lines.size, block_lines):
-        ll, cc = np.meshgrid(lines[b : b + block_lines].astype(float), cross, indexing="ij")
-        e, n = inverse(ll, cc)
-        col = (e - easting_m[0]) / dx
-        row = (northing_m[0] - n) / dy
-        inside = (col >= 0) & (col <= easting_m.size - 1) & (row >= 0) & (row <= northing_m.size - 1)
-        h = ndimage.map_coordinates(height_m, [row, col], order=1, mode="nearest")
-        el = lattice.interpolate("elevation_deg", e, n, h)
-        r = lattice.interpolate("slant_range_m", e, n, h)
-        near_el = np.maximum.accumulate(el, axis=1)
-        near_r = np.maximum.accumulate(r, axis=1)
-        far_r = np.minimum.accumulate(r[:, ::-1], axis=1)[:, ::-1]
-        shadow = np.zeros(el.shape, bool)
-        shadow[:, 1:] = el[:, 1:] <= near_el[:, :-1] + 1e-9
-        layover = np.zeros(r.shape, bool)
-        layover[:, 1:] |= r[:, 1:] < near_r[:, :-1] - 1e-6
-        layover[:, :-1] |= r[:, :-1] > far_r[:, 1:] + 1e-6
-        active_shadow = np.zeros(el.shape, bool)
-        active_shadow[:, 1:] = np.diff(el, axis=1) < 0
-        active_layover = np.zeros(r.shape, bool)
-        active_layover[:, 1:] = np.diff(r, axis=1) < 0
-        f = (
-            shadow * SHADOW_BIT
-            | layover * LAYOVER_BIT
-            | active_shadow * ACTIVE_SHADOW_BIT
-            | active_layover * ACTIVE_LAYOVER_BIT
-        ).astype(np.uint8)
-        f[~inside] = 0
-        flags_profile[b : b + block_lines] = f
-    i = np.clip(np.round(facet_line).astype(np.int64) - l_start, 0, lines.size - 1)
-    j = np.clip(np.round((facet_cross - c_start) / step).astype(np.int64), 0, n_samples - 1)
-    return flags_profile[i, j]
 
 
 def splat_oversampled(

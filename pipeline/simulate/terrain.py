@@ -21,6 +21,7 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy import ndimage
 
+from ..sar.surface import slope_aspect  # noqa: F401  (re-exported for the simulator)
 from .erosion import stream_power_erosion
 
 ARCSEC_DEG = 1.0 / 3600.0
@@ -232,15 +233,3 @@ def flat_terrain(height_m: float) -> Terrain:
         void=np.zeros(shape, bool),
         valley=np.ones(shape, np.float32),
     )
-
-
-def slope_aspect(height_m: NDArray, pixel_m: tuple[float, float]) -> tuple[NDArray, NDArray]:
-    """Slope (deg) and aspect (deg clockwise from north, the downslope direction) by central differences.
-
-    ``height_m`` rows run north to south, columns west to east.
-    """
-    dzdy, dzdx = np.gradient(np.asarray(height_m, dtype=np.float64), pixel_m[0], pixel_m[1])
-    dz_north = -dzdy
-    slope = np.degrees(np.arctan(np.hypot(dzdx, dz_north)))
-    aspect = np.degrees(np.arctan2(-dzdx, -dz_north)) % 360.0
-    return slope, aspect

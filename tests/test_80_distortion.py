@@ -1,0 +1,182 @@
+"""Foreshortening, layover and shadow maps: closed-form geometry, flat terrain, simulator truth."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+
+from pipeline.geodesy import ellipsoid_normal, geodetic_to_ecef
+from pipeline.grid import aoi_grid_around
+from pipeline.sar import distortion as d
+from pipeline.sar.lattice import RadarLattice
+from pipeline.sar.product import RadarGeometry
+from pipeline.simulate.orbit_design import design_orbit
+from pipeline.simulate.s1_design import S1Acquisition, design_product
+
+from .conftest import BuiltWorld
+
+LAT, LON, BASE_M = 45.4, 6.6, 1000.0
+
+
+@lru_cache(maxsize=8)
+def scene(incidence_deg: float, descending: bool):
+    """A product geometry seeing (LAT, LON) at ``incidence_deg``, its 8 km map grid, and the range direction."""
+    grid = aoi_grid_around(LAT, LON, 8000)
+    target = geodetic_to_ecef(LAT, LON, BASE_M)
+    orbit = design_orbit(target, incidence_deg, descending)
+    left, bottom, right, top = grid.bounds
+    import pyproj
+
+    lon, lat = pyproj.Transformer.from_crs(f"EPSG:{grid.epsg}", "EPSG:4326", always_xy=True).transform(
+        np.array([left, right, left, right] * 2), np.array([bottom, bottom, top, top] * 2))
+    footprint = geodetic_to_ecef(lat, lon, np.array([BASE_M] * 4 + [BASE_M + 1200] * 4))
+    acq = S1Acquisition("S1A", np.datetime64("2020-08-12T05:34:20", "ns"), 1, 1, 1)
+    geometry = RadarGeometry(design_product(orbit, acq, footprint, BASE_M).annotation)
+    # the ground range direction (away from the radar) and the look angle at the centre
+    lattice = RadarLattice(geometry, f"EPSG:{grid.epsg}", grid.easting, grid.northing, (BASE_M, BASE_M + 1200))
+    e0, n0 = grid.easting.mean(), grid.northing.mean()
+    los = lattice.line_of_sight(np.array(e0), np.array(n0), np.array(BASE_M))
+    east = np.array([-np.sin(np.radians(LON)), np.cos(np.radians(LON)), 0.0])
+    north = np.cross(ellipsoid_normal(LAT, LON), east)
+    away = -np.array([los @ east, los @ north])
+    away /= np.linalg.norm(away)
+    theta = float(np.degrees(np.arccos(los @ ellipsoid_normal(LAT, LON))))
+    return geometry, grid, away, theta
+
+
+def profile_dem(grid, away, h_of_x):
+    """Heights h(x) with x the signed distance (m) from the centre along ``away`` (ridges run in azimuth)."""
+    ee, nn = np.meshgrid(grid.easting - grid.easting.mean(), grid.northing - grid.northing.mean())
+    x = ee * away[0] + nn * away[1]
+    y = -ee * away[1] + nn * away[0]
+    return BASE_M + h_of_x(x, y), x, y
+
+
+def extent(mask, x, y, band_m=300.0):
+    sel = mask & (np.abs(y) < band_m)
+    assert sel.any(), "nothing flagged"
+    return float(x[sel].min()), float(x[sel].max())
+
+
+def ridge(height, front_deg, back_deg):
+    lf, lb = height / np.tan(np.radians(front_deg)), height / np.tan(np.radians(back_deg))
+
+    def h(x, y):
+        return np.where(x < 0, height * np.clip(1 + x / lf, 0, 1), height * np.clip(1 - x / lb, 0, 1))
+
+    return h, lf, lb
+
+
+CASES = [(32.0, True), (44.0, True), (32.0, False), (44.0, False)]
+
+
+@pytest.mark.parametrize(("incidence", "descending"), CASES)
+def test_ridge_layover_and_shadow_match_closed_form(incidence: float, descending: bool) -> None:
+    geometry, grid, away, theta = scene(incidence, descending)
+    H, front, back = 800.0, 60.0, 70.0
+    h_of_x, lf, lb = ridge(H, front, back)
+    dem, x, y = profile_dem(grid, away, h_of_x)
+    out = d.distortion_map(geometry, f"EPSG:{grid.epsg}", grid.easting, grid.northing, dem)
+    flags = out["flags"]
+    t = np.radians(theta)
+    tol = grid.resolution  # 1 px
+    # layover: the front slope (active) and the ground sharing its slant ranges (passive)
+    gap = H * np.cos(t) - lf * np.sin(t)  # R(foot) - R(top)
+    expected_layover = (-lf - gap / np.sin(t), gap / (np.sin(t) + np.tan(np.radians(back)) * np.cos(t)))
+    got = extent((flags & d.LAYOVER) > 0, x, y)
+    assert abs(got[0] - expected_layover[0]) < tol and abs(got[1] - expected_layover[1]) < tol, (got, expected_layover)
+    got = extent((flags & d.ACTIVE_LAYOVER) > 0, x, y)
+    assert abs(got[0] + lf) < tol and abs(got[1]) < tol, got
+    # shadow: the back slope (active, steeper than 90 - theta) and the ground hidden behind it
+    got = extent((flags & d.SHADOW) > 0, x, y)
+    assert abs(got[0]) < tol and abs(got[1] - H * np.tan(t)) < tol, (got, H * np.tan(t))
+    got = extent((flags & d.ACTIVE_SHADOW) > 0, x, y)
+    assert abs(got[0]) < tol and abs(got[1] - lb) < tol, (got, lb)
+    # gentle slopes elsewhere: foreshortening on the radar side only
+    fs = (flags & d.FORESHORTENING) > 0
+    assert not (fs & (x > 0) & (np.abs(y) < 300)).any()
+
+
+@pytest.mark.parametrize(("incidence", "descending"), CASES[:2])
+def test_cone_through_its_centre(incidence: float, descending: bool) -> None:
+    """A truncated cone (a 40 m flat top, so that the profile through the centre reaches the full height)."""
+    geometry, grid, away, theta = scene(incidence, descending)
+    H, slope, top = 800.0, 60.0, 40.0
+    base = top + H / np.tan(np.radians(slope))
+    dem, x, y = profile_dem(grid, away, lambda x, y: H * np.clip((base - np.hypot(x, y)) / (base - top), 0, 1))
+    flags = d.distortion_map(geometry, f"EPSG:{grid.epsg}", grid.easting, grid.northing, dem)["flags"]
+    t = np.radians(theta)
+    gap = H * np.cos(t) - (base - top) * np.sin(t)  # R(foot) - R(near edge of the top)
+    # a curved boundary measured on pixel centres in a 20 m band, and the top's edge rounded by the
+    # DEM's bilinear interpolation: 2 px (the ridge's straight edges are held to 1 px)
+    tol = 2 * grid.resolution
+    got = extent((flags & d.LAYOVER) > 0, x, y, band_m=10.0)
+    assert abs(got[0] - (-base - gap / np.sin(t))) < tol, (got, -base - gap / np.sin(t))
+    got = extent((flags & d.ACTIVE_LAYOVER) > 0, x, y, band_m=10.0)
+    assert abs(got[0] + base) < tol and abs(got[1] + top) < tol, (got, -base, -top)
+    got = extent((flags & d.SHADOW) > 0, x, y, band_m=10.0)
+    assert abs(got[1] - (top + H * np.tan(t))) < tol, (got, top + H * np.tan(t))
+
+
+@pytest.mark.parametrize(("incidence", "descending"), CASES[1:3])
+def test_vertical_steps(incidence: float, descending: bool) -> None:
+    geometry, grid, away, theta = scene(incidence, descending)
+    H, t = 300.0, np.radians(theta)
+    # a cliff facing the radar (the plateau lies away from it): layover H / tan(theta) on both sides
+    dem, x, y = profile_dem(grid, away, lambda x, y: np.where(x > 0, H, 0.0))
+    flags = d.distortion_map(geometry, f"EPSG:{grid.epsg}", grid.easting, grid.northing, dem)["flags"]
+    got = extent((flags & d.LAYOVER) > 0, x, y)
+    tol = 1.5 * grid.resolution  # the DEM makes the step a one-pixel ramp
+    assert abs(got[0] + H / np.tan(t)) < tol and abs(got[1] - H / np.tan(t)) < tol, (got, H / np.tan(t))
+    # a cliff facing away: shadow H tan(theta) behind it
+    dem, x, y = profile_dem(grid, away, lambda x, y: np.where(x < 0, H, 0.0))
+    flags = d.distortion_map(geometry, f"EPSG:{grid.epsg}", grid.easting, grid.northing, dem)["flags"]
+    got = extent((flags & d.SHADOW) > 0, x, y)
+    assert abs(got[0]) < tol and abs(got[1] - H * np.tan(t)) < tol, (got, H * np.tan(t))
+
+
+@pytest.mark.parametrize(("incidence", "descending"), CASES)
+def test_flat_terrain_has_no_flag(incidence: float, descending: bool) -> None:
+    geometry, grid, away, theta = scene(incidence, descending)
+    dem = np.full((grid.height, grid.width), BASE_M)
+    out = d.distortion_map(geometry, f"EPSG:{grid.epsg}", grid.easting, grid.northing, dem)
+    assert not out["flags"].any()
+    assert abs(float(np.median(out["local_incidence_deg"])) - theta) < 0.05
+    np.testing.assert_allclose(out["local_incidence_deg"], out["ellipsoid_incidence_deg"], atol=1e-3)
+
+
+def test_evaluation_regions_rule() -> None:
+    flags = np.array([0, d.FORESHORTENING, d.ACTIVE_LAYOVER, d.PASSIVE_LAYOVER | d.PASSIVE_SHADOW, d.ACTIVE_SHADOW],
+                     np.uint8)
+    np.testing.assert_array_equal(d.evaluation_regions(flags), [0, 1, 1, 2, 2])
+
+
+def iou(a: np.ndarray, b: np.ndarray) -> float:
+    return float((a & b).sum() / (a | b).sum())
+
+
+def test_against_the_simulator_truth(alpine_world: BuiltWorld, tmp_path: Path) -> None:
+    """The pipeline's maps from the SRTM tile (voids filled) and the product vs the forward model's truth."""
+    from pipeline.apps import distortion_maps
+
+    world = alpine_world.world
+    safe = alpine_world.s1_safes()[0]
+    aoi = world.grid  # the whole simulated region (the small AOI has few shadows)
+    flags_path, geo_path = tmp_path / "flags.tif", tmp_path / "geometry.tif"
+    distortion_maps(safe, alpine_world.root / "dem", aoi, flags_path, geo_path)
+    with rasterio.open(flags_path) as src:
+        flags = src.read(1)
+        assert src.transform.c == aoi.left and src.transform.f == aoi.top
+    with rasterio.open(alpine_world.root / "truth" / f"{safe.name.removesuffix('.SAFE')}_distortion.tif") as src:
+        truth_world = src.read(1)
+    truth = truth_world
+    assert (truth & d.SHADOW).sum() > 1000 and (truth & d.LAYOVER).sum() > 1000
+    layover = iou((flags & d.LAYOVER) > 0, (truth & d.LAYOVER) > 0)
+    shadow = iou((flags & d.SHADOW) > 0, (truth & d.SHADOW) > 0)
+    assert layover >= 0.9 and shadow >= 0.9, (layover, shadow)
+    with rasterio.open(geo_path) as src:
+        assert src.descriptions == ("local_incidence_deg", "slope_deg", "aspect_deg", "region")
