@@ -77,6 +77,13 @@ def _terrain_correct(args: argparse.Namespace) -> None:
     terrain_correct(args.safe, args.dem, args.out, args.geometry, params)
 
 
+def _distortion(args: argparse.Namespace) -> None:
+    from .apps import distortion_maps
+
+    distortion_maps(args.safe, args.tiles_dir, _grid(args.grid), args.out_flags, args.out_geometry,
+                    args.geoid_grid or None, float(args.margin_m))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m pipeline", description=__doc__)
     parser.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
@@ -111,6 +118,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--params", default="", help="the config's 'sar' section as JSON")
     p.add_argument("--orbit-file", default="", help="precise orbit (AUX_POEORB .EOF); default: the annotation's")
     p.set_defaults(func=_terrain_correct)
+
+    p = sub.add_parser("distortion", help="foreshortening, layover and shadow maps of one product on the AOI grid")
+    p.add_argument("--safe", required=True, help="SAFE directory, SAFE zip or STAC item")
+    p.add_argument("--tiles-dir", required=True, help="directory with the SRTM 1 arc-second tiles")
+    p.add_argument("--grid", required=True, help="AOI grid as JSON: epsg, left, top, resolution, width, height")
+    p.add_argument("--out-flags", required=True)
+    p.add_argument("--out-geometry", required=True)
+    p.add_argument("--margin-m", default=3000.0, type=float, help="terrain scanned around the AOI (m)")
+    p.add_argument("--geoid-grid", default="")
+    p.set_defaults(func=_distortion)
     return parser
 
 def main(argv: list[str] | None = None) -> int:

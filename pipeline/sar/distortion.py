@@ -188,28 +188,50 @@ def evaluation_regions(flags: NDArray[np.uint8]) -> NDArray[np.uint8]:
 
 def distortion_map(
     geometry: RadarGeometry, crs: pyproj.CRS | str, easting_m: NDArray, northing_m: NDArray, height_m: NDArray,
+    tile_size: int = 512,
 ) -> dict[str, NDArray]:
     """Flags and geometry layers of a map grid (rows north to south) with ellipsoidal heights (m).
 
     Returns ``flags`` (uint8), ``local_incidence_deg``, ``ellipsoid_incidence_deg`` (float32).
+    Work is done in map tiles and blocks of image lines; besides the inputs and outputs, memory
+    holds two float32 arrays per map pixel (its radar line and cross-track position) and one
+    uint8 per profile sample.
     """
     from ..geodesy import ellipsoid_normal
 
-    height_m = np.asarray(height_m, dtype=np.float64)
+    height_m = np.asarray(height_m, dtype=np.float32)
+    rows, cols = height_m.shape
     dx = float(easting_m[1] - easting_m[0])
     dy = float(northing_m[0] - northing_m[1])
-    ecef, lat, lon = map_grid_ecef(crs, easting_m, northing_m, height_m)
-    normal, _ = surface_normals(ecef, dx, dy)
-    del ecef
-    lattice = RadarLattice(geometry, crs, easting_m, northing_m, (float(height_m.min()), float(height_m.max())))
-    ee, nn = np.meshgrid(easting_m, northing_m)
-    g = lattice.geometry_at(ee, nn, height_m)
-    cos_local = np.einsum("...i,...i->...", normal, g["los"])
-    cos_ell = np.einsum("...i,...i->...", ellipsoid_normal(lat, lon), g["los"])
-    cross = lattice.radar_coordinates(ee, nn, np.full_like(height_m, float(height_m.min()))).pixel
-    bits = profile_flags(lattice, easting_m, northing_m, height_m, g["line"], cross, float(height_m.min()))
-    return {
-        "flags": encode_flags(bits, cos_local, cos_ell),
-        "local_incidence_deg": np.degrees(np.arccos(np.clip(cos_local, -1, 1))).astype(np.float32),
-        "ellipsoid_incidence_deg": np.degrees(np.arccos(np.clip(cos_ell, -1, 1))).astype(np.float32),
-    }
+    h_min, h_max = float(height_m.min()), float(height_m.max())
+    lattice = RadarLattice(geometry, crs, easting_m, northing_m, (h_min, h_max))
+    tiles = [(r, c, min(tile_size, rows - r), min(tile_size, cols - c))
+             for r in range(0, rows, tile_size) for c in range(0, cols, tile_size)]
+
+    line = np.empty(height_m.shape, np.float32)
+    cross = np.empty(height_m.shape, np.float32)
+    for r, c, h, w in tiles:
+        ee, nn = np.meshgrid(easting_m[c : c + w], northing_m[r : r + h])
+        line[r : r + h, c : c + w] = lattice.radar_coordinates(ee, nn, height_m[r : r + h, c : c + w]).line
+        cross[r : r + h, c : c + w] = lattice.radar_coordinates(ee, nn, np.full(ee.shape, h_min)).pixel
+    bits = profile_flags(lattice, easting_m, northing_m, height_m, line, cross, h_min)
+    del line, cross
+
+    flags = np.empty(height_m.shape, np.uint8)
+    local = np.empty(height_m.shape, np.float32)
+    ellipsoid = np.empty(height_m.shape, np.float32)
+    for r, c, h, w in tiles:
+        r0, c0 = max(r - 1, 0), max(c - 1, 0)
+        r1, c1 = min(r + h + 1, rows), min(c + w + 1, cols)
+        ecef, lat, lon = map_grid_ecef(crs, easting_m[c0:c1], northing_m[r0:r1], height_m[r0:r1, c0:c1].astype(np.float64))
+        normal, _ = surface_normals(ecef, dx, dy)
+        inner = (slice(r - r0, r - r0 + h), slice(c - c0, c - c0 + w))
+        ee, nn = np.meshgrid(easting_m[c : c + w], northing_m[r : r + h])
+        los = lattice.line_of_sight(ee, nn, height_m[r : r + h, c : c + w])
+        cos_local = np.einsum("...i,...i->...", normal[inner], los)
+        cos_ell = np.einsum("...i,...i->...", ellipsoid_normal(lat[inner], lon[inner]), los)
+        out = (slice(r, r + h), slice(c, c + w))
+        flags[out] = encode_flags(bits[out], cos_local, cos_ell)
+        local[out] = np.degrees(np.arccos(np.clip(cos_local, -1, 1)))
+        ellipsoid[out] = np.degrees(np.arccos(np.clip(cos_ell, -1, 1)))
+    return {"flags": flags, "local_incidence_deg": local, "ellipsoid_incidence_deg": ellipsoid}

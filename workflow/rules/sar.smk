@@ -49,6 +49,43 @@ rule terrain_correct:
 rule sar:
     input:
         lambda wildcards: expand(
-            f"{RESULTS}/sar/{{scene}}_backscatter.tif",
+            [
+                f"{RESULTS}/sar/{{scene}}_backscatter.tif",
+                f"{RESULTS}/distortion/{{scene}}_flags.tif",
+            ],
+            scene=sentinel1_scenes(wildcards),
+        ),
+
+
+rule distortion:
+    input:
+        manifest=f"{SIM_DIR}/sentinel1/{{scene}}.SAFE/manifest.safe",
+        catalog=f"{SIM_DIR}/catalog.json",
+    output:
+        flags=f"{RESULTS}/distortion/{{scene}}_flags.tif",
+        geometry=f"{RESULTS}/distortion/{{scene}}_geometry.tif",
+    log:
+        "logs/distortion/{scene}.log",
+    conda:
+        "../../envs/pipeline.yaml"
+    threads: 1
+    resources:
+        mem_mb=6000,
+    params:
+        grid=as_json(aoi_grid()),
+        margin=config["distortion"]["margin_m"],
+        safe=lambda wildcards, input: parent_dir(input.manifest),
+        tiles=lambda wildcards, input: f"{parent_dir(input.catalog)}/dem",
+        geoid=config["geoid_grid"] or "",
+    shell:
+        "python -m pipeline distortion --safe {params.safe} --tiles-dir {params.tiles} "
+        "--grid '{params.grid}' --margin-m {params.margin} --out-flags {output.flags} "
+        "--out-geometry {output.geometry} --geoid-grid '{params.geoid}' > {log} 2>&1"
+
+
+rule distortion_all:
+    input:
+        lambda wildcards: expand(
+            f"{RESULTS}/distortion/{{scene}}_flags.tif",
             scene=sentinel1_scenes(wildcards),
         ),
