@@ -41,7 +41,6 @@ def main() -> None:
                   f"{r['rss_mb']:12.0f} {r['layover']:8.3f} {r['shadow']:8.3f}")
         return
 
-    import numpy as np
     import pyproj
 
     from pipeline.dem import dem_on_grid

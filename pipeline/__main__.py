@@ -14,6 +14,7 @@ from pathlib import Path
 
 from .cli_errors import UserError
 
+
 def _simulate(args: argparse.Namespace) -> None:
     from .simulate.app import simulate
 

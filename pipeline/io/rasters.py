@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import rasterio
 from numpy.typing import NDArray
 from rasterio.crs import CRS

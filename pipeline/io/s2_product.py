@@ -23,9 +23,9 @@ import rasterio
 from numpy.typing import NDArray
 from rasterio.crs import CRS
 
+from ..grid import MapGrid
 from ..optical.reflectance import reflectance_to_dn
 from ..simulate.s2_forward import BANDS, SCL, OpticalScene, scl_to_20m
-from ..grid import MapGrid
 from .atomic import atomic_path
 
 PROCESSING_BASELINE = "05.00"

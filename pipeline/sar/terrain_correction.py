@@ -30,11 +30,11 @@ import rasterio.shutil
 from numpy.typing import NDArray
 from rasterio.windows import Window
 
+from ..geodesy import ellipsoid_normal
 from ..grid import MapGrid
 from ..io.atomic import atomic_path
 from .annotation import parse_annotation, parse_calibration, parse_noise
 from .calibration import calibrate, interpolate_lut, noise_power
-from ..geodesy import ellipsoid_normal
 from .lattice import RadarLattice, map_grid_ecef
 from .orbit_file import parse_eof
 from .product import RadarGeometry

@@ -34,8 +34,8 @@ from ..io.s1_safe import ProductNames, write_safe
 from ..io.s2_product import PROCESSING_BASELINE, S2ProductInfo, band_paths, write_l2a_product
 from ..io.stac_catalog import sentinel1_item, sentinel2_item, write_catalog
 from ..optical.metadata import parse_product_metadata
-from . import landcover, scene
 from ..sar.distortion import ACTIVE_LAYOVER, ACTIVE_SHADOW, PASSIVE_LAYOVER, PASSIVE_SHADOW
+from . import landcover, scene
 from .world import WorldSpec, aoi_grid
 
 log = logging.getLogger(__name__)

@@ -40,7 +40,6 @@ from ..sar.radiometry import splat
 from ..sar.surface import surface_normals
 
 
-
 @dataclass(frozen=True)
 class FacetGeometry:
     """Per-facet geometry on the map grid (all (rows, cols))."""

@@ -17,17 +17,16 @@ from scipy import ndimage
 
 from ..dem import grid_lat_lon, sample_lonlat
 from ..geodesy import geodetic_to_ecef
-from ..io.dem_tiles import LonLatRaster
 from ..geoid import find_grid
+from ..grid import MapGrid, covering_grid
+from ..io.dem_tiles import LonLatRaster
 from ..sar.calibration import interpolate_lut, noise_power
 from ..sar.product import RadarGeometry
 from . import landcover, terrain
 from .orbit_design import CircularOrbit, design_orbit
 from .s1_design import ProductDesign, S1Acquisition, design_product
 from .s1_forward import FacetGeometry, digital_numbers, facet_geometry, point_target_image, splat_oversampled
-from .s1_design import radar_to_geographic
 from .s2_forward import OpticalScene, simulate_optical, sun_angles
-from ..grid import MapGrid, covering_grid
 from .world import WorldSpec, aoi_grid
 
 POLARISATIONS = ("VV", "VH")
@@ -101,7 +100,6 @@ def build_world(spec: WorldSpec, geoid_grid: str | None = None) -> World:
     tile_h = np.round(relief.height_m).astype(np.float32)  # the true surface is what SRTM stores
     geoid = find_grid(lat, lon, geoid_grid)
     region_h = sample_tile(tile_h, south, west, lat, lon) + geoid.undulation(lat, lon)
-    h_range = (float(region_h.min()), float(region_h.max()))
 
     # the product covers the AOI plus the margin; the world covers what the product sees
     product_area = aoi.expanded(spec.margin_m).coarsened(100.0)

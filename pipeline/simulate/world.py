@@ -14,7 +14,6 @@ from typing import Any
 
 import numpy as np
 import pyproj
-from numpy.typing import NDArray
 
 from ..grid import MapGrid, aoi_grid_around, tile_name, utm_epsg
 
