@@ -14,9 +14,10 @@ validate(config, "workflow/schemas/config.schema.yaml")
 include: "workflow/rules/common.smk"
 include: "workflow/rules/simulate.smk"
 include: "workflow/rules/sar.smk"
+include: "workflow/rules/dataset.smk"
 
 
 rule all:
     default_target: True
     input:
-        rules.sar.input,
+        rules.dataset.input,

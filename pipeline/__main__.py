@@ -85,6 +85,60 @@ def _distortion(args: argparse.Namespace) -> None:
                     args.geoid_grid or None, float(args.margin_m))
 
 
+def _optical(args: argparse.Namespace) -> None:
+    from .dataset.build import prepare_optical
+
+    p = json.loads(args.params)
+    prepare_optical(args.safe, _grid(args.grid), args.out, args.out_json, p["scl_mask_classes"],
+                    tuple(p["stretch_percentiles"]), p["max_scene_masked_fraction"])
+
+
+def _dem_normalise(args: argparse.Namespace) -> None:
+    from .dataset.build import normalise_dem
+
+    normalise_dem(args.dem, args.out, float(args.dem_max_m) if args.dem_max_m else None)
+
+
+def _triplets(args: argparse.Namespace) -> None:
+    from .dataset.build import pair_triplets
+    from .io.atomic import write_bytes_atomic
+
+    triplets = pair_triplets(args.catalog, float(args.max_days))
+    write_bytes_atomic(args.out, json.dumps(triplets, indent=2).encode())
+
+
+def _tiles(args: argparse.Namespace) -> None:
+    from .dataset.build import tile_triplet
+
+    triplet = next(t for t in json.loads(Path(args.triplets).read_text()) if t["id"] == args.triplet)
+    p = json.loads(args.params)
+    n = tile_triplet(triplet, Path(args.sar), Path(args.flags), Path(args.optical), Path(args.optical_json),
+                     Path(args.dem), Path(args.out), p["patch_size"], p["stride"], p["max_masked_fraction"])
+    logging.getLogger("pipeline").info("triplet %s: %d patches", args.triplet, n)
+
+
+def _store(args: argparse.Namespace) -> None:
+    from .dataset.build import assemble_store, dataset_card
+    from .dataset.quicklooks import triplet_quicklooks
+
+    p = json.loads(args.params)
+    out = Path(args.out_dir)
+    index = assemble_store([Path(x) for x in args.shards], out, p["split"], tuple(p["split_fractions"]),
+                           p["seed"], p["split_block_patches"] * p["patch_size"], p["patch_size"])
+    triplets = json.loads(Path(args.triplets).read_text())
+    infos = [json.loads(Path(x).read_text()) for x in args.optical_json]
+    dem_max = float(rasterio_tag(args.dem, "dem_max_m"))
+    (out / "README.md").write_text(dataset_card(index, triplets, infos, dem_max))
+    triplet_quicklooks(triplets, args, out / "quicklooks")
+
+
+def rasterio_tag(path: str, key: str) -> str:
+    import rasterio
+
+    with rasterio.open(path) as src:
+        return src.tags()[key]
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m pipeline", description=__doc__)
     parser.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
@@ -129,11 +183,47 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--margin-m", default=3000.0, type=float, help="terrain scanned around the AOI (m)")
     p.add_argument("--geoid-grid", default="")
     p.set_defaults(func=_distortion)
+
+    p = sub.add_parser("optical", help="decode, mask, reproject and stretch one Sentinel-2 L2A scene")
+    p.add_argument("--safe", required=True)
+    p.add_argument("--grid", required=True)
+    p.add_argument("--params", required=True, help="the config's 'dataset' section as JSON")
+    p.add_argument("--out", required=True)
+    p.add_argument("--out-json", required=True)
+    p.set_defaults(func=_optical)
+
+    p = sub.add_parser("dem-normalise", help="DEM divided by the maximum elevation")
+    p.add_argument("--dem", required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--dem-max-m", default="", help="fixed maximum (m); default: the AOI's")
+    p.set_defaults(func=_dem_normalise)
+
+    p = sub.add_parser("triplets", help="pair Sentinel-1 and Sentinel-2 scenes of a catalog")
+    p.add_argument("--catalog", required=True)
+    p.add_argument("--max-days", required=True)
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=_triplets)
+
+    p = sub.add_parser("tiles", help="cut one triplet into 256 x 256 patches (a shard)")
+    for name in ("triplets", "triplet", "sar", "flags", "optical", "optical-json", "dem", "params", "out"):
+        p.add_argument(f"--{name}", required=True)
+    p.set_defaults(func=_tiles)
+
+    p = sub.add_parser("store", help="assemble the shards into the zarr store, index, card and quicklooks")
+    p.add_argument("--shards", nargs="+", required=True)
+    p.add_argument("--optical-json", nargs="+", required=True)
+    p.add_argument("--triplets", required=True)
+    p.add_argument("--dem", required=True, help="the normalised DEM")
+    p.add_argument("--results", required=True, help="results directory (SAR, distortion, optical)")
+    p.add_argument("--params", required=True)
+    p.add_argument("--out-dir", required=True)
+    p.set_defaults(func=_store)
     return parser
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from .dataset.build import DatasetError
     from .io.dem_tiles import DemError
     from .sar.annotation import AnnotationError
     from .sar.safe import SafeError
@@ -141,7 +231,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         args.func(args)
-    except (UserError, SafeError, AnnotationError, DemError, TerrainCorrectionError) as exc:
+    except (UserError, SafeError, AnnotationError, DemError, TerrainCorrectionError, DatasetError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return 0

@@ -37,5 +37,24 @@ def sentinel1_scenes(wildcards):
     )
 
 
+def s2_scenes(wildcards):
+    """Sentinel-2 product ids of the simulated world (known once the simulate checkpoint ran)."""
+    catalog = Path(checkpoints.simulate.get().output.catalog)
+    return sorted(
+        p.name for p in (catalog.parent / "sentinel-2-l2a").iterdir() if p.is_dir()
+    )
+
+
+def triplet_ids(wildcards):
+    with open(checkpoints.triplets.get().output.triplets) as fh:
+        return [t["id"] for t in json.load(fh)]
+
+
+def triplet_of(wildcards):
+    with open(checkpoints.triplets.get().output.triplets) as fh:
+        return next(t for t in json.load(fh) if t["id"] == wildcards.triplet)
+
+
 SIM_DIR = config["simulation"]["directory"]
 RESULTS = config["results"]
+DATASET = config["dataset"]["directory"]

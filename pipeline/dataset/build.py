@@ -1,0 +1,210 @@
+"""Dataset orchestration (files in, files out): optical scenes, DEM normalisation, triplets, shards, store.
+
+Store layout (``<dataset>/patches.zarr``, zarr v3, sharded, dimensions (patch, <array>_channel, y, x),
+readable with ``xarray.open_zarr(path, consolidated=False)``):
+``sar`` float32 (VV, VH in dB), ``dem`` float32 (normalised by the maximum elevation),
+``optical`` uint8 (R, G, B stretched to [0, 255], masked pixels 0), ``valid`` uint8 (optical
+validity, 1 valid), ``flags`` uint8 (distortion bits, :mod:`pipeline.sar.distortion`).
+``<dataset>/index.parquet`` has one row per patch: id, triplet, scene ids, dates, bounds, CRS,
+split and the fractions of shadow, foreshortening and masked optical.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pystac
+import rasterio
+from rasterio.warp import Resampling, reproject
+
+from ..grid import MapGrid
+from ..io.atomic import atomic_path
+from ..io.rasters import write_geotiff
+from ..optical.metadata import parse_product_metadata
+from ..optical.reflectance import dn_to_reflectance
+from ..sar import distortion as dist
+from .optical import scl_mask, stretch_to_uint8
+from .tiling import assign_splits, patch_windows
+
+log = logging.getLogger(__name__)
+SPLITS = ("train", "val", "test")
+
+
+class DatasetError(ValueError):
+    """The dataset cannot be built (the message says why)."""
+
+
+def _on_grid(path: Path, grid: MapGrid, resampling: Resampling, dtype) -> np.ndarray:
+    out = np.zeros((grid.height, grid.width), dtype)
+    with rasterio.open(path) as src:
+        reproject(rasterio.band(src, 1), out, dst_transform=grid.transform, dst_crs=f"EPSG:{grid.epsg}",
+                  resampling=resampling, src_nodata=0, dst_nodata=0)
+    return out
+
+
+def prepare_optical(safe: str | Path, grid: MapGrid, out_tif: str | Path, out_json: str | Path,
+                    masked_classes: list[int], percentiles: tuple[float, float], max_masked_fraction: float) -> dict:
+    """Decode, mask (SCL), reproject to the AOI grid and stretch one L2A scene; skip it when too masked."""
+    safe = Path(safe)
+    meta = parse_product_metadata(safe / "MTD_MSIL2A.xml")
+    bands = {}
+    for band in ("B04", "B03", "B02"):
+        path = next(safe.glob(f"GRANULE/*/IMG_DATA/R10m/*_{band}_10m.tif"))
+        dn = _on_grid(path, grid, Resampling.bilinear, np.float32)
+        rho = dn_to_reflectance(np.round(dn).astype(np.uint16), meta.offset(band), meta.quantification_value)
+        bands[band] = rho
+    scl = _on_grid(next(safe.glob("GRANULE/*/IMG_DATA/R20m/*_SCL_20m.tif")), grid, Resampling.nearest, np.uint8)
+    masked = scl_mask(scl, masked_classes) | ~np.isfinite(bands["B04"])
+    fraction = float(masked.mean())
+    info = {"id": safe.name.removesuffix(".SAFE"), "time": str(meta.start_time), "masked_fraction": fraction,
+            "cloud_cover_percent": meta.cloud_cover_percent, "skipped": False, "reason": ""}
+    if fraction > max_masked_fraction:
+        info.update(skipped=True, reason=f"{100 * fraction:.1f}% of the AOI masked (clouds, snow, no data) "
+                                         f"> {100 * max_masked_fraction:.0f}%")
+        log.warning("skipping %s: %s", info["id"], info["reason"])
+    rgb, limits = stretch_to_uint8(np.stack([bands[b] for b in ("B04", "B03", "B02")]), ~masked, percentiles)
+    info["stretch_limits"] = limits
+    data = np.concatenate([rgb, (~masked).astype(np.uint8)[None]])
+    with atomic_path(out_tif) as tmp:
+        write_geotiff(tmp, data, grid, None, {"stretch_percentiles": json.dumps(list(percentiles))},
+                      ["red", "green", "blue", "valid"])
+    with atomic_path(out_json) as tmp:
+        tmp.write_text(json.dumps(info, indent=2))
+    return info
+
+
+def normalise_dem(dem_tif: str | Path, out_tif: str | Path, dem_max_m: float | None) -> float:
+    """DEM (orthometric) / maximum elevation; the maximum is the AOI's unless ``dem_max_m`` fixes it."""
+    with rasterio.open(dem_tif) as src:
+        h = src.read(1)
+        t = src.transform
+        grid = MapGrid(src.crs.to_epsg(), t.c, t.f, t.a, src.width, src.height)
+    top = float(np.nanmax(h)) if dem_max_m is None else float(dem_max_m)
+    with atomic_path(out_tif) as tmp:
+        write_geotiff(tmp, (h / top).astype(np.float32), grid, np.nan, {"dem_max_m": str(top)})
+    return top
+
+
+def pair_triplets(catalog: str | Path, max_days: float) -> list[dict]:
+    """Sentinel-1 / Sentinel-2 pairs of the catalog: each S1 scene with the nearest S2 scene within ``max_days``."""
+    cat = pystac.Catalog.from_file(str(catalog))
+    items = {c.id: list(c.get_items()) for c in cat.get_children()}
+    s1, s2 = items.get("sentinel-1-grd", []), items.get("sentinel-2-l2a", [])
+    out = []
+    for a in sorted(s1, key=lambda i: i.datetime):
+        best = min(s2, key=lambda b: abs((b.datetime - a.datetime).total_seconds()), default=None)
+        if best is None:
+            continue
+        days = abs((best.datetime - a.datetime).total_seconds()) / 86400
+        if days <= max_days:
+            out.append({"id": f"{a.datetime:%Y%m%d}", "s1": a.id, "s2": best.id, "s1_time": a.datetime.isoformat(),
+                        "s2_time": best.datetime.isoformat(), "days_apart": round(days, 3)})
+    return out
+
+
+def tile_triplet(triplet: dict, sar_tif: Path, flags_tif: Path, optical_tif: Path, optical_json: Path,
+                 dem_norm_tif: Path, out_npz: Path, patch_size: int, stride: int, max_masked: float) -> int:
+    """Cut one triplet into patches (an .npz shard and its rows of the index). Returns the patch count."""
+    info = json.loads(Path(optical_json).read_text())
+    with rasterio.open(sar_tif) as src:
+        sar = src.read().astype(np.float32)
+        t = src.transform
+        grid = MapGrid(src.crs.to_epsg(), t.c, t.f, t.a, src.width, src.height)
+    with rasterio.open(flags_tif) as src:
+        flags = src.read(1)
+    with rasterio.open(optical_tif) as src:
+        opt = src.read()
+    with rasterio.open(dem_norm_tif) as src:
+        dem = src.read(1).astype(np.float32)
+    arrays: dict[str, list] = {k: [] for k in ("sar", "dem", "optical", "valid", "flags")}
+    rows = []
+    if info["skipped"]:
+        log.warning("triplet %s: optical scene %s skipped (%s)", triplet["id"], triplet["s2"], info["reason"])
+    else:
+        for w in patch_windows(grid.height, grid.width, patch_size, stride):
+            win = (slice(w.row, w.row + patch_size), slice(w.col, w.col + patch_size))
+            s = sar[(slice(None),) + win]
+            if not np.isfinite(s).all() or not np.isfinite(dem[win]).all():
+                continue  # SAR or DEM no data
+            valid = opt[3][win] > 0
+            masked = 1.0 - float(valid.mean())
+            if masked > max_masked:
+                continue
+            f = flags[win]
+            left = grid.left + w.col * grid.resolution
+            top = grid.top - w.row * grid.resolution
+            rows.append({
+                "triplet": triplet["id"], "s1": triplet["s1"], "s2": triplet["s2"],
+                "s1_time": triplet["s1_time"], "s2_time": triplet["s2_time"], "row": w.row, "col": w.col,
+                "left": left, "top": top, "right": left + patch_size * grid.resolution,
+                "bottom": top - patch_size * grid.resolution, "crs": f"EPSG:{grid.epsg}",
+                "shadow_fraction": float(((f & dist.SHADOW) > 0).mean()),
+                "foreshortening_fraction": float(((f & (dist.FORESHORTENING | dist.LAYOVER)) > 0).mean()),
+                "masked_fraction": masked,
+            })
+            arrays["sar"].append(s)
+            arrays["dem"].append(dem[win][None])
+            arrays["optical"].append(opt[(slice(0, 3),) + win])
+            arrays["valid"].append(valid.astype(np.uint8)[None])
+            arrays["flags"].append(f[None])
+    with atomic_path(out_npz) as tmp:
+        stacked = {k: np.stack(v) if v else np.zeros((0,)) for k, v in arrays.items()}
+        with open(tmp, "wb") as fh:
+            np.savez(fh, index=json.dumps(rows), **stacked)
+    return len(rows)
+
+
+def assemble_store(shards: list[Path], out_dir: Path, split_mode: str, fractions: tuple[float, float, float],
+                   seed: int, split_block_px: int, patch_size: int) -> pd.DataFrame:
+    """One sharded zarr store for all patches, the Parquet index with splits, and the dataset card."""
+    import zarr
+
+    loaded = [np.load(p) for p in shards]
+    rows = [r for z in loaded for r in json.loads(str(z["index"]))]
+    if not rows:
+        raise DatasetError("the dataset is empty: no triplet produced a patch (see logs/: skipped scenes, "
+                           "no S1/S2 pair within dataset.max_days, or patches dropped for no data or masking)")
+    index = pd.DataFrame(rows)
+    index.insert(0, "patch", np.arange(len(index)))
+    split = assign_splits(index["row"].to_numpy(), index["col"].to_numpy(), fractions, seed, split_mode, split_block_px)
+    index["split"] = [SPLITS[s] for s in split]
+    out_dir = Path(out_dir)
+    with atomic_path(out_dir / "patches.zarr") as tmp:
+        root = zarr.open_group(str(tmp), mode="w", zarr_format=3)
+        n = len(index)
+        for name, dtype in (("sar", "float32"), ("dem", "float32"), ("optical", "uint8"), ("valid", "uint8"),
+                            ("flags", "uint8")):
+            data = np.concatenate([z[name] for z in loaded if z[name].ndim == 4])
+            arr = root.create_array(name, shape=data.shape, dtype=dtype, chunks=(1,) + data.shape[1:],
+                                    shards=(min(64, n),) + data.shape[1:],
+                                    dimension_names=("patch", f"{name}_channel", "y", "x"))
+            arr[:] = data
+        root.attrs.update({"channels": {"sar": ["VV_dB", "VH_dB"], "dem": ["elevation_over_max"],
+                                        "optical": ["red", "green", "blue"], "valid": ["optical_valid"],
+                                        "flags": ["distortion_bits"]},
+                           "patch_size": patch_size})
+    with atomic_path(out_dir / "index.parquet") as tmp:
+        index.to_parquet(tmp, index=False)
+    return index
+
+
+def dataset_card(index: pd.DataFrame, triplets: list[dict], optical_infos: list[dict], dem_max_m: float) -> str:
+    """The dataset card (Markdown)."""
+    lines = ["# Dataset card", "", f"{len(index)} patches of 256 x 256 at 10 m from {index['triplet'].nunique()} "
+             f"SAR-DEM-optical triplets; DEM normalised by {dem_max_m:.1f} m.", "", "## Splits", "",
+             "| split | patches | shadow | foreshortening | masked optical |", "|---|---|---|---|---|"]
+    for name in SPLITS:
+        part = index[index["split"] == name]
+        lines.append(f"| {name} | {len(part)} | {part['shadow_fraction'].mean():.3f} | "
+                     f"{part['foreshortening_fraction'].mean():.3f} | {part['masked_fraction'].mean():.3f} |")
+    lines += ["", "## Triplets", "", "| triplet | Sentinel-1 | Sentinel-2 | days apart | patches |", "|---|---|---|---|---|"]
+    for t in triplets:
+        lines.append(f"| {t['id']} | {t['s1']} | {t['s2']} | {t['days_apart']} | {(index['triplet'] == t['id']).sum()} |")
+    skipped = [o for o in optical_infos if o["skipped"]]
+    if skipped:
+        lines += ["", "## Skipped optical scenes", ""] + [f"- {o['id']}: {o['reason']}" for o in skipped]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,146 @@
+# The dataset: optical scenes on the AOI grid, normalised DEM, triplets, shards of patches, the store.
+
+
+rule optical:
+    input:
+        metadata=f"{SIM_DIR}/sentinel2/{{s2}}.SAFE/MTD_MSIL2A.xml",
+    output:
+        image=f"{RESULTS}/optical/{{s2}}.tif",
+        info=f"{RESULTS}/optical/{{s2}}.json",
+    log:
+        "logs/optical/{s2}.log",
+    conda:
+        "../../envs/pipeline.yaml"
+    threads: 1
+    resources:
+        mem_mb=3000,
+    params:
+        grid=as_json(aoi_grid()),
+        optical=as_json(
+            {
+                k: config["dataset"][k]
+                for k in (
+                    "scl_mask_classes",
+                    "stretch_percentiles",
+                    "max_scene_masked_fraction",
+                )
+            }
+        ),
+        safe=lambda wildcards, input: parent_dir(input.metadata),
+    shell:
+        "python -m pipeline optical --safe {params.safe} --grid '{params.grid}' "
+        "--params '{params.optical}' --out {output.image} --out-json {output.info} > {log} 2>&1"
+
+
+rule dem_normalise:
+    input:
+        dem=rules.dem.output.orthometric,
+    output:
+        f"{RESULTS}/dem/dem_normalised.tif",
+    log:
+        "logs/dem_normalise.log",
+    conda:
+        "../../envs/pipeline.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+    params:
+        dem_max=config["dataset"]["dem_max_m"] or "",
+    shell:
+        "python -m pipeline dem-normalise --dem {input.dem} --out {output} "
+        "--dem-max-m '{params.dem_max}' > {log} 2>&1"
+
+
+checkpoint triplets:
+    input:
+        catalog=f"{SIM_DIR}/catalog.json",
+    output:
+        triplets=f"{DATASET}/triplets.json",
+    log:
+        "logs/triplets.log",
+    conda:
+        "../../envs/pipeline.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+    params:
+        max_days=config["dataset"]["max_days"],
+    shell:
+        "python -m pipeline triplets --catalog {input.catalog} --max-days {params.max_days} "
+        "--out {output.triplets} > {log} 2>&1"
+
+
+rule tiles:
+    input:
+        triplets=f"{DATASET}/triplets.json",
+        sar=lambda wildcards: f"{RESULTS}/sar/{triplet_of(wildcards)['s1']}_backscatter.tif",
+        flags=lambda wildcards: f"{RESULTS}/distortion/{triplet_of(wildcards)['s1']}_flags.tif",
+        optical=lambda wildcards: f"{RESULTS}/optical/{triplet_of(wildcards)['s2']}.tif",
+        info=lambda wildcards: f"{RESULTS}/optical/{triplet_of(wildcards)['s2']}.json",
+        dem=rules.dem_normalise.output,
+    output:
+        f"{DATASET}/shards/{{triplet}}.npz",
+    log:
+        "logs/tiles/{triplet}.log",
+    conda:
+        "../../envs/pipeline.yaml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+    params:
+        tiling=as_json(
+            {
+                k: config["dataset"][k]
+                for k in ("patch_size", "stride", "max_masked_fraction")
+            }
+        ),
+    shell:
+        "python -m pipeline tiles --triplets {input.triplets} --triplet {wildcards.triplet} "
+        "--sar {input.sar} --flags {input.flags} --optical {input.optical} --optical-json {input.info} "
+        "--dem {input.dem} --params '{params.tiling}' --out {output} > {log} 2>&1"
+
+
+rule store:
+    input:
+        shards=lambda wildcards: expand(
+            f"{DATASET}/shards/{{triplet}}.npz", triplet=triplet_ids(wildcards)
+        ),
+        infos=lambda wildcards: expand(
+            f"{RESULTS}/optical/{{s2}}.json", s2=s2_scenes(wildcards)
+        ),
+        triplets=f"{DATASET}/triplets.json",
+        dem=rules.dem_normalise.output,
+    output:
+        index=f"{DATASET}/index.parquet",
+        card=f"{DATASET}/README.md",
+    log:
+        "logs/store.log",
+    conda:
+        "../../envs/pipeline.yaml"
+    threads: 1
+    resources:
+        mem_mb=6000,
+    params:
+        store=as_json(
+            {
+                k: config["dataset"][k]
+                for k in (
+                    "split",
+                    "split_fractions",
+                    "seed",
+                    "split_block_patches",
+                    "patch_size",
+                )
+            }
+        ),
+        out=lambda wildcards, output: parent_dir(output.index),
+        results=lambda wildcards, input: parent_dir(parent_dir(input.dem[0])),
+    shell:
+        "python -m pipeline store --shards {input.shards} --optical-json {input.infos} "
+        "--triplets {input.triplets} --dem {input.dem} --results {params.results} "
+        "--params '{params.store}' --out-dir {params.out} > {log} 2>&1"
+
+
+rule dataset:
+    input:
+        rules.store.output,
