@@ -1,0 +1,147 @@
+"""The dataset target end to end (real Snakemake runs on a small world): store, alignment, splits, reruns, bad input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import rasterio
+import xarray as xr
+import yaml
+
+from pipeline.dataset.tiling import assign_splits, patch_windows
+
+from .conftest import small_simulation
+from .test_50_workflow import run, workflow_copy
+
+
+def small_config(**dataset) -> dict:
+    sim = small_simulation()
+    sim["aoi"]["size_m"] = 5120  # 2 x 2 patches per triplet
+    sim["dates"][2]["cloud_fraction"] = 1.0  # a fully cloudy optical scene
+    cfg = {"simulation": dict(sim, directory="resources/simulated")}
+    cfg["dataset"] = {"max_masked_fraction": 0.6, "split_block_patches": 1, **dataset}
+    return cfg
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory) -> Path:
+    work = workflow_copy(tmp_path_factory.mktemp("dataset"))
+    (work / "test.yaml").write_text(yaml.safe_dump(small_config()))
+    res = run(["snakemake", "dataset", "--cores", "2", "--configfile", "test.yaml"], work)
+    assert res.returncode == 0, res.stderr[-4000:]
+    return work
+
+
+def test_store_and_index(built: Path) -> None:
+    ds = xr.open_zarr(built / "results" / "dataset" / "patches.zarr", consolidated=False)
+    index = pd.read_parquet(built / "results" / "dataset" / "index.parquet")
+    n = len(index)
+    assert n > 0 and ds.sizes["patch"] == n
+    assert ds["sar"].shape == (n, 2, 256, 256) and ds["sar"].dtype == np.float32
+    assert ds["optical"].shape == (n, 3, 256, 256) and ds["optical"].dtype == np.uint8
+    assert ds["dem"].shape == (n, 1, 256, 256) and ds["valid"].dtype == np.uint8
+    dem = ds["dem"].values
+    assert 0 < dem.min() and dem.max() <= 1.0  # normalised by the maximum elevation
+    for col in ("patch", "triplet", "s1", "s2", "s1_time", "s2_time", "left", "top", "right", "bottom", "crs",
+                "split", "shadow_fraction", "foreshortening_fraction", "masked_fraction"):
+        assert col in index.columns, col
+    assert set(index["split"]) <= {"train", "val", "test"}
+    assert (index["masked_fraction"] <= 0.6).all()
+    card = (built / "results" / "dataset" / "README.md").read_text()
+    assert "| train |" in card and "Skipped optical scenes" in card
+    assert len(list((built / "results" / "dataset" / "quicklooks").glob("*.png"))) == len(
+        json.loads((built / "results" / "dataset" / "triplets.json").read_text()))
+
+
+def test_cloudy_scene_is_skipped_with_a_logged_reason(built: Path) -> None:
+    infos = [json.loads(p.read_text()) for p in (built / "results" / "optical").glob("*.json")]
+    skipped = [i for i in infos if i["skipped"]]
+    assert len(skipped) == 1 and "masked" in skipped[0]["reason"]
+    logs = "".join(p.read_text() for p in (built / "logs" / "optical").glob("*.log"))
+    assert "skipping" in logs
+    index = pd.read_parquet(built / "results" / "dataset" / "index.parquet")
+    assert skipped[0]["id"] not in set(index["s2"])
+
+
+def test_patches_share_the_georeference_of_every_layer(built: Path) -> None:
+    """Each patch equals the same window of the SAR, DEM, optical and distortion rasters."""
+    ds = xr.open_zarr(built / "results" / "dataset" / "patches.zarr", consolidated=False)
+    index = pd.read_parquet(built / "results" / "dataset" / "index.parquet")
+    results = built / "results"
+    rng = np.random.default_rng(0)
+    for k in rng.choice(len(index), size=min(4, len(index)), replace=False):
+        row = index.iloc[k]
+        with rasterio.open(results / "sar" / f"{row.s1}_backscatter.tif") as src:
+            t = src.transform
+            r, c = int(round((t.f - row.top) / -t.e)), int(round((row.left - t.c) / t.a))
+            assert (r, c) == (row.row, row.col)
+            win = rasterio.windows.Window(c, r, 256, 256)
+            np.testing.assert_array_equal(ds["sar"][k].values, src.read(window=win))
+        with rasterio.open(results / "dem" / "dem_normalised.tif") as src:
+            np.testing.assert_array_equal(ds["dem"][k, 0].values, src.read(1, window=win))
+        with rasterio.open(results / "optical" / f"{row.s2}.tif") as src:
+            np.testing.assert_array_equal(ds["optical"][k].values, src.read((1, 2, 3), window=win))
+        with rasterio.open(results / "distortion" / f"{row.s1}_flags.tif") as src:
+            np.testing.assert_array_equal(ds["flags"][k, 0].values, src.read(1, window=win))
+
+
+def test_corner_reflector_lands_on_its_patch_pixel(built: Path) -> None:
+    truth = json.loads((built / "resources" / "simulated" / "truth" / "world.json").read_text())
+    ds = xr.open_zarr(built / "results" / "dataset" / "patches.zarr", consolidated=False)
+    index = pd.read_parquet(built / "results" / "dataset" / "index.parquet")
+    found = 0
+    for cr in truth["reflectors"]:
+        inside = index[(index.left <= cr["easting_m"]) & (index.right > cr["easting_m"])
+                       & (index.bottom < cr["northing_m"]) & (index.top >= cr["northing_m"])]
+        for k, row in inside.iterrows():
+            y = int((row.top - cr["northing_m"]) // 10)
+            x = int((cr["easting_m"] - row.left) // 10)
+            if not (3 <= y < 253 and 3 <= x < 253):
+                continue
+            vv = ds["sar"][k, 0].values
+            window = vv[y - 3 : y + 4, x - 3 : x + 4]
+            dy, dx = np.unravel_index(np.argmax(window), window.shape)
+            assert abs(dy - 3) <= 1 and abs(dx - 3) <= 1, (cr["name"], dy - 3, dx - 3)
+            found += 1
+    assert found > 0
+
+
+def test_changing_the_stretch_reruns_only_optical_tiling_and_store(built: Path) -> None:
+    cfg = small_config(stretch_percentiles=[2, 98])
+    (built / "changed.yaml").write_text(yaml.safe_dump(cfg))
+    res = run(["snakemake", "dataset", "-n", "--cores", "2", "--configfile", "changed.yaml"], built)
+    planned = res.stdout + res.stderr
+    assert res.returncode == 0, planned[-3000:]
+    for rule in ("optical", "tiles", "store"):
+        assert f"rule {rule}:" in planned or f"\n{rule}" in planned, rule
+    for rule in ("terrain_correct", "distortion", "simulate", "dem:", "dem_normalise"):
+        assert f"rule {rule}" not in planned and f"checkpoint {rule}" not in planned, rule
+
+
+def test_empty_dataset_fails_clearly(built: Path) -> None:
+    cfg = small_config(max_days=0.1, directory="results/empty")
+    (built / "empty.yaml").write_text(yaml.safe_dump(cfg))
+    res = run(["snakemake", "dataset", "--cores", "2", "--configfile", "empty.yaml"], built)
+    assert res.returncode != 0
+    log = (built / "logs" / "store.log").read_text()
+    assert "dataset is empty" in log
+
+
+def test_patch_windows_and_splits() -> None:
+    w = patch_windows(600, 520, 256, 256)
+    assert [(p.row, p.col) for p in w] == [(0, 0), (0, 256), (256, 0), (256, 256)]
+    rows, cols = np.meshgrid(np.arange(0, 5120, 256), np.arange(0, 5120, 256), indexing="ij")
+    rows, cols = np.tile(rows.ravel(), 3), np.tile(cols.ravel(), 3)  # the same locations on 3 dates
+    spatial = assign_splits(rows, cols, (0.8, 0.1, 0.1), 0, "spatial", 512)
+    for key in set(zip(rows // 512, cols // 512)):
+        sel = (rows // 512 == key[0]) & (cols // 512 == key[1])
+        assert len(set(spatial[sel])) == 1  # one ground block, one split, every date
+    counts = np.bincount(spatial, minlength=3) / spatial.size
+    assert abs(counts[0] - 0.8) < 0.06
+    random = assign_splits(rows, cols, (0.8, 0.1, 0.1), 0, "random", 512)
+    leaks = sum(len(set(random[(rows == r) & (cols == c)])) > 1 for r, c in set(zip(rows, cols)))
+    assert leaks > 0  # random splits put one ground location in several splits
