@@ -74,6 +74,7 @@ def _terrain_correct(args: argparse.Namespace) -> None:
         db_floor=float(p.get("db_floor", -35.0)),
         tile_size=int(p.get("tile_size", 512)),
         orbit_file=args.orbit_file or None,
+        skip_outside=bool(p.get("skip_scenes_outside_aoi", True)),
     )
     terrain_correct(args.safe, args.dem, args.out, args.geometry, params)
 
@@ -128,7 +129,13 @@ def _store(args: argparse.Namespace) -> None:
     triplets = json.loads(Path(args.triplets).read_text())
     infos = [json.loads(Path(x).read_text()) for x in args.optical_json]
     dem_max = float(rasterio_tag(args.dem, "dem_max_m"))
-    (out / "README.md").write_text(dataset_card(index, triplets, infos, dem_max))
+    results = Path(args.results)
+    skipped_sar = {}
+    for t in triplets:
+        reason = rasterio_tag_or_empty(str(results / "sar" / f"{t['s1']}_backscatter.tif"), "skipped")
+        if reason:
+            skipped_sar[t["s1"]] = reason
+    (out / "README.md").write_text(dataset_card(index, triplets, infos, dem_max, skipped_sar))
     triplet_quicklooks(triplets, args, out / "quicklooks")
 
 
@@ -137,6 +144,13 @@ def rasterio_tag(path: str, key: str) -> str:
 
     with rasterio.open(path) as src:
         return src.tags()[key]
+
+
+def rasterio_tag_or_empty(path: str, key: str) -> str:
+    import rasterio
+
+    with rasterio.open(path) as src:
+        return src.tags().get(key, "")
 
 
 def build_parser() -> argparse.ArgumentParser:

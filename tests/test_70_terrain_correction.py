@@ -238,6 +238,11 @@ def test_bad_input_is_named_and_leaves_nothing(alpine_world: BuiltWorld, tc_dir:
     with pytest.raises(TerrainCorrectionError, match="outside the swath"):
         terrain_correct(safe, far, out, geo)
     assert not out.exists() and not geo.exists()
+    # or, as the workflow does, reported and skipped: no-data outputs tagged with the reason
+    terrain_correct(safe, far, tmp_path / "skip.tif", tmp_path / "skip_geo.tif",
+                    TerrainCorrectionParams(skip_outside=True))
+    with rasterio.open(tmp_path / "skip.tif") as src:
+        assert "outside the swath" in src.tags()["skipped"] and np.isnan(src.read()).all()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".bs.tif")]
 
 

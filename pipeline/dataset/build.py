@@ -112,6 +112,7 @@ def tile_triplet(triplet: dict, sar_tif: Path, flags_tif: Path, optical_tif: Pat
     info = json.loads(Path(optical_json).read_text())
     with rasterio.open(sar_tif) as src:
         sar = src.read().astype(np.float32)
+        skipped_sar = src.tags().get("skipped", "")
         t = src.transform
         grid = MapGrid(src.crs.to_epsg(), t.c, t.f, t.a, src.width, src.height)
     with rasterio.open(flags_tif) as src:
@@ -124,6 +125,8 @@ def tile_triplet(triplet: dict, sar_tif: Path, flags_tif: Path, optical_tif: Pat
     rows = []
     if info["skipped"]:
         log.warning("triplet %s: optical scene %s skipped (%s)", triplet["id"], triplet["s2"], info["reason"])
+    elif skipped_sar:
+        log.warning("triplet %s: Sentinel-1 scene %s skipped (%s)", triplet["id"], triplet["s1"], skipped_sar)
     else:
         for w in patch_windows(grid.height, grid.width, patch_size, stride):
             win = (slice(w.row, w.row + patch_size), slice(w.col, w.col + patch_size))
@@ -192,7 +195,8 @@ def assemble_store(shards: list[Path], out_dir: Path, split_mode: str, fractions
     return index
 
 
-def dataset_card(index: pd.DataFrame, triplets: list[dict], optical_infos: list[dict], dem_max_m: float) -> str:
+def dataset_card(index: pd.DataFrame, triplets: list[dict], optical_infos: list[dict], dem_max_m: float,
+                 skipped_sar: dict[str, str] | None = None) -> str:
     """The dataset card (Markdown)."""
     lines = ["# Dataset card", "", f"{len(index)} patches of 256 x 256 at 10 m from {index['triplet'].nunique()} "
              f"SAR-DEM-optical triplets; DEM normalised by {dem_max_m:.1f} m.", "", "## Splits", "",
@@ -207,4 +211,6 @@ def dataset_card(index: pd.DataFrame, triplets: list[dict], optical_infos: list[
     skipped = [o for o in optical_infos if o["skipped"]]
     if skipped:
         lines += ["", "## Skipped optical scenes", ""] + [f"- {o['id']}: {o['reason']}" for o in skipped]
+    if skipped_sar:
+        lines += ["", "## Skipped Sentinel-1 scenes", ""] + [f"- {k}: {v}" for k, v in skipped_sar.items()]
     return "\n".join(lines) + "\n"

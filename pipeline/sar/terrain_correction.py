@@ -62,6 +62,7 @@ class TerrainCorrectionParams:
     db_floor: float = -35.0
     tile_size: int = 512
     flat_area_threshold: float = 0.05
+    skip_outside: bool = False  # AOI outside the swath: write no-data outputs tagged with the reason
     orbit_file: str | None = None  # AUX_POEORB/RESORB .EOF; None: the annotation's state vectors
 
     def __post_init__(self) -> None:
@@ -148,11 +149,17 @@ def _terrain_correct(safe: Path, dem_path, out_path, geometry_path, params: Terr
     inside = ((probe.line >= 0) & (probe.line < image.number_of_lines)
               & (probe.pixel >= 0) & (probe.pixel < image.number_of_samples))
     if not inside.any():
-        raise TerrainCorrectionError(
+        reason = (
             f"{safe}: the AOI {grid.bounds} (EPSG:{grid.epsg}) is outside the swath: it falls at lines "
             f"{probe.line.min():.0f}..{probe.line.max():.0f}, pixels {probe.pixel.min():.0f}..{probe.pixel.max():.0f} "
             f"of a {image.number_of_lines} x {image.number_of_samples} image"
         )
+        if not params.skip_outside:
+            raise TerrainCorrectionError(reason)
+        log.warning("skipping: %s", reason)
+        _write_no_data(grid, out_path, geometry_path, len(params.polarisations), reason)
+        dem.close()
+        return
     pols = {}
     for pol in params.polarisations:
         f = files[pol]
@@ -217,6 +224,17 @@ def _terrain_correct(safe: Path, dem_path, out_path, geometry_path, params: Terr
     for p in pols.values():
         p.dataset.close()
     dem.close()
+
+
+def _write_no_data(grid: MapGrid, out_path, geometry_path, bands: int, reason: str) -> None:
+    """All-NaN outputs tagged ``skipped`` (so the run goes on and later stages can report the scene)."""
+    from ..io.rasters import write_geotiff
+
+    empty = np.full((grid.height, grid.width), np.nan, np.float32)
+    with atomic_path(out_path) as tmp:
+        write_geotiff(tmp, np.stack([empty] * bands), grid, np.nan, {"skipped": reason})
+    with atomic_path(geometry_path) as tmp:
+        write_geotiff(tmp, np.stack([empty] * 4), grid, np.nan, {"skipped": reason})
 
 
 def _sin_from_cos(cos: NDArray) -> NDArray:
