@@ -1,0 +1,176 @@
+"""Robust HTTP downloads: resume, retries with backoff, verification, atomic rename, progress.
+
+Services that hold Sentinel data time out, rate-limit (429 with ``Retry-After``), drop
+connections and expire tokens. :func:`download` therefore
+
+- writes to ``<target>.part`` and renames it into place only once complete and verified, so no
+  partial file ever appears under the final name;
+- resumes an interrupted transfer with an HTTP ``Range`` request (a server that ignores it
+  restarts the file);
+- retries connection errors, timeouts, 5xx and 429 with exponential backoff, honouring
+  ``Retry-After``; gives up after ``max_attempts`` with an error that names the URL;
+- stops at once on 401/403 with an error about credentials;
+- verifies the size (``Content-Length``, or the expected size) and, when given, the MD5
+  (e.g. from a SAFE manifest); a mismatch discards the data and fetches again.
+
+Credentials come only from the environment or ``~/.netrc`` (requests reads it for the host) or
+headers the caller builds from the environment (bearer tokens); they are never logged.
+:func:`download_many` bounds the number of concurrent transfers per host.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import hashlib
+import logging
+import os
+import threading
+import time
+from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlparse
+
+import requests
+from tqdm import tqdm
+
+log = logging.getLogger(__name__)
+
+
+class DownloadError(RuntimeError):
+    """A file could not be downloaded (the message names the URL and the last problem)."""
+
+
+class CredentialsError(DownloadError):
+    """The server refused the credentials (401/403)."""
+
+
+@dataclass(frozen=True)
+class DownloadPolicy:
+    """Timeouts (s), attempts and backoff of :func:`download`."""
+
+    connect_timeout_s: float = 10.0
+    read_timeout_s: float = 60.0
+    max_attempts: int = 6
+    backoff_s: float = 2.0
+    backoff_max_s: float = 120.0
+    chunk_bytes: int = 1 << 20
+
+
+def _retry_after_s(response: requests.Response) -> float | None:
+    value = response.headers.get("Retry-After")
+    if not value:
+        return None
+    try:
+        return max(float(value), 0.0)
+    except ValueError:
+        parsed = email.utils.parsedate_to_datetime(value)
+        return max(parsed.timestamp() - time.time(), 0.0) if parsed else None
+
+
+def _md5(path: Path) -> str:
+    h = hashlib.md5()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def download(
+    url: str,
+    target: str | Path,
+    expected_size: int | None = None,
+    expected_md5: str | None = None,
+    headers: dict[str, str] | None = None,
+    session: requests.Session | None = None,
+    policy: DownloadPolicy = DownloadPolicy(),
+    progress: bool = True,
+) -> Path:
+    """Download ``url`` to ``target`` (see the module docstring). Returns ``target``.
+
+    An existing ``target`` is kept when it passes the same checks (a shared cache).
+    """
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if target.exists() and (expected_size is None or target.stat().st_size == expected_size) and (
+        expected_md5 is None or _md5(target) == expected_md5
+    ):
+        return target
+    part = target.with_name(target.name + ".part")
+    session = session or requests.Session()
+    last_problem = "no attempt made"
+    for attempt in range(1, policy.max_attempts + 1):
+        have = part.stat().st_size if part.exists() else 0
+        request_headers = dict(headers or {})
+        if have:
+            request_headers["Range"] = f"bytes={have}-"
+        wait = min(policy.backoff_s * 2 ** (attempt - 1), policy.backoff_max_s)
+        try:
+            with session.get(url, headers=request_headers, stream=True,
+                             timeout=(policy.connect_timeout_s, policy.read_timeout_s)) as response:
+                if response.status_code in (401, 403):
+                    raise CredentialsError(
+                        f"{url}: HTTP {response.status_code}: the server refused the credentials; set them in "
+                        "the environment or ~/.netrc (see README, 'Credentials'); they are never logged"
+                    )
+                if response.status_code == 429 or response.status_code >= 500:
+                    after = _retry_after_s(response)
+                    wait = after if after is not None else wait
+                    raise requests.HTTPError(f"HTTP {response.status_code}", response=response)
+                if response.status_code == 416 and have:  # range beyond the end: the part is complete or stale
+                    total = expected_size
+                elif response.status_code not in (200, 206):
+                    raise DownloadError(f"{url}: HTTP {response.status_code} {response.reason}")
+                else:
+                    if response.status_code == 200 and have:
+                        have = 0  # the server ignored the range: start again
+                    length = response.headers.get("Content-Length")
+                    total = have + int(length) if length is not None else expected_size
+                    mode = "ab" if have else "wb"
+                    with open(part, mode) as fh, tqdm(total=total, initial=have, unit="B", unit_scale=True,
+                                                      desc=target.name, disable=not progress, leave=False) as bar:
+                        for chunk in response.iter_content(policy.chunk_bytes):
+                            fh.write(chunk)
+                            bar.update(len(chunk))
+            size = part.stat().st_size if part.exists() else 0
+            want = expected_size if expected_size is not None else total
+            if want is not None and size < want:
+                raise requests.ConnectionError(f"transfer ended at {size} of {want} bytes")
+            if want is not None and size != want:
+                last_problem = f"size {size} bytes, expected {want}"
+            elif expected_md5 is not None and _md5(part) != expected_md5:
+                last_problem = "MD5 mismatch"
+            else:
+                os.replace(part, target)
+                return target
+            log.warning("%s: %s, fetching it again", url, last_problem)
+            part.unlink(missing_ok=True)
+        except CredentialsError:
+            part.unlink(missing_ok=True)
+            raise
+        except (requests.ConnectionError, requests.Timeout, requests.HTTPError,
+                requests.exceptions.ChunkedEncodingError) as exc:
+            last_problem = str(exc)
+            if attempt < policy.max_attempts:
+                log.warning("%s: %s (attempt %d of %d), retrying in %.1f s", url, last_problem, attempt,
+                            policy.max_attempts, wait)
+                time.sleep(wait)
+    part.unlink(missing_ok=True)
+    raise DownloadError(f"{url}: giving up after {policy.max_attempts} attempts: {last_problem}")
+
+
+def download_many(jobs: list[dict], max_per_host: int = 4, max_workers: int = 8, **kwargs) -> list[Path]:
+    """Run :func:`download` for each job (its keyword arguments), at most ``max_per_host`` at once per host."""
+    locks: dict[str, threading.Semaphore] = defaultdict(lambda: threading.Semaphore(max_per_host))
+    guard = threading.Lock()
+
+    def run(job: dict) -> Path:
+        host = urlparse(job["url"]).netloc
+        with guard:
+            semaphore = locks[host]
+        with semaphore:
+            return download(**{**kwargs, **job})
+
+    with ThreadPoolExecutor(max_workers=max_workers) as pool:
+        return list(pool.map(run, jobs))
