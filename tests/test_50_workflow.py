@@ -126,3 +126,10 @@ def test_snakemake_simulate_is_deterministic_and_reruns_on_parameter_change(tmp_
     (work / "test.yaml").write_text(yaml.safe_dump(cfg))
     res = run(["snakemake", "simulate", "-n", "--cores", "2", "--configfile", "test.yaml"], work)
     assert "simulate" in res.stdout and "Nothing to be done" not in res.stdout
+
+
+def test_real_source_is_refused_clearly_until_wired(tmp_path: Path) -> None:
+    work = workflow_copy(tmp_path)
+    res = run(["snakemake", "dataset", "-n", "--cores", "1", "--config", "source=stac"], work)
+    assert res.returncode != 0
+    assert "not wired into the workflow yet" in res.stdout + res.stderr

@@ -2,6 +2,8 @@
 import json
 from pathlib import Path
 
+from snakemake.exceptions import WorkflowError
+
 from pipeline.grid import aoi_grid_around
 
 
@@ -54,6 +56,12 @@ def triplet_of(wildcards):
     with open(checkpoints.triplets.get().output.triplets) as fh:
         return next(t for t in json.load(fh) if t["id"] == wildcards.triplet)
 
+
+if config["source"] != "simulated":
+    raise WorkflowError(
+        f"source: {config['source']!r}: searching and downloading real Sentinel data is not wired into "
+        "the workflow yet (the downloader exists: pipeline.io.download); use source: simulated"
+    )
 
 SIM_DIR = config["simulation"]["directory"]
 RESULTS = config["results"]
