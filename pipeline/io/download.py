@@ -21,7 +21,6 @@ headers the caller builds from the environment (bearer tokens); they are never l
 from __future__ import annotations
 
 import email.utils
-import hashlib
 import logging
 import os
 import threading
@@ -34,6 +33,8 @@ from urllib.parse import urlparse
 
 import requests
 from tqdm import tqdm
+
+from .checksums import file_md5
 
 log = logging.getLogger(__name__)
 
@@ -69,13 +70,6 @@ def _retry_after_s(response: requests.Response) -> float | None:
         return max(parsed.timestamp() - time.time(), 0.0) if parsed else None
 
 
-def _md5(path: Path) -> str:
-    h = hashlib.md5()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
 
 def download(
     url: str,
@@ -94,7 +88,7 @@ def download(
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     if target.exists() and (expected_size is None or target.stat().st_size == expected_size) and (
-        expected_md5 is None or _md5(target) == expected_md5
+        expected_md5 is None or file_md5(target) == expected_md5
     ):
         return target
     part = target.with_name(target.name + ".part")
@@ -139,7 +133,7 @@ def download(
                 raise requests.ConnectionError(f"transfer ended at {size} of {want} bytes")
             if want is not None and size != want:
                 last_problem = f"size {size} bytes, expected {want}"
-            elif expected_md5 is not None and _md5(part) != expected_md5:
+            elif expected_md5 is not None and file_md5(part) != expected_md5:
                 last_problem = "MD5 mismatch"
             else:
                 os.replace(part, target)

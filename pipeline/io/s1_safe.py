@@ -12,7 +12,6 @@ georeferenced only by GCPs from the geolocation grid).
 
 from __future__ import annotations
 
-import hashlib
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +28,7 @@ from ..sar.annotation import ProductAnnotation
 from ..sar.calibration import LutVectors
 from ..simulate.s1_design import ProductDesign
 from .atomic import atomic_path
+from .checksums import file_md5
 
 IPF_VERSION = "003.31"
 
@@ -302,13 +302,6 @@ def write_measurement(path: Path, dn: NDArray[np.uint16], ann: ProductAnnotation
         dst.gcps = (gcps, CRS.from_epsg(4326))
 
 
-def _md5(path: Path) -> str:
-    h = hashlib.md5()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
 
 def manifest_xml(safe_dir: Path, design: ProductDesign, relative_orbit: int, files: list[tuple[str, str, str]]) -> bytes:
     """manifest.safe: product metadata and one dataObject (size, MD5) per file.
@@ -340,7 +333,7 @@ def manifest_xml(safe_dir: Path, design: ProductDesign, relative_orbit: int, fil
             f'    <dataObject ID="{obj_id}" repID="{rep_id}">\n'
             f'      <byteStream mimeType="{mime}" size="{path.stat().st_size}">\n'
             f'        <fileLocation locatorType="URL" href="./{rel}"/>\n'
-            f'        <checksum checksumName="MD5">{_md5(path)}</checksum>\n'
+            f'        <checksum checksumName="MD5">{file_md5(path)}</checksum>\n'
             f"      </byteStream>\n    </dataObject>"
         )
     pointers = "\n".join(
