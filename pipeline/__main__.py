@@ -132,25 +132,22 @@ def _store(args: argparse.Namespace) -> None:
     results = Path(args.results)
     skipped_sar = {}
     for t in triplets:
-        reason = rasterio_tag_or_empty(str(results / "sar" / f"{t['s1']}_backscatter.tif"), "skipped")
+        reason = rasterio_tag(str(results / "sar" / f"{t['s1']}_backscatter.tif"), "skipped", "")
         if reason:
             skipped_sar[t["s1"]] = reason
     (out / "README.md").write_text(dataset_card(index, triplets, infos, dem_max, skipped_sar))
     triplet_quicklooks(triplets, args, out / "quicklooks")
 
 
-def rasterio_tag(path: str, key: str) -> str:
+def rasterio_tag(path: str, key: str, default: str | None = None) -> str:
+    """A GeoTIFF tag; ``default`` when absent (None: the tag is required)."""
     import rasterio
 
     with rasterio.open(path) as src:
-        return src.tags()[key]
-
-
-def rasterio_tag_or_empty(path: str, key: str) -> str:
-    import rasterio
-
-    with rasterio.open(path) as src:
-        return src.tags().get(key, "")
+        tags = src.tags()
+    if key not in tags and default is None:
+        raise UserError(f"{path}: no '{key}' tag")
+    return tags.get(key, default)
 
 
 def build_parser() -> argparse.ArgumentParser:

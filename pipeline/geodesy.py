@@ -52,15 +52,3 @@ def ellipsoid_normal(lat_deg: ArrayLike, lon_deg: ArrayLike) -> NDArray[np.float
     lat = np.radians(np.asarray(lat_deg, dtype=np.float64))
     lon = np.radians(np.asarray(lon_deg, dtype=np.float64))
     return np.stack(np.broadcast_arrays(np.cos(lat) * np.cos(lon), np.cos(lat) * np.sin(lon), np.sin(lat)), axis=-1)
-
-
-def enu_basis(lat_deg: ArrayLike, lon_deg: ArrayLike) -> NDArray[np.float64]:
-    """Local east, north, up unit vectors as (..., 3, 3): [..., 0, :] east, 1 north, 2 up (ECEF)."""
-    lat = np.radians(np.asarray(lat_deg, dtype=np.float64))
-    lon = np.radians(np.asarray(lon_deg, dtype=np.float64))
-    sl, cl, so, co = np.sin(lat), np.cos(lat), np.sin(lon), np.cos(lon)
-    zero = np.zeros_like(sl * so)
-    east = np.stack(np.broadcast_arrays(-so, co, zero), axis=-1)
-    north = np.stack(np.broadcast_arrays(-sl * co, -sl * so, cl), axis=-1)
-    up = np.stack(np.broadcast_arrays(cl * co, cl * so, sl), axis=-1)
-    return np.stack([east, north, up], axis=-2)

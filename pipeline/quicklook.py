@@ -58,10 +58,6 @@ def hillshade(
     return np.dstack([grey] * 3)
 
 
-def optical_rgb(red: NDArray, green: NDArray, blue: NDArray, low: float = 1.0, high: float = 99.0) -> NDArray[np.uint8]:
-    return np.dstack([percentile_stretch(b, low, high) for b in (red, green, blue)])
-
-
 def scl_rgb(scl: NDArray) -> NDArray[np.uint8]:
     return SCL_COLOURS[np.clip(scl, 0, 11)]
 

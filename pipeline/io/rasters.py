@@ -40,9 +40,3 @@ def write_geotiff(
         for i, name in enumerate(band_names or [], start=1):
             dst.set_band_description(i, name)
     return path
-
-
-def read_band(path: str | Path, band: int = 1) -> tuple[NDArray, dict]:
-    """One band and the dataset's profile."""
-    with rasterio.open(path) as src:
-        return src.read(band), dict(src.profile)

@@ -319,11 +319,7 @@ def manifest_xml(safe_dir: Path, design: ProductDesign, relative_orbit: int, fil
         "gml": "http://www.opengis.net/gml",
     }
     g = ann.geolocation_grid
-    corners = []
-    for li, pi in ((g.line.min(), g.pixel.min()), (g.line.min(), g.pixel.max()),
-                   (g.line.max(), g.pixel.max()), (g.line.max(), g.pixel.min())):
-        k = int(np.flatnonzero((g.line == li) & (g.pixel == pi))[0])
-        corners.append(f"{g.latitude_deg[k]:.6f},{g.longitude_deg[k]:.6f}")
+    corners = [f"{lat:.6f},{lon:.6f}" for lat, lon in g.corners()]
     platform_number = h.mission_id[-1]
     rows = []
     for obj_id, rep_id, rel in files:

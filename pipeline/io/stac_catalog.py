@@ -38,11 +38,7 @@ def _bbox(lonlat: list[tuple[float, float]]) -> list[float]:
 def sentinel1_item(safe: Path, annotation: ProductAnnotation, relative_orbit: int, files: dict[str, dict[str, Path]]) -> pystac.Item:
     """A ``sentinel-1-grd`` item; ``files[pol]`` maps 'measurement', 'product', 'calibration', 'noise' to paths."""
     g = annotation.geolocation_grid
-    corners = []
-    for li, pi in ((g.line.min(), g.pixel.min()), (g.line.min(), g.pixel.max()),
-                   (g.line.max(), g.pixel.max()), (g.line.max(), g.pixel.min())):
-        k = int(np.flatnonzero((g.line == li) & (g.pixel == pi))[0])
-        corners.append((float(g.longitude_deg[k]), float(g.latitude_deg[k])))
+    corners = [(lon, lat) for lat, lon in g.corners()]
     h = annotation.header
     start = _datetime(h.start_time)
     item = pystac.Item(

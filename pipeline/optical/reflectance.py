@@ -13,12 +13,6 @@ from numpy.typing import ArrayLike, NDArray
 NODATA_DN = 0
 
 
-def baseline_has_offset(processing_baseline: str) -> bool:
-    """True from processing baseline 04.00 on (where BOA_ADD_OFFSET applies)."""
-    major, _, minor = processing_baseline.partition(".")
-    return (int(major), int(minor or 0)) >= (4, 0)
-
-
 def dn_to_reflectance(dn: ArrayLike, offset: float, quantification: float = 10000.0) -> NDArray[np.float32]:
     """BOA reflectance (unitless) of L2A DNs; NaN where DN is 0 (no data)."""
     dn = np.asarray(dn)

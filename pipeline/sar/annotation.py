@@ -152,6 +152,16 @@ class GeolocationGrid:
     incidence_angle_deg: NDArray[np.float64]
     elevation_angle_deg: NDArray[np.float64]
 
+    def corners(self) -> list[tuple[float, float]]:
+        """(latitude, longitude) in degrees of the image corners: first line first pixel, first line last
+        pixel, last line last pixel, last line first pixel."""
+        out = []
+        for li, pi in ((self.line.min(), self.pixel.min()), (self.line.min(), self.pixel.max()),
+                       (self.line.max(), self.pixel.max()), (self.line.max(), self.pixel.min())):
+            k = int(np.flatnonzero((self.line == li) & (self.pixel == pi))[0])
+            out.append((float(self.latitude_deg[k]), float(self.longitude_deg[k])))
+        return out
+
 
 @dataclass(frozen=True)
 class ProductAnnotation:

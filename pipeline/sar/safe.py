@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import re
 import zipfile
 from dataclasses import dataclass
@@ -138,6 +139,6 @@ def open_xml(source: str):
     if source.startswith("/vsizip/"):
         rest = source[len("/vsizip/"):]
         container, member = rest.split(".zip/", 1)
-        z = zipfile.ZipFile(container + ".zip")
-        return z.open(member)
+        with zipfile.ZipFile(container + ".zip") as z:
+            return io.BytesIO(z.read(member))  # annotation files are a few MB; the zip is closed at once
     return open(source, "rb")

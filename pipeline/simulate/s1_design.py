@@ -36,7 +36,7 @@ from ..sar.annotation import (
     ProductAnnotation,
 )
 from ..sar.calibration import LutVectors, NoiseAzimuthBlock
-from ..sar.geocoding import elevation_angle_deg, incidence_angle_deg, zero_doppler_time
+from ..sar.geocoding import elevation_angle_deg, incidence_angle_deg, slant_to_ground_range, zero_doppler_time
 from ..sar.orbit import Orbit, OrbitPolynomial
 from ..sar.product import RadarGeometry
 from .orbit_design import CircularOrbit, ascending_node_time_s, state_vectors
@@ -176,7 +176,7 @@ def design_product(
     # slant <-> ground range records, 1 s apart, each exact at its own time
     record_times = np.arange(-2.0, t_last + 2.0 + 1e-9, 1.0)
     looks = np.linspace(15.0, 50.0, 6000)
-    srgr, grsr, profiles = [], [], []
+    srgr, grsr = [], []
     for t in record_times:
         s, v = orbit.state(t + shift)
         points, ranges = ground_profile(s, v, reference_height_m, looks)
@@ -185,7 +185,6 @@ def design_product(
         sel = (ranges > r_near - 3000) & (ranges < r_far + 3000)
         srgr.append(_fit_raw(ranges[sel] - r_near, gr[sel], SRGR_DEGREE))
         grsr.append(_fit_raw(gr[sel], ranges[sel], SRGR_DEGREE))
-        profiles.append((s, points[sel], ranges[sel]))
     srgr_a, grsr_a = np.array(srgr), np.array(grsr)
     gr_far = float(np.polynomial.polynomial.polyval(r_far - r_near, srgr_a[len(srgr_a) // 2]))
     n_samples = int(np.ceil(gr_far / range_pixel_spacing_m)) + 1
@@ -321,15 +320,12 @@ def ellipsoid_incidence_profile(
     geometry: RadarGeometry, time_s: float, height_m: float
 ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
     """Ground range (m) and ellipsoid incidence angle (deg, geodetic normal) across the swath at one time."""
-    ann = geometry.annotation
-    shift = 0.0
-    s, v = geometry.orbit.position(time_s + shift), geometry.orbit.velocity(time_s + shift)
+    s, v = geometry.orbit.position(time_s), geometry.orbit.velocity(time_s)
     points, ranges = ground_profile(s, v, height_m, np.linspace(15.0, 50.0, 3000))
     lat, lon, _ = ecef_to_geodetic(points)
     inc = incidence_angle_deg(s, points, ellipsoid_normal(lat, lon))
-    cc = ann.coordinate_conversion
-    i = int(np.argmin(np.abs(cc.azimuth_time_s - time_s)))
-    gr = np.polynomial.polynomial.polyval(ranges - cc.sr0_m[i], cc.srgr[i])
+    cc = geometry.annotation.coordinate_conversion
+    gr = slant_to_ground_range(cc.azimuth_time_s, cc.sr0_m, cc.srgr, time_s, ranges)
     return gr, inc
 
 

@@ -11,7 +11,6 @@ import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
-import pyproj
 from numpy.typing import NDArray
 from scipy import ndimage
 
@@ -150,22 +149,6 @@ def _seen_grid(geometry: RadarGeometry, aoi: MapGrid, candidates: MapGrid, ell_o
     grid = covering_grid(aoi, ee[inside], nn[inside], margin_m + candidates.resolution)
     # even sizes, so that the 20 m Sentinel-2 grid nests exactly
     return MapGrid(grid.epsg, grid.left, grid.top, grid.resolution, grid.width + grid.width % 2, grid.height + grid.height % 2)
-
-
-def _centre_lat_lon(grid: MapGrid) -> tuple[float, float]:
-    to_geo = pyproj.Transformer.from_crs(f"EPSG:{grid.epsg}", "EPSG:4326", always_xy=True)
-    left, bottom, right, top = grid.bounds
-    lon, lat = to_geo.transform(0.5 * (left + right), 0.5 * (bottom + top))
-    return float(lat), float(lon)
-
-
-def _footprint(grid: MapGrid, height: NDArray) -> NDArray:
-    left, bottom, right, top = grid.bounds
-    to_geo = pyproj.Transformer.from_crs(f"EPSG:{grid.epsg}", "EPSG:4326", always_xy=True)
-    ce, cn = np.array([left, right, left, right] * 2), np.array([bottom, bottom, top, top] * 2)
-    lon, lat = to_geo.transform(ce, cn)
-    h = np.array([height.min()] * 4 + [height.max()] * 4)
-    return geodetic_to_ecef(lat, lon, h)
 
 
 def _acquisition(spec: WorldSpec, index: int) -> S1Acquisition:

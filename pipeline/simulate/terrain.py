@@ -84,11 +84,6 @@ def _interp_cols(block: NDArray, c: NDArray) -> NDArray[np.float32]:
     return (get(-1) * w0 + get(0) * w1 + get(1) * w2 + get(2) * w3).astype(np.float32)
 
 
-def _smoothstep(x: NDArray) -> NDArray:
-    x = np.clip(x, 0.0, 1.0)
-    return x * x * (3.0 - 2.0 * x)
-
-
 @dataclass(frozen=True)
 class Terrain:
     """The simulated relief on the tile grid.

@@ -100,10 +100,3 @@ class WorldSpec:
 def aoi_grid(spec: WorldSpec, resolution: float = 10.0) -> MapGrid:
     """The simulated world's AOI grid."""
     return aoi_grid_around(spec.center_lat, spec.center_lon, spec.aoi_size_m, resolution)
-
-
-def simulation_grid(spec: WorldSpec) -> MapGrid:
-    """The AOI plus the margin, at 10 m (land cover, Sentinel-2)."""
-    return aoi_grid(spec).expanded(spec.margin_m)
-
-
