@@ -13,6 +13,7 @@ validate(config, "workflow/schemas/config.schema.yaml")
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/simulate.smk"
+include: "workflow/rules/search.smk"
 include: "workflow/rules/sar.smk"
 include: "workflow/rules/dataset.smk"
 

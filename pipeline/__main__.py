@@ -86,11 +86,43 @@ def _distortion(args: argparse.Namespace) -> None:
                     args.geoid_grid or None, float(args.margin_m))
 
 
+def _json(text: str, option: str):
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise UserError(f"{option} is not valid JSON: {exc}") from exc
+
+
+def _search(args: argparse.Namespace) -> None:
+    from .sources.app import search
+
+    print(search(_json(args.query, "--query"), _json(args.endpoints, "--endpoints"), args.source, args.out))
+
+
+def _fetch_sentinel1(args: argparse.Namespace) -> None:
+    from .sources.app import fetch_sentinel1
+
+    fetch_sentinel1(args.search, args.scene, args.cache, _grid(args.grid), args.dem,
+                    _json(args.settings, "--settings"), args.out)
+
+
+def _fetch_sentinel2(args: argparse.Namespace) -> None:
+    from .sources.app import fetch_sentinel2
+
+    fetch_sentinel2(args.search, args.scene, args.cache, _grid(args.grid), _json(args.settings, "--settings"), args.out)
+
+
+def _fetch_dem(args: argparse.Namespace) -> None:
+    from .sources.app import fetch_dem_tile
+
+    fetch_dem_tile(args.url_template, args.tile, args.out)
+
+
 def _optical(args: argparse.Namespace) -> None:
     from .dataset.build import prepare_optical
 
     p = json.loads(args.params)
-    prepare_optical(args.safe, _grid(args.grid), args.out, args.out_json, p["scl_mask_classes"],
+    prepare_optical(args.item, _grid(args.grid), args.out, args.out_json, p["scl_mask_classes"],
                     tuple(p["stretch_percentiles"]), p["max_scene_masked_fraction"])
 
 
@@ -101,10 +133,10 @@ def _dem_normalise(args: argparse.Namespace) -> None:
 
 
 def _triplets(args: argparse.Namespace) -> None:
-    from .dataset.build import pair_triplets
     from .io.atomic import write_bytes_atomic
+    from .sources.app import triplets as pair
 
-    triplets = pair_triplets(args.catalog, float(args.max_days))
+    triplets = pair(args.search, float(args.max_days))
     write_bytes_atomic(args.out, json.dumps(triplets, indent=2).encode())
 
 
@@ -168,6 +200,39 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--date", type=int, default=0, help="index of the date (default 0)")
     p.set_defaults(func=_quicklooks)
 
+    p = sub.add_parser("search", help="search Sentinel-1 and Sentinel-2 scenes; freeze the result into a JSON file")
+    p.add_argument("--query", required=True, help="criteria as JSON: bbox, start, end, orbit_state, max_cloud_cover, ...")
+    p.add_argument("--endpoints", required=True,
+                   help='JSON {"sentinel-1-grd": URL or catalog.json, "sentinel-2-l2a": URL or catalog.json}')
+    p.add_argument("--source", default="stac", help="recorded in the result (simulated or stac)")
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=_search)
+
+    p = sub.add_parser("fetch-sentinel1", help="fetch one Sentinel-1 GRD product into the cache (AOI window or SAFE zip)")
+    p.add_argument("--search", required=True, help="the frozen search result")
+    p.add_argument("--scene", required=True, help="product id")
+    p.add_argument("--cache", required=True)
+    p.add_argument("--grid", required=True)
+    p.add_argument("--dem", required=True, help="ellipsoidal heights on the AOI grid (the AOI's radar window)")
+    p.add_argument("--settings", required=True, help="the config's download section, polarisations and sign, as JSON")
+    p.add_argument("--out", required=True, help="the local STAC item (JSON)")
+    p.set_defaults(func=_fetch_sentinel1)
+
+    p = sub.add_parser("fetch-sentinel2", help="fetch one Sentinel-2 L2A product over the AOI into the cache")
+    p.add_argument("--search", required=True)
+    p.add_argument("--scene", required=True)
+    p.add_argument("--cache", required=True)
+    p.add_argument("--grid", required=True)
+    p.add_argument("--settings", required=True, help='JSON {"assets": layout, "sign": null or planetary_computer}')
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=_fetch_sentinel2)
+
+    p = sub.add_parser("fetch-dem", help="fetch one SRTM 1 arc-second tile")
+    p.add_argument("--url-template", required=True, help="URL or path with {tile} (and {lat})")
+    p.add_argument("--tile", required=True, help="e.g. N45E006")
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=_fetch_dem)
+
     p = sub.add_parser("dem", help="mosaic SRTM tiles, fill voids, resample to the AOI grid (EGM96 and WGS84 heights)")
     p.add_argument("--tiles-dir", required=True, help="directory with N45E006.SRTMGL1.hgt.zip-style tiles")
     p.add_argument("--grid", required=True, help="output grid as JSON: epsg, left, top, resolution, width, height")
@@ -196,7 +261,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_distortion)
 
     p = sub.add_parser("optical", help="decode, mask, reproject and stretch one Sentinel-2 L2A scene")
-    p.add_argument("--safe", required=True)
+    p.add_argument("--item", required=True, help="the local STAC item that fetch-sentinel2 writes")
     p.add_argument("--grid", required=True)
     p.add_argument("--params", required=True, help="the config's 'dataset' section as JSON")
     p.add_argument("--out", required=True)
@@ -209,8 +274,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dem-max-m", default="", help="fixed maximum (m); default: the AOI's")
     p.set_defaults(func=_dem_normalise)
 
-    p = sub.add_parser("triplets", help="pair Sentinel-1 and Sentinel-2 scenes of a catalog")
-    p.add_argument("--catalog", required=True)
+    p = sub.add_parser("triplets", help="pair the Sentinel-1 and Sentinel-2 scenes of a search result")
+    p.add_argument("--search", required=True, help="the frozen search result")
     p.add_argument("--max-days", required=True)
     p.add_argument("--out", required=True)
     p.set_defaults(func=_triplets)
@@ -235,14 +300,18 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     from .dataset.build import DatasetError
+    from .io.cog_window import WindowReadError
     from .io.dem_tiles import DemError
+    from .io.download import DownloadError
+    from .sources.providers import ProviderError
     from .sar.annotation import AnnotationError
     from .sar.safe import SafeError
     from .sar.terrain_correction import TerrainCorrectionError
 
     try:
         args.func(args)
-    except (UserError, SafeError, AnnotationError, DemError, TerrainCorrectionError, DatasetError) as exc:
+    except (UserError, SafeError, AnnotationError, DemError, TerrainCorrectionError, DatasetError, DownloadError,
+            WindowReadError, ProviderError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return 0

@@ -97,3 +97,23 @@ def covering_grid(aligned_to: MapGrid, easting_m: NDArray, northing_m: NDArray, 
     top = aligned_to.top + math.ceil((float(np.max(northing_m)) + margin_m - aligned_to.top) / res) * res
     bottom = aligned_to.top + math.floor((float(np.min(northing_m)) - margin_m - aligned_to.top) / res) * res
     return MapGrid(aligned_to.epsg, left, top, res, int(round((right - left) / res)), int(round((top - bottom) / res)))
+
+
+def aoi_grid_for_bbox(west: float, south: float, east: float, north: float, resolution: float = 10.0) -> MapGrid:
+    """The grid covering a lon/lat box (degrees), in the UTM zone of its centre, snapped to ``resolution``."""
+    if not (west < east and south < north):
+        raise ValueError(f"bbox [{west}, {south}, {east}, {north}]: expected west < east and south < north")
+    epsg = utm_epsg(0.5 * (south + north), 0.5 * (west + east))
+    to_utm = pyproj.Transformer.from_crs("EPSG:4326", f"EPSG:{epsg}", always_xy=True)
+    left, bottom, right, top = to_utm.transform_bounds(west, south, east, north, densify_pts=21)
+    left = math.floor(left / resolution) * resolution
+    top = math.ceil(top / resolution) * resolution
+    width = int(math.ceil((right - left) / resolution))
+    height = int(math.ceil((top - bottom) / resolution))
+    return MapGrid(epsg, left, top, resolution, width, height)
+
+
+def lonlat_bounds(grid: MapGrid) -> tuple[float, float, float, float]:
+    """(west, south, east, north) in degrees of a grid's extent (edges densified)."""
+    to_ll = pyproj.Transformer.from_crs(f"EPSG:{grid.epsg}", "EPSG:4326", always_xy=True)
+    return tuple(float(v) for v in to_ll.transform_bounds(*grid.bounds, densify_pts=21))

@@ -17,14 +17,13 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pystac
 import rasterio
 from rasterio.warp import Resampling, reproject
 
 from ..grid import MapGrid
 from ..io.atomic import atomic_path
 from ..io.rasters import write_geotiff
-from ..optical.metadata import parse_product_metadata
+from ..optical.metadata import ProductMetadata, metadata_from_properties, parse_product_metadata
 from ..optical.reflectance import dn_to_reflectance
 from ..sar import distortion as dist
 from .optical import scl_mask, stretch_to_uint8
@@ -46,21 +45,38 @@ def _on_grid(path: Path, grid: MapGrid, resampling: Resampling, dtype) -> np.nda
     return out
 
 
-def prepare_optical(safe: str | Path, grid: MapGrid, out_tif: str | Path, out_json: str | Path,
+def _optical_metadata(item: dict, label: str) -> ProductMetadata:
+    if "product-metadata" in item["assets"]:
+        return parse_product_metadata(item["assets"]["product-metadata"]["href"])
+    try:
+        return metadata_from_properties(item["id"], item["properties"])
+    except (KeyError, ValueError) as exc:
+        raise DatasetError(f"{label}: no product metadata asset and incomplete properties ({exc})") from exc
+
+
+def prepare_optical(item_json: str | Path, grid: MapGrid, out_tif: str | Path, out_json: str | Path,
                     masked_classes: list[int], percentiles: tuple[float, float], max_masked_fraction: float) -> dict:
-    """Decode, mask (SCL), reproject to the AOI grid and stretch one L2A scene; skip it when too masked."""
-    safe = Path(safe)
-    meta = parse_product_metadata(safe / "MTD_MSIL2A.xml")
+    """Decode, mask (SCL), reproject to the AOI grid and stretch one L2A scene; skip it when too masked.
+
+    ``item_json`` is the local STAC item that :func:`pipeline.sources.fetch.fetch_sentinel2` writes
+    (assets B02, B03, B04, SCL and, when the catalog has it, product-metadata).
+    """
+    item_json = Path(item_json)
+    try:
+        item = json.loads(item_json.read_text())
+        hrefs = {k: item["assets"][k]["href"] for k in ("B04", "B03", "B02", "SCL")}
+    except (OSError, json.JSONDecodeError, KeyError) as exc:
+        raise DatasetError(f"{item_json}: not a local Sentinel-2 item with B02, B03, B04 and SCL ({exc})") from exc
+    meta = _optical_metadata(item, str(item_json))
     bands = {}
     for band in ("B04", "B03", "B02"):
-        path = next(safe.glob(f"GRANULE/*/IMG_DATA/R10m/*_{band}_10m.tif"))
-        dn = _on_grid(path, grid, Resampling.bilinear, np.float32)
+        dn = _on_grid(hrefs[band], grid, Resampling.bilinear, np.float32)
         rho = dn_to_reflectance(np.round(dn).astype(np.uint16), meta.offset(band), meta.quantification_value)
         bands[band] = rho
-    scl = _on_grid(next(safe.glob("GRANULE/*/IMG_DATA/R20m/*_SCL_20m.tif")), grid, Resampling.nearest, np.uint8)
+    scl = _on_grid(hrefs["SCL"], grid, Resampling.nearest, np.uint8)
     masked = scl_mask(scl, masked_classes) | ~np.isfinite(bands["B04"])
     fraction = float(masked.mean())
-    info = {"id": safe.name.removesuffix(".SAFE"), "time": str(meta.start_time), "masked_fraction": fraction,
+    info = {"id": item["id"], "time": str(meta.start_time), "masked_fraction": fraction,
             "cloud_cover_percent": meta.cloud_cover_percent, "skipped": False, "reason": ""}
     if fraction > max_masked_fraction:
         info.update(skipped=True, reason=f"{100 * fraction:.1f}% of the AOI masked (clouds, snow, no data) "
@@ -87,23 +103,6 @@ def normalise_dem(dem_tif: str | Path, out_tif: str | Path, dem_max_m: float | N
     with atomic_path(out_tif) as tmp:
         write_geotiff(tmp, (h / top).astype(np.float32), grid, np.nan, {"dem_max_m": str(top)})
     return top
-
-
-def pair_triplets(catalog: str | Path, max_days: float) -> list[dict]:
-    """Sentinel-1 / Sentinel-2 pairs of the catalog: each S1 scene with the nearest S2 scene within ``max_days``."""
-    cat = pystac.Catalog.from_file(str(catalog))
-    items = {c.id: list(c.get_items()) for c in cat.get_children()}
-    s1, s2 = items.get("sentinel-1-grd", []), items.get("sentinel-2-l2a", [])
-    out = []
-    for a in sorted(s1, key=lambda i: i.datetime):
-        best = min(s2, key=lambda b: abs((b.datetime - a.datetime).total_seconds()), default=None)
-        if best is None:
-            continue
-        days = abs((best.datetime - a.datetime).total_seconds()) / 86400
-        if days <= max_days:
-            out.append({"id": f"{a.datetime:%Y%m%d}", "s1": a.id, "s2": best.id, "s1_time": a.datetime.isoformat(),
-                        "s2_time": best.datetime.isoformat(), "days_apart": round(days, 3)})
-    return out
 
 
 def tile_triplet(triplet: dict, sar_tif: Path, flags_tif: Path, optical_tif: Path, optical_json: Path,

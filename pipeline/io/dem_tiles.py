@@ -38,8 +38,9 @@ def tiles_covering(west: float, south: float, east: float, north: float) -> list
 
 
 def tile_path(directory: Path, tile: str) -> Path:
-    """The tile's file in ``directory``: ESA's ``N45E006.SRTMGL1.hgt.zip`` or a plain ``N45E006.hgt``."""
-    for name in (hgt_zip_name(tile), f"{tile}.hgt"):
+    """The tile's file in ``directory``: ESA's ``N45E006.SRTMGL1.hgt.zip``, skadi's ``N45E006.hgt.gz``
+    or a plain ``N45E006.hgt``."""
+    for name in (hgt_zip_name(tile), f"{tile}.hgt.gz", f"{tile}.hgt"):
         if (directory / name).exists():
             return directory / name
     raise DemError(f"{directory}: no SRTM tile {tile} ({hgt_zip_name(tile)} or {tile}.hgt)")

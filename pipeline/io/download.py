@@ -23,12 +23,14 @@ from __future__ import annotations
 import email.utils
 import logging
 import os
+import shutil
 import threading
 import time
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 from urllib.parse import urlparse
 
 import requests
@@ -76,7 +78,7 @@ def download(
     target: str | Path,
     expected_size: int | None = None,
     expected_md5: str | None = None,
-    headers: dict[str, str] | None = None,
+    headers: dict[str, str] | Callable[[], dict[str, str]] | None = None,
     session: requests.Session | None = None,
     policy: DownloadPolicy = DownloadPolicy(),
     progress: bool = True,
@@ -84,6 +86,7 @@ def download(
     """Download ``url`` to ``target`` (see the module docstring). Returns ``target``.
 
     An existing ``target`` is kept when it passes the same checks (a shared cache).
+    ``headers`` may be a function, called before each attempt (bearer tokens that expire).
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -96,7 +99,7 @@ def download(
     last_problem = "no attempt made"
     for attempt in range(1, policy.max_attempts + 1):
         have = part.stat().st_size if part.exists() else 0
-        request_headers = dict(headers or {})
+        request_headers = dict((headers() if callable(headers) else headers) or {})
         if have:
             request_headers["Range"] = f"bytes={have}-"
         wait = min(policy.backoff_s * 2 ** (attempt - 1), policy.backoff_max_s)
@@ -152,6 +155,37 @@ def download(
                 time.sleep(wait)
     part.unlink(missing_ok=True)
     raise DownloadError(f"{url}: giving up after {policy.max_attempts} attempts: {last_problem}")
+
+
+def copy_local(source: str | Path, target: str | Path, expected_size: int | None = None,
+               expected_md5: str | None = None) -> Path:
+    """The local counterpart of :func:`download` (same checks, same atomic rename, same cache rule)."""
+    source, target = Path(source), Path(target)
+    if target.exists() and (expected_size is None or target.stat().st_size == expected_size) and (
+        expected_md5 is None or file_md5(target) == expected_md5
+    ):
+        return target
+    if not source.is_file():
+        raise DownloadError(f"{source}: no such file")
+    size = source.stat().st_size
+    if expected_size is not None and size != expected_size:
+        raise DownloadError(f"{source}: size {size} bytes, expected {expected_size}")
+    if expected_md5 is not None and file_md5(source) != expected_md5:
+        raise DownloadError(f"{source}: MD5 mismatch (expected {expected_md5})")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    part = target.with_name(target.name + ".part")
+    shutil.copyfile(source, part)
+    os.replace(part, target)
+    return target
+
+
+def fetch(href: str, target: str | Path, **kwargs) -> Path:
+    """Download an http(s) href or copy a local path (``file://`` or plain) to ``target``, verified."""
+    if href.startswith(("http://", "https://")):
+        return download(href, target, **kwargs)
+    if "://" in href and not href.startswith("file://"):
+        raise DownloadError(f"{href}: unsupported scheme (http, https, file or a local path)")
+    return copy_local(href.removeprefix("file://"), target, kwargs.get("expected_size"), kwargs.get("expected_md5"))
 
 
 def download_many(jobs: list[dict], max_per_host: int = 4, max_workers: int = 8, **kwargs) -> list[Path]:

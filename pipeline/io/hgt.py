@@ -41,9 +41,11 @@ def write_hgt_zip(path: str | Path, tile: str, heights: NDArray[np.int16]) -> Pa
 
 
 def hgt_vsi_path(path: str | Path) -> str:
-    """GDAL path of the .hgt inside an ESA-style zip (or the .hgt itself)."""
+    """GDAL path of the .hgt inside an ESA-style zip, a skadi-style gzip, or the .hgt itself."""
     path = Path(path)
     if path.suffix == ".zip":
         tile = path.name.split(".")[0]
         return f"/vsizip/{path}/{tile}.hgt"
+    if path.suffix == ".gz":  # the skadi tiles: N45E006.hgt.gz
+        return f"/vsigzip/{path}"
     return str(path)

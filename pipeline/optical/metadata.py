@@ -105,3 +105,25 @@ def parse_tile_metadata(source: str | Path | IO[bytes], name: str | None = None)
         sun_zenith_deg=float(sun.xpath("*[local-name()='ZENITH_ANGLE']")[0].text),
         sun_azimuth_deg=float(sun.xpath("*[local-name()='AZIMUTH_ANGLE']")[0].text),
     )
+
+
+def metadata_from_properties(product_id: str, properties: dict) -> ProductMetadata:
+    """Metadata from STAC properties when the catalog has no MTD_MSIL2A.xml (Earth Search).
+
+    The offset follows the processing baseline (``s2:processing_baseline``): from 04.00 on,
+    BOA = (DN - 1000) / 10000, before it DN / 10000. Earth Search's
+    ``earthsearch:boa_offset_applied`` is not used (known to be wrong).
+    """
+    baseline = str(properties["s2:processing_baseline"])
+    major, minor = (int(x) for x in baseline.split("."))
+    offset = {band: -1000.0 for band in BAND_IDS} if (major, minor) >= (4, 0) else {}
+    return ProductMetadata(
+        product_uri=product_id,
+        spacecraft=str(properties.get("platform", "")),
+        start_time=np.datetime64(str(properties["datetime"]).rstrip("Z").split("+")[0], "ns"),
+        processing_baseline=baseline,
+        quantification_value=10000.0,
+        boa_add_offset=offset,
+        cloud_cover_percent=float(properties["eo:cloud_cover"]),
+        snow_ice_percent=float(properties.get("s2:snow_ice_percentage", 0.0)),
+    )

@@ -118,3 +118,30 @@ def open_product(path: str | Path) -> Sentinel1Product:
 
     path = Path(path)
     return Sentinel1Product(path, read_annotations(path))
+
+
+def aoi_radar_window(geometry: RadarGeometry, grid, height_range_m: tuple[float, float],
+                     margin_px: int = 16, samples_per_side: int = 64) -> tuple[tuple[int, int], tuple[int, int]]:
+    """Lines and pixels, as half-open (first, stop) pairs, that an AOI grid can map to.
+
+    The grid's boundary is geocoded at the lowest and the highest ellipsoidal height
+    of the AOI: within a frame, line grows with along-track distance, pixel grows with
+    ground range and falls with height, so the extremes over the AOI and the height range lie on
+    that boundary. ``margin_px`` adds room for the interpolation kernel. The result is
+    not clipped to the image.
+    """
+    import pyproj
+
+    left, bottom, right, top = grid.bounds
+    s = np.linspace(0.0, 1.0, samples_per_side)
+    e = np.concatenate([left + s * (right - left), np.full_like(s, right), right - s * (right - left), np.full_like(s, left)])
+    n = np.concatenate([np.full_like(s, top), top - s * (top - bottom), np.full_like(s, bottom), bottom + s * (top - bottom)])
+    lon, lat = pyproj.Transformer.from_crs(f"EPSG:{grid.epsg}", "EPSG:4326", always_xy=True).transform(e, n)
+    lines, pixels = [], []
+    for h in height_range_m:
+        li, pi = geometry.geographic_to_radar(lat, lon, np.full_like(lat, h))
+        lines.append(li)
+        pixels.append(pi)
+    li, pi = np.concatenate(lines), np.concatenate(pixels)
+    return ((int(np.floor(li.min())) - margin_px, int(np.ceil(li.max())) + 1 + margin_px),
+            (int(np.floor(pi.min())) - margin_px, int(np.ceil(pi.max())) + 1 + margin_px))

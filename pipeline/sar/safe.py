@@ -7,6 +7,7 @@ import re
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 from .annotation import AnnotationError, ProductAnnotation, parse_annotation
 
@@ -25,7 +26,11 @@ def read_annotations(path: Path) -> dict[str, ProductAnnotation]:
         ann = parse_annotation(path)
         return {ann.header.polarisation: ann}
     if path.is_file() and path.suffix.lower() == ".json":
-        return {pol: parse_annotation(f.annotation) for pol, f in stac_item_files(path).items()}
+        found = {}
+        for pol, f in stac_item_files(path).items():
+            with open_xml(f.annotation) as fh:
+                found[pol] = parse_annotation(fh, f.annotation)
+        return found
     found: dict[str, ProductAnnotation] = {}
     if path.is_dir():
         for f in sorted(path.glob("annotation/*.xml")):
@@ -83,7 +88,8 @@ def stac_item_files(path: Path) -> dict[str, PolarisationFiles]:
             raise SafeError(f"{path}: item {item.id} lacks the assets {', '.join(missing)} for {pol}")
         hrefs = {kind: item.assets[key].get_absolute_href() for kind, key in keys.items()}
         for kind, href in hrefs.items():
-            if "://" not in href and not Path(href).exists():
+            local = href.split(".zip/", 1)[0] + ".zip" if href.startswith("/vsizip/") else href
+            if "://" not in href and not Path(local.removeprefix("/vsizip/")).exists():
                 raise SafeError(f"{path}: {pol} {kind} asset {href} does not exist")
         out[pol.upper()] = PolarisationFiles(pol.upper(), **hrefs)
     if not out:
@@ -142,3 +148,33 @@ def open_xml(source: str):
         with zipfile.ZipFile(container + ".zip") as z:
             return io.BytesIO(z.read(member))  # annotation files are a few MB; the zip is closed at once
     return open(source, "rb")
+
+
+@dataclass(frozen=True)
+class ManifestEntry:
+    """One file that manifest.safe lists: its path relative to the SAFE, size (bytes) and MD5 (hex)."""
+
+    path: str
+    size: int
+    md5: str
+
+
+def manifest_entries(source: str | Path | IO[bytes]) -> dict[str, ManifestEntry]:
+    """The files a manifest.safe (path or binary file) lists (dataObjectSection), by file name."""
+    from lxml import etree
+
+    try:
+        root = etree.parse(source if hasattr(source, "read") else str(source)).getroot()
+    except (OSError, etree.XMLSyntaxError) as exc:
+        raise SafeError(f"{source}: not a readable manifest.safe ({exc})") from exc
+    out: dict[str, ManifestEntry] = {}
+    for stream in root.xpath("//*[local-name()='dataObject']/*[local-name()='byteStream']"):
+        loc = stream.xpath("*[local-name()='fileLocation']/@href")
+        md5 = stream.xpath("*[local-name()='checksum'][@checksumName='MD5']/text()")
+        if not loc or not md5:
+            continue
+        rel = loc[0].removeprefix("./")
+        out[rel.rsplit("/", 1)[-1]] = ManifestEntry(rel, int(stream.get("size", -1)), md5[0].strip().lower())
+    if not out:
+        raise SafeError(f"{source}: the manifest lists no files with MD5 checksums")
+    return out

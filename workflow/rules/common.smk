@@ -1,10 +1,11 @@
-# Helpers shared by the workflow: config slices as plain, JSON-serialisable parameters.
+# Helpers shared by the workflow: config slices as plain, JSON-serialisable parameters; the scene lists.
 import json
 from pathlib import Path
 
-from snakemake.exceptions import WorkflowError
-
-from pipeline.grid import aoi_grid_around
+from pipeline.grid import aoi_grid_around, aoi_grid_for_bbox, lonlat_bounds
+from pipeline.io.dem_tiles import tiles_covering
+from pipeline.sources.query import S1_COLLECTION, S2_COLLECTION, pair_scenes
+from pipeline.sources.search import read_result
 
 
 def as_json(value):
@@ -17,10 +18,16 @@ def parent_dir(path):
     return str(Path(path).parent)
 
 
+def _aoi_grid():
+    if config["aoi"] is not None:
+        return aoi_grid_for_bbox(*config["aoi"]["bbox"])
+    aoi = config["simulation"]["aoi"]
+    return aoi_grid_around(aoi["center_lat"], aoi["center_lon"], aoi["size_m"])
+
+
 def aoi_grid():
     """The AOI's 10 m UTM grid (snapped: all scenes of the AOI share it) as a plain dict."""
-    aoi = config["simulation"]["aoi"]
-    grid = aoi_grid_around(aoi["center_lat"], aoi["center_lon"], aoi["size_m"])
+    grid = _aoi_grid()
     return {
         "epsg": grid.epsg,
         "left": grid.left,
@@ -31,38 +38,84 @@ def aoi_grid():
     }
 
 
-def sentinel1_scenes(wildcards):
-    """Sentinel-1 product ids of the simulated world (known once the simulate checkpoint ran)."""
-    catalog = Path(checkpoints.simulate.get().output.catalog)
-    return sorted(
-        p.name for p in (catalog.parent / "sentinel-1-grd").iterdir() if p.is_dir()
+def search_query():
+    """The search criteria (pipeline.sources.query.SceneQuery as a dict): the AOI's lon/lat box and the filters."""
+    s = config["search"]
+    return {
+        "bbox": list(lonlat_bounds(_aoi_grid())),
+        "start": s["start"],
+        "end": s["end"],
+        "instrument_mode": "IW",
+        "polarisations": config["sar"]["polarisations"],
+        "orbit_state": s["orbit_state"],
+        "relative_orbit": s["relative_orbit"],
+        "max_cloud_cover": s["max_cloud_cover"],
+    }
+
+
+def search_endpoints():
+    """Where each collection is searched: the simulated world's static catalog, or the STAC APIs."""
+    if SIMULATED:
+        return {S1_COLLECTION: SIM_CATALOG, S2_COLLECTION: SIM_CATALOG}
+    return {
+        S1_COLLECTION: config["search"]["sentinel1"]["api"],
+        S2_COLLECTION: config["search"]["sentinel2"]["api"],
+    }
+
+
+def dem_tiles():
+    """SRTM tiles under the AOI plus the distortion margin (and 1 km more)."""
+    grid = _aoi_grid().expanded(config["distortion"]["margin_m"] + 1000)
+    return tiles_covering(*lonlat_bounds(grid))
+
+
+def dem_url_template():
+    if config["download"]["dem_url"]:
+        return config["download"]["dem_url"]
+    if SIMULATED:
+        return f"{SIM_DIR}/dem/{{tile}}.SRTMGL1.hgt.zip"
+    return "https://step.esa.int/auxdata/dem/SRTMGL1/{tile}.SRTMGL1.hgt.zip"
+
+
+def search_result(wildcards=None):
+    """The frozen search result: the configured file, or the search checkpoint's output."""
+    if FROZEN:
+        return read_result(FROZEN)
+    return read_result(checkpoints.search.get().output.result)
+
+
+def triplet_list():
+    result = search_result()
+    return pair_scenes(
+        result[S1_COLLECTION], result[S2_COLLECTION], config["dataset"]["max_days"]
     )
+
+
+def sentinel1_scenes(wildcards):
+    """Sentinel-1 product ids of the triplets (known once the search result is)."""
+    return sorted({t["s1"] for t in triplet_list()})
 
 
 def s2_scenes(wildcards):
-    """Sentinel-2 product ids of the simulated world (known once the simulate checkpoint ran)."""
-    catalog = Path(checkpoints.simulate.get().output.catalog)
-    return sorted(
-        p.name for p in (catalog.parent / "sentinel-2-l2a").iterdir() if p.is_dir()
-    )
+    """Sentinel-2 product ids of the triplets."""
+    return sorted({t["s2"] for t in triplet_list()})
 
 
 def triplet_ids(wildcards):
-    with open(checkpoints.triplets.get().output.triplets) as fh:
-        return [t["id"] for t in json.load(fh)]
+    return [t["id"] for t in triplet_list()]
 
 
 def triplet_of(wildcards):
-    with open(checkpoints.triplets.get().output.triplets) as fh:
-        return next(t for t in json.load(fh) if t["id"] == wildcards.triplet)
+    return next(t for t in triplet_list() if t["id"] == wildcards.triplet)
 
 
-if config["source"] != "simulated":
-    raise WorkflowError(
-        f"source: {config['source']!r}: searching and downloading real Sentinel data is not wired into "
-        "the workflow yet (the downloader exists: pipeline.io.download); use source: simulated"
-    )
-
+SIMULATED = config["source"] == "simulated"
 SIM_DIR = config["simulation"]["directory"]
+SIM_CATALOG = f"{SIM_DIR}/catalog.json"
 RESULTS = config["results"]
 DATASET = config["dataset"]["directory"]
+CACHE = config["download"]["cache"]
+FROZEN = config["search"]["frozen"]
+SEARCH_RESULT = FROZEN or f"{RESULTS}/search/result.json"
+PRODUCTS = f"{RESULTS}/products"
+DEM_SUFFIX = dem_url_template().split("{tile}")[-1].split("/")[-1].split("?")[0]

@@ -3,7 +3,7 @@
 
 rule optical:
     input:
-        metadata=f"{SIM_DIR}/sentinel2/{{s2}}.SAFE/MTD_MSIL2A.xml",
+        item=f"{PRODUCTS}/sentinel-2-l2a/{{s2}}.json",
     output:
         image=f"{RESULTS}/optical/{{s2}}.tif",
         info=f"{RESULTS}/optical/{{s2}}.json",
@@ -26,9 +26,8 @@ rule optical:
                 )
             }
         ),
-        safe=lambda wildcards, input: parent_dir(input.metadata),
     shell:
-        "python -m pipeline optical --safe {params.safe} --grid '{params.grid}' "
+        "python -m pipeline optical --item {input.item} --grid '{params.grid}' "
         "--params '{params.optical}' --out {output.image} --out-json {output.info} > {log} 2>&1"
 
 
@@ -51,9 +50,9 @@ rule dem_normalise:
         "--dem-max-m '{params.dem_max}' > {log} 2>&1"
 
 
-checkpoint triplets:
+rule triplets:
     input:
-        catalog=f"{SIM_DIR}/catalog.json",
+        search=SEARCH_RESULT,
     output:
         triplets=f"{DATASET}/triplets.json",
     log:
@@ -66,7 +65,7 @@ checkpoint triplets:
     params:
         max_days=config["dataset"]["max_days"],
     shell:
-        "python -m pipeline triplets --catalog {input.catalog} --max-days {params.max_days} "
+        "python -m pipeline triplets --search {input.search} --max-days {params.max_days} "
         "--out {output.triplets} > {log} 2>&1"
 
 

@@ -3,7 +3,7 @@
 
 rule dem:
     input:
-        catalog=f"{SIM_DIR}/catalog.json",
+        tiles=expand(f"{CACHE}/dem/{{tile}}{DEM_SUFFIX}", tile=dem_tiles()),
     output:
         orthometric=f"{RESULTS}/dem/dem_egm96.tif",
         ellipsoidal=f"{RESULTS}/dem/dem_wgs84.tif",
@@ -16,7 +16,7 @@ rule dem:
         mem_mb=4000,
     params:
         grid=as_json(aoi_grid()),
-        tiles=lambda wildcards, input: f"{parent_dir(input.catalog)}/dem",
+        tiles=f"{CACHE}/dem",
         geoid=config["geoid_grid"] or "",
     shell:
         "python -m pipeline dem --tiles-dir {params.tiles} --grid '{params.grid}' "
@@ -26,7 +26,7 @@ rule dem:
 
 rule terrain_correct:
     input:
-        manifest=f"{SIM_DIR}/sentinel1/{{scene}}.SAFE/manifest.safe",
+        item=f"{PRODUCTS}/sentinel-1-grd/{{scene}}.json",
         dem=rules.dem.output.ellipsoidal,
     output:
         backscatter=f"{RESULTS}/sar/{{scene}}_backscatter.tif",
@@ -40,9 +40,8 @@ rule terrain_correct:
         mem_mb=4000,
     params:
         sar=as_json(config["sar"]),
-        safe=lambda wildcards, input: parent_dir(input.manifest),
     shell:
-        "python -m pipeline terrain-correct --safe {params.safe} --dem {input.dem} "
+        "python -m pipeline terrain-correct --safe {input.item} --dem {input.dem} "
         "--out {output.backscatter} --geometry {output.geometry} --params '{params.sar}' > {log} 2>&1"
 
 
@@ -59,8 +58,8 @@ rule sar:
 
 rule distortion:
     input:
-        manifest=f"{SIM_DIR}/sentinel1/{{scene}}.SAFE/manifest.safe",
-        catalog=f"{SIM_DIR}/catalog.json",
+        item=f"{PRODUCTS}/sentinel-1-grd/{{scene}}.json",
+        tiles=expand(f"{CACHE}/dem/{{tile}}{DEM_SUFFIX}", tile=dem_tiles()),
     output:
         flags=f"{RESULTS}/distortion/{{scene}}_flags.tif",
         geometry=f"{RESULTS}/distortion/{{scene}}_geometry.tif",
@@ -74,11 +73,10 @@ rule distortion:
     params:
         grid=as_json(aoi_grid()),
         margin=config["distortion"]["margin_m"],
-        safe=lambda wildcards, input: parent_dir(input.manifest),
-        tiles=lambda wildcards, input: f"{parent_dir(input.catalog)}/dem",
+        tiles=f"{CACHE}/dem",
         geoid=config["geoid_grid"] or "",
     shell:
-        "python -m pipeline distortion --safe {params.safe} --tiles-dir {params.tiles} "
+        "python -m pipeline distortion --safe {input.item} --tiles-dir {params.tiles} "
         "--grid '{params.grid}' --margin-m {params.margin} --out-flags {output.flags} "
         "--out-geometry {output.geometry} --geoid-grid '{params.geoid}' > {log} 2>&1"
 

@@ -1,7 +1,7 @@
 # The offline world: simulated Sentinel-1 GRD, Sentinel-2 L2A and SRTM products with known truth.
 
 
-checkpoint simulate:
+rule simulate:
     output:
         catalog=f"{SIM_DIR}/catalog.json",
     log:

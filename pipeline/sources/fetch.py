@@ -1,0 +1,162 @@
+"""Fetch the selected products into the cache and describe each one by a local STAC item.
+
+One cache directory, keyed by product id, is shared by every run
+(``<cache>/sentinel-1-grd/<id>/``, ``<cache>/sentinel-2-l2a/<id>/``, ``<cache>/dem/``):
+a file already there that passes the checks is not fetched again. Hrefs are
+http(s) URLs (real catalogs, the test server) or local paths (the simulated
+world's static catalog): the same code fetches both.
+
+- Sentinel-1 GRD, ``cog_window`` mode: the manifest and XML assets whole (MD5 from
+  the manifest where it lists the file), the measurement COGs only over the AOI's
+  radar window (:func:`pipeline.sar.product.aoi_radar_window`) into sparse
+  full-size GeoTIFFs, so line/pixel stay the annotation's.
+- Sentinel-1 GRD, ``safe_zip`` mode: the whole SAFE zip from CDSE OData
+  (:mod:`pipeline.sources.odata`).
+- Sentinel-2 L2A: B02, B03, B04 and SCL cropped to the AOI (plus two pixels), and the
+  product metadata XML when the catalog has it.
+- SRTM 1" tiles from a URL template (ESA's mirror by default).
+
+The local item (written atomically) uses the Planetary Computer's asset keys with
+absolute local hrefs; readers (:func:`pipeline.sar.safe.product_files`,
+:func:`pipeline.dataset.build.prepare_optical`) take it like any STAC item.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import logging
+from pathlib import Path
+from typing import Any, Callable
+
+from ..cli_errors import UserError
+from ..grid import MapGrid
+from ..io.atomic import write_bytes_atomic
+from ..io.cog_window import copy_map_window, copy_radar_window
+from ..io.download import DownloadPolicy, fetch
+from ..sar.safe import ManifestEntry, manifest_entries
+from .providers import S2_BANDS, s2_asset_keys
+
+log = logging.getLogger(__name__)
+
+S1_XML_KINDS = {"schema-product": "annotation", "schema-calibration": "annotation/calibration",
+                "schema-noise": "annotation/calibration"}
+
+
+def _href(item: dict[str, Any], key: str) -> str:
+    try:
+        return item["assets"][key]["href"]
+    except KeyError:
+        raise UserError(f"item {item['id']} has no asset {key!r} (assets: {', '.join(sorted(item['assets']))})") from None
+
+
+def _name(href: str) -> str:
+    return href.split("?")[0].rstrip("/").rsplit("/", 1)[-1]
+
+
+def product_annotation_href(href: str) -> str:
+    """The product annotation's href, also where a catalog points ``schema-product-*`` at the RFI annotation.
+
+    Some Planetary Computer items do (a known catalog bug): ``.../annotation/rfi/rfi-<name>.xml``
+    stands next to the product annotation ``.../annotation/<name>.xml``.
+    """
+    base, query = (href.split("?", 1) + [""])[:2]
+    if "/annotation/rfi/" in base:
+        head, name = base.split("/annotation/rfi/", 1)
+        base = f"{head}/annotation/{name.removeprefix('rfi-')}"
+        log.warning("schema-product asset points at the RFI annotation; using %s", base)
+    return f"{base}?{query}" if query else base
+
+
+def _local_item(item: dict[str, Any], assets: dict[str, dict[str, Any]], extra: dict[str, Any]) -> dict[str, Any]:
+    local = copy.deepcopy(item)
+    local["assets"] = assets
+    local["links"] = []
+    local["properties"].update(extra)
+    return local
+
+
+def write_local_item(item: dict[str, Any], path: str | Path) -> Path:
+    return write_bytes_atomic(path, (json.dumps(item, indent=1, sort_keys=True) + "\n").encode())
+
+
+def fetch_sentinel1_window(item: dict[str, Any], cache: Path, grid: MapGrid, height_range_m: tuple[float, float],
+                           polarisations: list[str], sign: Callable[[str], str], margin_px: int = 16,
+                           policy: DownloadPolicy = DownloadPolicy()) -> dict[str, Any]:
+    """Fetch the XML assets and the AOI's radar window of the measurements; return the local item."""
+    from ..sar.annotation import parse_annotation
+    from ..sar.product import RadarGeometry, aoi_radar_window
+
+    pols = [p.upper() for p in polarisations]
+    have = {p.upper() for p in item["properties"].get("sar:polarizations", [])}
+    if not set(pols) <= have:
+        raise UserError(f"item {item['id']} has polarisations {sorted(have)}, the configuration asks for {pols}")
+    root = cache / "sentinel-1-grd" / item["id"]
+    manifest_href = _href(item, "safe-manifest")
+    manifest = fetch(sign(manifest_href), root / "manifest.safe", policy=policy)
+    entries: dict[str, ManifestEntry] = manifest_entries(manifest)
+    assets: dict[str, dict[str, Any]] = {"safe-manifest": {"href": str(manifest.resolve()), "roles": ["metadata"]}}
+    window = None
+    for pol in pols:
+        p = pol.lower()
+        for kind, folder in S1_XML_KINDS.items():
+            href = _href(item, f"{kind}-{p}")
+            if kind == "schema-product":
+                href = product_annotation_href(href)
+            name = _name(href)
+            entry = entries.get(name)  # catalogs that rename files (iw-vv.xml) are checked by size only
+            target = fetch(sign(href), root / folder / name, policy=policy,
+                           expected_md5=entry.md5 if entry else None, expected_size=entry.size if entry else None)
+            assets[f"{kind}-{p}"] = {"href": str(target.resolve()), "roles": ["metadata"]}
+        if window is None:
+            with open(root / "annotation" / _name(product_annotation_href(_href(item, f"schema-product-{p}"))), "rb") as fh:
+                annotation = parse_annotation(fh, f"{item['id']} {pol} annotation")
+            window = aoi_radar_window(RadarGeometry(annotation), grid, height_range_m, margin_px)
+        (r0, r1), (c0, c1) = window
+        href = _href(item, p)
+        stem = _name(href).rsplit(".", 1)[0]
+        target = root / "measurement" / f"{stem}_l{r0}-{r1}_p{c0}-{c1}.tiff"
+        if not target.exists():
+            copy_radar_window(sign(href), target, (r0, r1), (c0, c1))
+        assets[p] = {"href": str(target.resolve()), "roles": ["data"], "type": "image/tiff; application=geotiff"}
+    props = {"sar:polarizations": pols, "sardem:radar_window": [list(window[0]), list(window[1])]}
+    return _local_item(item, assets, props)
+
+
+def _grid_tag(grid: MapGrid) -> str:
+    text = json.dumps([grid.epsg, grid.left, grid.top, grid.resolution, grid.width, grid.height])
+    return hashlib.sha256(text.encode()).hexdigest()[:10]
+
+
+def fetch_sentinel2(item: dict[str, Any], cache: Path, grid: MapGrid, asset_layout: str,
+                    sign: Callable[[str], str], policy: DownloadPolicy = DownloadPolicy()) -> dict[str, Any]:
+    """Fetch B02, B03, B04, SCL over the AOI (and the product metadata when offered); return the local item."""
+    keys = s2_asset_keys(asset_layout)
+    root = cache / "sentinel-2-l2a" / item["id"]
+    tag = _grid_tag(grid)
+    assets: dict[str, dict[str, Any]] = {}
+    for band in S2_BANDS:
+        href = _href(item, str(keys[band]))
+        target = root / f"{band}_{tag}.tif"
+        if not target.exists():
+            copy_map_window(sign(href), target, grid.bounds, f"EPSG:{grid.epsg}")
+        assets[band] = {"href": str(target.resolve()), "roles": ["data"], "type": "image/tiff; application=geotiff"}
+    meta_key = keys["product-metadata"]
+    if meta_key and meta_key in item["assets"]:
+        target = fetch(sign(_href(item, meta_key)), root / "MTD_MSIL2A.xml", policy=policy)
+        assets["product-metadata"] = {"href": str(target.resolve()), "roles": ["metadata"]}
+    elif "s2:processing_baseline" not in item["properties"]:
+        raise UserError(f"item {item['id']}: neither product metadata nor s2:processing_baseline; the reflectance "
+                        "offset cannot be decided")
+    return _local_item(item, assets, {"sardem:aoi_grid": tag})
+
+
+def dem_tile_url(template: str, tile: str) -> str:
+    """A tile's URL from a template with ``{tile}`` (``N45E006``) and optionally ``{lat}`` (``N45``)."""
+    return template.format(tile=tile, lat=tile[:3])
+
+
+def fetch_dem_tile(template: str, tile: str, target: str | Path, policy: DownloadPolicy = DownloadPolicy()) -> Path:
+    """Fetch one SRTM tile (ESA's ``.SRTMGL1.hgt.zip``, skadi's ``.hgt.gz`` or a plain ``.hgt``)."""
+    return fetch(dem_tile_url(template, tile), target, policy=policy)

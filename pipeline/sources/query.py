@@ -1,0 +1,152 @@
+"""What to search for, and how found scenes pair into triplets (pure functions on STAC item dicts).
+
+The same criteria filter the items of every catalog: a STAC API's answer (the
+server's ``query`` is only a pre-filter: every item is checked again here) and
+a static catalog (the simulated world), so that both sources select alike.
+Property names are those the Planetary Computer, Earth Search and CDSE catalogs
+share (``sar:instrument_mode``, ``sar:polarizations``, ``sat:orbit_state``,
+``sat:relative_orbit``, ``eo:cloud_cover``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+S1_COLLECTION = "sentinel-1-grd"
+S2_COLLECTION = "sentinel-2-l2a"
+
+
+@dataclass(frozen=True)
+class SceneQuery:
+    """Search criteria shared by the Sentinel-1 and Sentinel-2 searches.
+
+    Attributes
+    ----------
+    bbox : tuple of float
+        (west, south, east, north) of the AOI, degrees (WGS84 longitude, latitude).
+    start, end : str or None
+        Inclusive date range, ISO 8601 (``2018-01-01``); None leaves that end open.
+    instrument_mode : str
+        Sentinel-1 acquisition mode (``IW``).
+    polarisations : tuple of str
+        Sentinel-1 polarisations the product must all contain (``VV``, ``VH``).
+    orbit_state : str or None
+        ``descending`` or ``ascending`` (both satellites' passes), None for either.
+    relative_orbit : int or None
+        Sentinel-1 relative orbit (track), None for any.
+    max_cloud_cover : float
+        Sentinel-2 ``eo:cloud_cover`` strictly below this (percent).
+    """
+
+    bbox: tuple[float, float, float, float]
+    start: str | None = None
+    end: str | None = None
+    instrument_mode: str = "IW"
+    polarisations: tuple[str, ...] = ("VV", "VH")
+    orbit_state: str | None = "descending"
+    relative_orbit: int | None = None
+    max_cloud_cover: float = 25.0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def datetime_range(self) -> str | None:
+        """The STAC API ``datetime`` parameter (``start/end``, open ends as ``..``); None: no limit."""
+        if self.start is None and self.end is None:
+            return None
+        start = f"{self.start}T00:00:00Z" if self.start and "T" not in self.start else (self.start or "..")
+        end = f"{self.end}T23:59:59Z" if self.end and "T" not in self.end else (self.end or "..")
+        return f"{start}/{end}"
+
+    def as_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["bbox"] = list(self.bbox)
+        d["polarisations"] = list(self.polarisations)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "SceneQuery":
+        d = dict(d)
+        d["bbox"] = tuple(float(v) for v in d["bbox"])
+        d["polarisations"] = tuple(d.get("polarisations", ("VV", "VH")))
+        return cls(**d)
+
+
+def api_query(query: SceneQuery, collection: str) -> dict[str, dict[str, Any]]:
+    """The STAC API ``query`` extension's filter for a collection (a pre-filter; see :func:`matches`)."""
+    if collection == S1_COLLECTION:
+        q: dict[str, dict[str, Any]] = {"sar:instrument_mode": {"eq": query.instrument_mode}}
+        if query.orbit_state:
+            q["sat:orbit_state"] = {"eq": query.orbit_state}
+        if query.relative_orbit is not None:
+            q["sat:relative_orbit"] = {"eq": query.relative_orbit}
+        return q
+    return {"eo:cloud_cover": {"lt": query.max_cloud_cover}}
+
+
+def item_time(item: dict[str, Any]) -> dt.datetime:
+    """The item's acquisition time (``datetime``, else ``start_datetime``), timezone-aware UTC."""
+    props = item["properties"]
+    text = props.get("datetime") or props["start_datetime"]
+    t = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return t if t.tzinfo else t.replace(tzinfo=dt.timezone.utc)
+
+
+def _intersects(a: list[float] | tuple[float, ...], b: list[float] | tuple[float, ...]) -> bool:
+    return a[0] <= b[2] and b[0] <= a[2] and a[1] <= b[3] and b[1] <= a[3]
+
+
+def matches(item: dict[str, Any], collection: str, query: SceneQuery) -> tuple[bool, str]:
+    """Whether an item meets the criteria, and if not, why (for the search log)."""
+    props = item["properties"]
+    bbox = item.get("bbox")
+    if bbox is not None and not _intersects(bbox, query.bbox):
+        return False, "outside the AOI"
+    t = item_time(item)
+    rng = query.datetime_range()
+    if rng:
+        lo, hi = rng.split("/")
+        if lo != ".." and t < dt.datetime.fromisoformat(lo.replace("Z", "+00:00")):
+            return False, "before the date range"
+        if hi != ".." and t > dt.datetime.fromisoformat(hi.replace("Z", "+00:00")):
+            return False, "after the date range"
+    if collection == S1_COLLECTION:
+        if props.get("sar:instrument_mode") != query.instrument_mode:
+            return False, f"mode {props.get('sar:instrument_mode')}"
+        pols = {p.upper() for p in props.get("sar:polarizations", [])}
+        if not set(query.polarisations) <= pols:
+            return False, f"polarisations {sorted(pols)}"
+        if query.orbit_state and props.get("sat:orbit_state", "").lower() != query.orbit_state:
+            return False, f"orbit state {props.get('sat:orbit_state')}"
+        if query.relative_orbit is not None and props.get("sat:relative_orbit") != query.relative_orbit:
+            return False, f"relative orbit {props.get('sat:relative_orbit')}"
+        return True, ""
+    cloud = props.get("eo:cloud_cover")
+    if cloud is None or not cloud < query.max_cloud_cover:
+        return False, f"cloud cover {cloud}"
+    return True, ""
+
+
+def pair_scenes(s1_items: list[dict[str, Any]], s2_items: list[dict[str, Any]], max_days: float) -> list[dict]:
+    """Triplets: each Sentinel-1 scene with the nearest Sentinel-2 scene within ``max_days``.
+
+    Returns dicts with ``id`` (the Sentinel-1 date, ``YYYYMMDD``, with ``_2``, ``_3`` for
+    further scenes of that date), ``s1``, ``s2`` (item ids), their times (ISO 8601) and
+    ``days_apart``. Scenes without a partner are left out.
+    """
+    out: list[dict] = []
+    seen: dict[str, int] = {}
+    for a in sorted(s1_items, key=lambda i: (item_time(i), i["id"])):
+        ta = item_time(a)
+        best = min(s2_items, key=lambda b: (abs((item_time(b) - ta).total_seconds()), b["id"]), default=None)
+        if best is None:
+            continue
+        tb = item_time(best)
+        days = abs((tb - ta).total_seconds()) / 86400
+        if days > max_days:
+            continue
+        date = f"{ta:%Y%m%d}"
+        seen[date] = seen.get(date, 0) + 1
+        out.append({"id": date if seen[date] == 1 else f"{date}_{seen[date]}", "s1": a["id"], "s2": best["id"],
+                    "s1_time": ta.isoformat(), "s2_time": tb.isoformat(), "days_apart": round(days, 3)})
+    return out

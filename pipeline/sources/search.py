@@ -1,0 +1,143 @@
+"""Scene search: a STAC API (pystac-client) or a static catalog, frozen into one JSON file.
+
+The frozen result holds the query and every selected item (full STAC item JSON,
+absolute hrefs, unsigned), per collection. Every later stage reads the scenes
+from it, so a rerun plans the same scenes offline, whatever the catalogs
+publish meanwhile. File layout::
+
+    {"format": "sardem-search/1", "source": ..., "query": {...},
+     "endpoints": {"sentinel-1-grd": ..., "sentinel-2-l2a": ...},
+     "sentinel-1-grd": [item, ...], "sentinel-2-l2a": [item, ...]}
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+from ..cli_errors import UserError
+from ..io.atomic import write_bytes_atomic
+from .query import S1_COLLECTION, S2_COLLECTION, SceneQuery, matches
+
+log = logging.getLogger(__name__)
+FORMAT = "sardem-search/1"
+
+
+def _selected(items: list[dict[str, Any]], collection: str, query: SceneQuery, origin: str) -> list[dict[str, Any]]:
+    out = []
+    for item in items:
+        ok, why = matches(item, collection, query)
+        if ok:
+            out.append(item)
+        else:
+            log.info("%s: %s left out (%s)", origin, item["id"], why)
+    return sorted(out, key=lambda i: i["id"])
+
+
+def _plain(item) -> dict[str, Any]:
+    d = item.to_dict(include_self_link=False, transform_hrefs=False)
+    d["links"] = []
+    for asset in d["assets"].values():
+        asset.pop("alternate", None)
+    return d
+
+
+def search_static(catalog: str | Path, collection: str, query: SceneQuery) -> list[dict[str, Any]]:
+    """Items of one collection of a static STAC catalog (local paths) that meet the query; hrefs absolute."""
+    import pystac
+
+    catalog = Path(catalog)
+    try:
+        root = pystac.Catalog.from_file(str(catalog))
+    except Exception as exc:  # pystac raises several types for missing or bad JSON
+        raise UserError(f"{catalog}: not a readable STAC catalog ({exc})") from exc
+    child = root.get_child(collection)
+    if child is None:
+        raise UserError(f"{catalog}: no collection {collection!r}")
+    items = []
+    for item in child.get_items():
+        item.make_asset_hrefs_absolute()
+        items.append(_plain(item))
+    return _selected(items, collection, query, str(catalog))
+
+
+def search_api(url: str, collection: str, query: SceneQuery, max_items: int = 10000) -> list[dict[str, Any]]:
+    """Items of a STAC API collection that meet the query (``query`` extension as a pre-filter when offered).
+
+    Raises
+    ------
+    UserError
+        The API cannot be reached ("needs network"), or answers with an error.
+    """
+    import pystac_client
+    import requests
+    from pystac_client.conformance import ConformanceClasses
+
+    try:
+        client = pystac_client.Client.open(url, timeout=(10, 60))
+        kwargs: dict[str, Any] = {"collections": [collection], "bbox": list(query.bbox), "max_items": max_items}
+        if query.datetime_range():
+            kwargs["datetime"] = query.datetime_range()
+        if client.conforms_to(ConformanceClasses.QUERY):
+            from .query import api_query
+
+            kwargs["query"] = api_query(query, collection)
+        found = [_plain(item) for item in client.search(**kwargs).items()]
+    except (requests.ConnectionError, requests.Timeout) as exc:
+        raise UserError(
+            f"searching {url} needs network, and it failed ({exc.__class__.__name__}: {exc}). Run the search "
+            "where the catalog can be reached (snakemake search, or python -m pipeline search), then set "
+            "search.frozen to the result file: every later stage plans from it offline"
+        ) from exc
+    except pystac_client.exceptions.APIError as exc:
+        raise UserError(f"{url}: the STAC API answered with an error: {exc}") from exc
+    log.info("%s %s: %d items before the client-side check", url, collection, len(found))
+    return _selected(found, collection, query, url)
+
+
+def run_search(query: SceneQuery, endpoints: dict[str, str], source: str) -> dict[str, Any]:
+    """Search both collections; ``endpoints`` maps each collection to a STAC API URL or a static catalog path.
+
+    ``source`` is recorded in the result ('simulated' or 'stac').
+    """
+    result: dict[str, Any] = {"format": FORMAT, "source": source, "query": query.as_dict(),
+                              "endpoints": dict(endpoints)}
+    for collection in (S1_COLLECTION, S2_COLLECTION):
+        where = endpoints[collection]
+        if where.startswith(("http://", "https://")):
+            items = search_api(where, collection, query)
+        else:
+            items = search_static(where, collection, query)
+        log.info("%s: %d %s items selected", where, len(items), collection)
+        result[collection] = items
+    return result
+
+
+def write_result(result: dict[str, Any], path: str | Path) -> Path:
+    """Write the frozen search result atomically (sorted keys: the same search gives the same bytes)."""
+    write_bytes_atomic(path, (json.dumps(result, indent=1, sort_keys=True) + "\n").encode())
+    return Path(path)
+
+
+def read_result(path: str | Path) -> dict[str, Any]:
+    """Read and check a frozen search result; errors name the file."""
+    path = Path(path)
+    try:
+        result = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise UserError(f"{path}: not a readable search result ({exc})") from exc
+    if not isinstance(result, dict) or result.get("format") != FORMAT:
+        raise UserError(f"{path}: not a search result of format {FORMAT} (python -m pipeline search writes one)")
+    for collection in (S1_COLLECTION, S2_COLLECTION):
+        if not isinstance(result.get(collection), list):
+            raise UserError(f"{path}: no list of {collection} items")
+    return result
+
+
+def item_by_id(result: dict[str, Any], collection: str, item_id: str) -> dict[str, Any]:
+    for item in result[collection]:
+        if item["id"] == item_id:
+            return item
+    raise UserError(f"the search result has no {collection} item {item_id}")
