@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import copy
 import json
+import os
+import shutil
+import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -73,3 +77,39 @@ def flat_world(tmp_path_factory: pytest.TempPathFactory) -> BuiltWorld:
     root = tmp_path_factory.mktemp("flat") / "simulated"
     write_world(world, root)
     return BuiltWorld(world, root)
+
+
+def run(cmd: list[str], cwd: Path, timeout: int = 600) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
+    return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def workflow_copy(tmp_path: Path) -> Path:
+    """The workflow files in a scratch directory (outputs and logs stay out of the repository)."""
+    work = tmp_path / "wf"
+    work.mkdir()
+    shutil.copy(REPO / "Snakefile", work)
+    shutil.copy(REPO / "config.yaml", work)
+    shutil.copytree(REPO / "workflow", work / "workflow")
+    shutil.copytree(REPO / "envs", work / "envs")
+    shutil.copytree(REPO / "config", work / "config")
+    return work
+
+
+def small_config(**dataset) -> dict:
+    sim = small_simulation()
+    sim["aoi"]["size_m"] = 5120  # 2 x 2 patches per triplet
+    sim["dates"][2]["cloud_fraction"] = 1.0  # a fully cloudy optical scene
+    cfg = {"simulation": dict(sim, directory="resources/simulated")}
+    cfg["dataset"] = {"max_masked_fraction": 0.6, "split_block_patches": 1, **dataset}
+    return cfg
+
+
+@pytest.fixture(scope="session")
+def built(tmp_path_factory) -> Path:
+    """The dataset target of a small world (source simulated), built once per session."""
+    work = workflow_copy(tmp_path_factory.mktemp("dataset"))
+    (work / "test.yaml").write_text(yaml.safe_dump(small_config()))
+    res = run(["snakemake", "dataset", "--cores", "2", "--configfile", "test.yaml"], work)
+    assert res.returncode == 0, res.stderr[-4000:]
+    return work

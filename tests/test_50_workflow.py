@@ -15,23 +15,7 @@ import yaml
 from pipeline.cli_errors import UserError
 from pipeline.config import load_config, validate
 
-from .conftest import REPO, small_simulation
-
-
-def run(cmd: list[str], cwd: Path, timeout: int = 600) -> subprocess.CompletedProcess:
-    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
-    return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
-
-
-def workflow_copy(tmp_path: Path) -> Path:
-    """The workflow files in a scratch directory (outputs and logs stay out of the repository)."""
-    work = tmp_path / "wf"
-    work.mkdir()
-    shutil.copy(REPO / "Snakefile", work)
-    shutil.copy(REPO / "config.yaml", work)
-    shutil.copytree(REPO / "workflow", work / "workflow")
-    shutil.copytree(REPO / "envs", work / "envs")
-    return work
+from .conftest import REPO, run, small_simulation, workflow_copy
 
 
 def test_default_config_is_valid_and_complete() -> None:
@@ -126,10 +110,3 @@ def test_snakemake_simulate_is_deterministic_and_reruns_on_parameter_change(tmp_
     (work / "test.yaml").write_text(yaml.safe_dump(cfg))
     res = run(["snakemake", "simulate", "-n", "--cores", "2", "--configfile", "test.yaml"], work)
     assert "simulate" in res.stdout and "Nothing to be done" not in res.stdout
-
-
-def test_real_source_is_refused_clearly_until_wired(tmp_path: Path) -> None:
-    work = workflow_copy(tmp_path)
-    res = run(["snakemake", "dataset", "-n", "--cores", "1", "--config", "source=stac"], work)
-    assert res.returncode != 0
-    assert "not wired into the workflow yet" in res.stdout + res.stderr

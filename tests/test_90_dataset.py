@@ -14,26 +14,7 @@ import yaml
 
 from pipeline.dataset.tiling import assign_splits, patch_windows
 
-from .conftest import small_simulation
-from .test_50_workflow import run, workflow_copy
-
-
-def small_config(**dataset) -> dict:
-    sim = small_simulation()
-    sim["aoi"]["size_m"] = 5120  # 2 x 2 patches per triplet
-    sim["dates"][2]["cloud_fraction"] = 1.0  # a fully cloudy optical scene
-    cfg = {"simulation": dict(sim, directory="resources/simulated")}
-    cfg["dataset"] = {"max_masked_fraction": 0.6, "split_block_patches": 1, **dataset}
-    return cfg
-
-
-@pytest.fixture(scope="module")
-def built(tmp_path_factory) -> Path:
-    work = workflow_copy(tmp_path_factory.mktemp("dataset"))
-    (work / "test.yaml").write_text(yaml.safe_dump(small_config()))
-    res = run(["snakemake", "dataset", "--cores", "2", "--configfile", "test.yaml"], work)
-    assert res.returncode == 0, res.stderr[-4000:]
-    return work
+from .conftest import run, small_config
 
 
 def test_store_and_index(built: Path) -> None:
@@ -118,7 +99,8 @@ def test_changing_the_stretch_reruns_only_optical_tiling_and_store(built: Path) 
     assert res.returncode == 0, planned[-3000:]
     for rule in ("optical", "tiles", "store"):
         assert f"rule {rule}:" in planned or f"\n{rule}" in planned, rule
-    for rule in ("terrain_correct", "distortion", "simulate", "dem:", "dem_normalise"):
+    for rule in ("terrain_correct", "distortion", "simulate", "dem:", "dem_normalise", "search", "fetch_sentinel1",
+                 "fetch_sentinel2", "fetch_dem"):
         assert f"rule {rule}" not in planned and f"checkpoint {rule}" not in planned, rule
 
 

@@ -114,8 +114,9 @@ SIM_DIR = config["simulation"]["directory"]
 SIM_CATALOG = f"{SIM_DIR}/catalog.json"
 RESULTS = config["results"]
 DATASET = config["dataset"]["directory"]
-CACHE = config["download"]["cache"]
+CACHE = f"{config['download']['cache']}/{config['source']}"  # simulated tiles never mix with real ones
 FROZEN = config["search"]["frozen"]
 SEARCH_RESULT = FROZEN or f"{RESULTS}/search/result.json"
 PRODUCTS = f"{RESULTS}/products"
-DEM_SUFFIX = dem_url_template().split("{tile}")[-1].split("/")[-1].split("?")[0]
+# the tile file's name after the tile id: ".SRTMGL1.hgt.zip" (ESA), ".hgt.gz" (skadi)
+DEM_SUFFIX = Path(dem_url_template().split("?")[0]).name.split("{tile}")[-1]

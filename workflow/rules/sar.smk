@@ -16,7 +16,7 @@ rule dem:
         mem_mb=4000,
     params:
         grid=as_json(aoi_grid()),
-        tiles=f"{CACHE}/dem",
+        tiles=lambda wildcards, input: parent_dir(input.tiles[0]),
         geoid=config["geoid_grid"] or "",
     shell:
         "python -m pipeline dem --tiles-dir {params.tiles} --grid '{params.grid}' "
@@ -73,7 +73,7 @@ rule distortion:
     params:
         grid=as_json(aoi_grid()),
         margin=config["distortion"]["margin_m"],
-        tiles=f"{CACHE}/dem",
+        tiles=lambda wildcards, input: parent_dir(input.tiles[0]),
         geoid=config["geoid_grid"] or "",
     shell:
         "python -m pipeline distortion --safe {input.item} --tiles-dir {params.tiles} "
