@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -84,7 +85,10 @@ def copy_radar_window(href: str, target: str | Path, rows: tuple[int, int], cols
             profile = dict(driver="GTiff", width=src.width, height=src.height, count=1, dtype=src.dtypes[0],
                            tiled=True, blockxsize=block, blockysize=block, compress="deflate",
                            sparse_ok=True, bigtiff="IF_SAFER")
-            with rasterio.open(tmp, "w", **profile) as dst:
+            with warnings.catch_warnings():  # georeferenced by GCPs, set just below
+                warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
+                dst = rasterio.open(tmp, "w", **profile)
+            with dst:
                 gcps, crs = src.gcps
                 if gcps:
                     dst.gcps = (gcps, crs)

@@ -85,13 +85,14 @@ def search_api(url: str, collection: str, query: SceneQuery, max_items: int = 10
 
             kwargs["query"] = api_query(query, collection)
         found = [_plain(item) for item in client.search(**kwargs).items()]
-    except (requests.ConnectionError, requests.Timeout) as exc:
-        raise UserError(
-            f"searching {url} needs network, and it failed ({exc.__class__.__name__}: {exc}). Run the search "
-            "where the catalog can be reached (snakemake search, or python -m pipeline search), then set "
-            "search.frozen to the result file: every later stage plans from it offline"
-        ) from exc
-    except pystac_client.exceptions.APIError as exc:
+    except (requests.ConnectionError, requests.Timeout, pystac_client.exceptions.APIError) as exc:
+        cause = exc if not isinstance(exc, pystac_client.exceptions.APIError) else (exc.__cause__ or exc.__context__)
+        if isinstance(cause, (requests.ConnectionError, requests.Timeout)):
+            raise UserError(
+                f"searching {url} needs network, and it failed ({cause.__class__.__name__}). Run the search "
+                "where the catalog can be reached (snakemake search, or python -m pipeline search), then set "
+                "search.frozen to the result file: every later stage plans from it offline"
+            ) from exc
         raise UserError(f"{url}: the STAC API answered with an error: {exc}") from exc
     log.info("%s %s: %d items before the client-side check", url, collection, len(found))
     return _selected(found, collection, query, url)

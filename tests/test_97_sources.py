@@ -1,0 +1,349 @@
+"""Search and fetch: criteria, pairing, real manifests and metadata, a STAC API and CDSE OData served
+on 127.0.0.1 (tests/stac_server.py), and whole Snakemake runs through them."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import rasterio
+import xarray as xr
+import yaml
+from rasterio.windows import Window
+
+from pipeline.cli_errors import UserError
+from pipeline.grid import MapGrid, aoi_grid_around, aoi_grid_for_bbox, lonlat_bounds
+from pipeline.io.checksums import file_md5
+from pipeline.io.download import CredentialsError, DownloadError, DownloadPolicy
+from pipeline.optical.metadata import metadata_from_properties, parse_product_metadata
+from pipeline.sar.product import aoi_radar_window, open_product
+from pipeline.sar.safe import manifest_entries, product_files
+from pipeline.sources.fetch import fetch_sentinel1_window, fetch_sentinel2, product_annotation_href
+from pipeline.sources.odata import ODataEndpoints, fetch_safe_zip, zip_item
+from pipeline.sources.providers import href_signer
+from pipeline.sources.query import S1_COLLECTION, S2_COLLECTION, SceneQuery, matches, pair_scenes
+from pipeline.sources.search import read_result, run_search, search_api, search_static
+
+from .conftest import DATA, REPO, run, small_config, workflow_copy
+from .stac_server import PASSWORD, USER, StacServer
+
+FAST = DownloadPolicy(connect_timeout_s=2, read_timeout_s=10, max_attempts=3, backoff_s=0.05)
+NO_SIGN = href_signer(None)
+
+
+def s1_item(item_id: str, when: str, **props) -> dict:
+    p = {"datetime": when, "sar:instrument_mode": "IW", "sar:polarizations": ["VV", "VH"],
+         "sat:orbit_state": "descending", "sat:relative_orbit": 66, **props}
+    return {"id": item_id, "bbox": [6.0, 45.0, 7.0, 46.0], "properties": p, "assets": {}}
+
+
+def s2_item(item_id: str, when: str, cloud: float, bbox=(6.0, 45.0, 7.0, 46.0)) -> dict:
+    return {"id": item_id, "bbox": list(bbox), "properties": {"datetime": when, "eo:cloud_cover": cloud}, "assets": {}}
+
+
+# ---------------------------------------------------------------- criteria and pairing (pure)
+
+def test_criteria_select_as_the_paper_does() -> None:
+    q = SceneQuery(bbox=(6.5, 45.3, 6.7, 45.5), start="2018-01-01", end="2021-12-31")
+    ok = s1_item("a", "2019-06-01T05:34:00Z")
+    assert matches(ok, S1_COLLECTION, q) == (True, "")
+    assert not matches(s1_item("b", "2019-06-01T17:34:00Z", **{"sat:orbit_state": "ascending"}), S1_COLLECTION, q)[0]
+    assert not matches(s1_item("c", "2019-06-01T05:34:00Z", **{"sar:polarizations": ["VV"]}), S1_COLLECTION, q)[0]
+    assert not matches(s1_item("d", "2019-06-01T05:34:00Z", **{"sar:instrument_mode": "EW"}), S1_COLLECTION, q)[0]
+    assert not matches(s1_item("e", "2017-12-31T23:59:59Z"), S1_COLLECTION, q)[0]
+    assert matches(s1_item("f", "2021-12-31T23:00:00Z"), S1_COLLECTION, q)[0]  # the end date is inclusive
+    assert not matches(s1_item("g", "2022-01-01T00:00:01Z"), S1_COLLECTION, q)[0]
+    assert not matches(s1_item("h", "2019-06-01T05:34:00Z"), S1_COLLECTION, SceneQuery(bbox=q.bbox, relative_orbit=139))[0]
+    assert matches(s2_item("s", "2019-06-01T10:30:00Z", 24.9), S2_COLLECTION, q)[0]
+    assert not matches(s2_item("t", "2019-06-01T10:30:00Z", 25.0), S2_COLLECTION, q)[0]  # strictly below 25 %
+    assert not matches(s2_item("u", "2019-06-01T10:30:00Z", 3.0, bbox=(8, 47, 9, 48)), S2_COLLECTION, q)[0]
+    assert q.datetime_range() == "2018-01-01T00:00:00Z/2021-12-31T23:59:59Z"
+    assert SceneQuery(bbox=q.bbox, start="2020-01-01").datetime_range() == "2020-01-01T00:00:00Z/.."
+
+
+def test_pairing_takes_the_nearest_optical_scene_within_the_window() -> None:
+    s1 = [s1_item("s1-late", "2020-08-12T05:34:00Z"), s1_item("s1-early", "2020-05-20T05:34:00Z"),
+          s1_item("s1-alone", "2020-10-01T05:34:00Z"), s1_item("s1-twin", "2020-08-12T05:34:30Z")]
+    s2 = [s2_item("s2-a", "2020-05-21T10:37:00Z", 1), s2_item("s2-b", "2020-05-23T10:37:00Z", 1),
+          s2_item("s2-c", "2020-08-10T10:27:00Z", 1), s2_item("s2-d", "2020-10-06T10:27:00Z", 1)]
+    triplets = pair_scenes(s1, s2, max_days=3)
+    assert [(t["id"], t["s1"], t["s2"]) for t in triplets] == [
+        ("20200520", "s1-early", "s2-a"), ("20200812", "s1-late", "s2-c"), ("20200812_2", "s1-twin", "s2-c")]
+    assert triplets[0]["days_apart"] == pytest.approx((24 * 60 + (10 * 60 + 37) - (5 * 60 + 34)) / 1440, abs=1e-3)
+    assert pair_scenes(s1, s2, max_days=0.1) == []
+
+
+def test_rfi_annotation_href_is_replaced_by_the_product_annotation() -> None:
+    rfi = "https://host/s1-grd/GRD/2021/8/9/IW/DV/X_6FF8/annotation/rfi/rfi-iw-vv.xml?st=1&sig=abc"
+    assert product_annotation_href(rfi) == "https://host/s1-grd/GRD/2021/8/9/IW/DV/X_6FF8/annotation/iw-vv.xml?st=1&sig=abc"
+    plain = "https://host/X.SAFE/annotation/s1a-iw-grd-vv-2021.xml"
+    assert product_annotation_href(plain) == plain
+
+
+def test_real_manifest_lists_the_md5_of_the_real_annotation() -> None:
+    """The verification data that fetching uses, on a real Copernicus manifest and annotation."""
+    entries = manifest_entries(DATA / "s1" / "S1B_manifest.safe")
+    annotation = DATA / "s1" / "s1b-iw-grd-vv-20210401t052623-20210401t052648-026269-032297-001.xml"
+    entry = entries[annotation.name]
+    assert entry.path == f"annotation/{annotation.name}"
+    assert entry.md5 == file_md5(annotation) and entry.size == annotation.stat().st_size
+    assert sum(e.path.startswith("measurement/") for e in entries.values()) == 2
+
+
+@pytest.mark.parametrize("product", sorted((DATA / "s2").iterdir()))
+def test_offsets_from_stac_properties_equal_the_real_product_metadata(product: Path) -> None:
+    """Baselines 02.12 (no offset) and 05.09 (-1000): the baseline rule gives the metadata's offsets."""
+    meta = parse_product_metadata(product / "MTD_MSIL2A.xml")
+    props = {"s2:processing_baseline": meta.processing_baseline, "eo:cloud_cover": meta.cloud_cover_percent,
+             "datetime": str(meta.start_time) + "Z", "platform": meta.spacecraft}
+    derived = metadata_from_properties(product.name, props)
+    for band in ("B02", "B03", "B04"):
+        assert derived.offset(band) == meta.offset(band)
+    assert derived.quantification_value == meta.quantification_value
+
+
+def test_bbox_grid_covers_the_box() -> None:
+    grid = aoi_grid_for_bbox(5.8, 45.2, 7.1, 46.1)
+    w, s, e, n = lonlat_bounds(grid)
+    assert w <= 5.8 and s <= 45.2 and e >= 7.1 and n >= 46.1
+    assert grid.epsg == 32632 and grid.left % 10 == 0 and grid.top % 10 == 0
+    assert 95_000 < grid.height * 10 < 110_000  # about 100 km, as the paper's area
+    with pytest.raises(ValueError, match="west < east"):
+        aoi_grid_for_bbox(7.1, 45.2, 5.8, 46.1)
+
+
+def test_radar_window_holds_every_aoi_pixel(alpine_world) -> None:
+    """Every AOI pixel, geocoded exactly at its true height, falls inside the window (margin excluded)."""
+    geometry = open_product(alpine_world.s1_safes()[0]).geometry
+    grid = MapGrid(**alpine_world.truth["aoi_grid"])
+    h = np.linspace(200.0, 3500.0, 7)
+    (r0, r1), (c0, c1) = aoi_radar_window(geometry, grid, (h[0], h[-1]), margin_px=0)
+    import pyproj
+
+    e, n = np.meshgrid(grid.easting[::16], grid.northing[::16])
+    lon, lat = pyproj.Transformer.from_crs(f"EPSG:{grid.epsg}", "EPSG:4326", always_xy=True).transform(e, n)
+    for height in h:
+        line, pixel = geometry.geographic_to_radar(lat, lon, np.full_like(lat, height))
+        assert line.min() >= r0 and line.max() < r1 and pixel.min() >= c0 and pixel.max() < c1
+    # and tight: the AOI's corners at the height extremes reach its first and last lines within a pixel
+    left, bottom, right, top = grid.bounds
+    clon, clat = pyproj.Transformer.from_crs(f"EPSG:{grid.epsg}", "EPSG:4326", always_xy=True).transform(
+        np.array([left, right, right, left]), np.array([top, top, bottom, bottom]))
+    lines = np.concatenate([geometry.geographic_to_radar(clat, clon, np.full(4, height))[0] for height in (h[0], h[-1])])
+    assert lines.min() - r0 < 1.0 and r1 - 1 - lines.max() < 1.0
+
+
+# ---------------------------------------------------------------- against the local server
+
+@pytest.fixture(scope="module")
+def server(built: Path):
+    s = StacServer(built / "resources" / "simulated")
+    yield s
+    s.close()
+
+
+def test_api_search_equals_the_static_catalog_search(server: StacServer, built: Path) -> None:
+    """pystac-client against /search (paged, 2 items a page) selects what the static search does."""
+    grid = aoi_grid_around(45.42, 6.62, 5120)
+    q = SceneQuery(bbox=lonlat_bounds(grid), max_cloud_cover=100)
+    for collection in (S1_COLLECTION, S2_COLLECTION):
+        api = search_api(f"{server.url}/stac", collection, q)
+        static = search_static(built / "resources" / "simulated" / "catalog.json", collection, q)
+        assert [i["id"] for i in api] == [i["id"] for i in static] and len(api) == 3
+        assert all(a["properties"] == b["properties"] for a, b in zip(api, static))
+    # the paper's cloud threshold drops the fully cloudy scene (criteria checked client-side as well)
+    q25 = SceneQuery(bbox=q.bbox, max_cloud_cover=25)
+    assert len(search_api(f"{server.url}/stac", S2_COLLECTION, q25)) == 2
+    assert len(search_api(f"{server.url}/stac", S1_COLLECTION, SceneQuery(bbox=q.bbox, orbit_state="ascending"))) == 0
+    assert any(m == "POST" and p == "/stac/search" for m, p in server.requests)
+
+
+def test_unreachable_catalog_says_it_needs_network(tmp_path: Path) -> None:
+    q = SceneQuery(bbox=(6.5, 45.3, 6.7, 45.5))
+    with pytest.raises(UserError, match="needs network.*search.frozen"):
+        run_search(q, {S1_COLLECTION: "http://127.0.0.1:9/stac", S2_COLLECTION: "http://127.0.0.1:9/stac"}, "stac")
+
+
+def test_only_the_aoi_radar_window_travels(server: StacServer, built: Path, tmp_path: Path) -> None:
+    """An eighth of the AOI's side: a few of the 256 x 256 tiles travel, and the window equals the original."""
+    item = server.item(S1_COLLECTION, sorted(i["id"] for i in server.items[S1_COLLECTION])[0])
+    full = aoi_grid_around(45.42, 6.62, 5120)
+    grid = MapGrid(full.epsg, full.left, full.top, 10.0, full.width // 8, full.height // 8)
+    local = fetch_sentinel1_window(item, tmp_path, grid, (1500.0, 1700.0), ["VV"], NO_SIGN, 8, FAST)
+    (r0, r1), (c0, c1) = local["properties"]["sardem:radar_window"]
+    measurement = next(k for k in server.bytes_served if k.endswith(".tiff") and "-vv-" in k)
+    original = built / "resources" / "simulated" / measurement[len("/files/"):]
+    served = server.bytes_served[measurement]
+    assert served < 0.35 * original.stat().st_size, (served, original.stat().st_size)
+    with rasterio.open(local["assets"]["vv"]["href"]) as got, rasterio.open(original) as want:
+        assert (got.height, got.width) == (want.height, want.width)  # line/pixel stay the annotation's
+        win = Window(max(c0, 0), max(r0, 0), min(c1, want.width) - max(c0, 0), min(r1, want.height) - max(r0, 0))
+        np.testing.assert_array_equal(got.read(1, window=win), want.read(1, window=win))
+        assert got.read(1, window=Window(0, want.height - 8, 8, 8)).max() == 0  # outside: absent (no data)
+    # the local item reads like the SAFE
+    path = tmp_path / "item.json"
+    path.write_text(json.dumps(local))
+    assert open_product(path).polarisations == ["VV"]
+
+
+def test_corrupted_xml_is_fetched_again_and_rfi_href_is_fixed(server: StacServer, tmp_path: Path) -> None:
+    item = server.item(S1_COLLECTION, sorted(i["id"] for i in server.items[S1_COLLECTION])[1])
+    href = item["assets"]["schema-product-vv"]["href"]
+    head, name = href.rsplit("/annotation/", 1)
+    item["assets"]["schema-product-vv"]["href"] = f"{head}/annotation/rfi/rfi-{name}"  # the catalog bug
+    key = "/files/" + href.split("/files/", 1)[1]
+    from urllib.parse import unquote
+
+    key = unquote(key)
+    server.faults[key] = "corrupt-once"
+    grid = aoi_grid_around(45.42, 6.62, 2560)
+    local = fetch_sentinel1_window(item, tmp_path, grid, (500.0, 3000.0), ["VV"], NO_SIGN, 8, FAST)
+    original = server.world / key[len("/files/"):]
+    fetched = Path(local["assets"]["schema-product-vv"]["href"])
+    assert fetched.read_bytes() == original.read_bytes()
+    assert server.bytes_served[key] == 2 * original.stat().st_size  # bad once, then good
+    assert not any("/rfi/" in p for _, p in server.requests)
+    assert not list(tmp_path.rglob("*.part"))
+
+
+def test_sentinel2_crop_decodes_like_the_full_band(server: StacServer, built: Path, tmp_path: Path) -> None:
+    item = server.item(S2_COLLECTION, sorted(i["id"] for i in server.items[S2_COLLECTION])[0])
+    grid = aoi_grid_around(45.42, 6.62, 2560)
+    local = fetch_sentinel2(item, tmp_path, grid, "planetary_computer", NO_SIGN, FAST)
+    assert set(local["assets"]) == {"B02", "B03", "B04", "SCL", "product-metadata"}
+    with rasterio.open(local["assets"]["B04"]["href"]) as crop:
+        rel = item["assets"]["B04"]["href"].split("/files/", 1)[1]
+        with rasterio.open(server.world / rel) as full:
+            assert crop.crs == full.crs and crop.res == full.res
+            col, row = ~full.transform @ (crop.transform.c, crop.transform.f)
+            assert abs(col - round(col)) < 1e-9 and abs(row - round(row)) < 1e-9  # on the source's pixel grid
+            win = Window(round(col), round(row), crop.width, crop.height)
+            np.testing.assert_array_equal(crop.read(1), full.read(1, window=win))
+            left, bottom, right, top = crop.bounds
+            assert left <= grid.left and top >= grid.top and right >= grid.bounds[2] and bottom <= grid.bounds[1]
+
+
+# ---------------------------------------------------------------- CDSE OData
+
+def test_odata_safe_zip_with_token_is_verified_and_reads_like_the_safe(server: StacServer, tmp_path: Path,
+                                                                       monkeypatch) -> None:
+    monkeypatch.setenv("CDSE_USERNAME", USER)
+    monkeypatch.setenv("CDSE_PASSWORD", PASSWORD)
+    endpoints = ODataEndpoints(f"{server.url}/odata/v1", f"{server.url}/odata/v1", f"{server.url}/auth/token")
+    safe = next(iter(server.products.values()))
+    product_id = safe.name.removesuffix(".SAFE")
+    zipped = fetch_safe_zip(product_id, tmp_path, endpoints, FAST)
+    assert zipped.name == f"{product_id}.SAFE.zip"
+    item = zip_item(server.item(S1_COLLECTION, product_id), zipped)
+    path = tmp_path / "item.json"
+    path.write_text(json.dumps(item))
+    from_zip, from_dir = product_files(path), product_files(safe)
+    for pol in ("VV", "VH"):
+        with rasterio.open(from_zip[pol].measurement) as a, rasterio.open(from_dir[pol].measurement) as b:
+            np.testing.assert_array_equal(a.read(1), b.read(1))
+    # wrong password: a clear credentials error, nothing under the final name
+    monkeypatch.setenv("CDSE_PASSWORD", "wrong")
+    with pytest.raises(CredentialsError, match="refused the credentials"):
+        fetch_safe_zip(product_id, tmp_path / "other", endpoints, FAST)
+    assert not (tmp_path / "other" / "sentinel-1-grd" / f"{product_id}.SAFE.zip").exists()
+
+
+def test_odata_zip_that_fails_its_manifest_is_not_kept(server: StacServer, tmp_path: Path, monkeypatch) -> None:
+    """The OData checksum matches what was served, but a member differs from the manifest's MD5."""
+    import io
+    import zipfile
+
+    monkeypatch.setenv("CDSE_USERNAME", USER)
+    monkeypatch.setenv("CDSE_PASSWORD", PASSWORD)
+    endpoints = ODataEndpoints(f"{server.url}/odata/v1", f"{server.url}/odata/v1", f"{server.url}/auth/token")
+    pid, safe = list(server.products.items())[-1]
+    good = zipfile.ZipFile(io.BytesIO(server.zip_of(pid)))
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        for info in good.infolist():
+            data = good.read(info)
+            if "/annotation/calibration/noise-" in info.filename:
+                data = data.replace(b"<noiseRangeLut", b"<noiseRangeLuT", 1)
+            z.writestr(info, data)
+    server._zips[pid] = buf.getvalue()
+    try:
+        with pytest.raises(DownloadError, match="does not match its MD5 in the manifest"):
+            fetch_safe_zip(safe.name.removesuffix(".SAFE"), tmp_path, endpoints, FAST)
+        assert not list((tmp_path / "sentinel-1-grd").glob("*.zip"))
+    finally:
+        server._zips.pop(pid)
+
+
+# ---------------------------------------------------------------- whole workflow runs
+
+def stac_config(url: str) -> dict:
+    cfg = small_config()
+    cfg["source"] = "stac"
+    cfg["search"] = {"sentinel1": {"api": f"{url}/stac", "sign": None},
+                     "sentinel2": {"api": f"{url}/stac", "assets": "planetary_computer"}}
+    cfg["download"] = {"dem_url": url + "/files/dem/{tile}.SRTMGL1.hgt.zip"}
+    return cfg
+
+
+@pytest.fixture(scope="module")
+def stac_run(server: StacServer, tmp_path_factory) -> Path:
+    work = workflow_copy(tmp_path_factory.mktemp("stac"))
+    (work / "stac.yaml").write_text(yaml.safe_dump(stac_config(server.url)))
+    res = run(["snakemake", "dataset", "--cores", "2", "--configfile", "stac.yaml"], work)
+    assert res.returncode == 0, res.stderr[-4000:]
+    return work
+
+
+def test_stac_source_gives_byte_identical_patches(stac_run: Path, built: Path, server: StacServer) -> None:
+    """The same AOI and dates through source: stac (local STAC API + HTTP) and source: simulated."""
+    a = xr.open_zarr(built / "results" / "dataset" / "patches.zarr", consolidated=False)
+    b = xr.open_zarr(stac_run / "results" / "dataset" / "patches.zarr", consolidated=False)
+    assert a.sizes["patch"] == b.sizes["patch"] > 0
+    for name in ("sar", "dem", "optical", "valid", "flags"):
+        x, y = a[name].values, b[name].values
+        assert x.dtype == y.dtype and x.tobytes() == y.tobytes(), name
+    ia = pd.read_parquet(built / "results" / "dataset" / "index.parquet")
+    ib = pd.read_parquet(stac_run / "results" / "dataset" / "index.parquet")
+    pd.testing.assert_frame_equal(ia, ib)
+    assert json.loads((stac_run / "results" / "search" / "result.json").read_text())["source"] == "stac"
+    assert any(k.endswith(".tiff") for k in server.bytes_served)  # the measurements came over HTTP
+    assert not (stac_run / "resources" / "simulated").exists()
+
+
+def test_frozen_search_result_plans_offline(stac_run: Path, tmp_path: Path) -> None:
+    """With search.frozen, every fetch job is planned without contacting any server."""
+    work = workflow_copy(tmp_path)
+    shutil.copy(stac_run / "results" / "search" / "result.json", work / "frozen.json")
+    cfg = stac_config("http://127.0.0.1:9")  # nothing listens there
+    cfg["search"]["frozen"] = "frozen.json"
+    (work / "frozen.yaml").write_text(yaml.safe_dump(cfg))
+    res = run(["snakemake", "-n", "dataset", "--cores", "1", "--configfile", "frozen.yaml"], work)
+    out = res.stdout + res.stderr
+    assert res.returncode == 0, out[-3000:]
+    result = read_result(work / "frozen.json")
+    n_s1 = len(pair_scenes(result[S1_COLLECTION], result[S2_COLLECTION], 3))
+    stats = dict(line.split()[:2] for line in out.split("Job stats:")[1].splitlines()[3:] if len(line.split()) == 2)
+    assert int(stats["fetch_sentinel1"]) == n_s1 and int(stats["tiles"]) == n_s1 and "search" not in stats
+
+
+def test_paper_configuration_plans_offline_and_the_search_says_it_needs_network(tmp_path: Path) -> None:
+    work = workflow_copy(tmp_path)
+    cfg = yaml.safe_load((REPO / "config" / "paper.yaml").read_text())
+    assert cfg["aoi"]["bbox"] == [5.8, 45.2, 7.1, 46.1] and cfg["search"]["max_cloud_cover"] == 25
+    assert cfg["search"]["orbit_state"] == "descending" and cfg["search"]["start"].startswith("2018")
+    res = run(["snakemake", "-n", "dataset", "--cores", "1", "--configfile", "config/paper.yaml"], work)
+    out = res.stdout + res.stderr
+    assert res.returncode == 0, out[-3000:]
+    assert "search" in out and "fetch_dem" in out
+    # run the search with the catalogs out of reach: a clear message, nothing under the final name
+    res = run(["snakemake", "search", "--cores", "1", "--configfile", "config/paper.yaml", "--config",
+               "search={'sentinel1': {'api': 'http://127.0.0.1:9/stac'}, 'sentinel2': {'api': 'http://127.0.0.1:9/stac'}}"],
+              work)
+    assert res.returncode != 0
+    log = (work / "logs" / "search.log").read_text()
+    assert "needs network" in log and "search.frozen" in log
+    assert not (work / "results" / "paper" / "search" / "result.json").exists()
