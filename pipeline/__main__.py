@@ -287,7 +287,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("store", help="assemble the shards into the zarr store, index, card and quicklooks")
     p.add_argument("--shards", nargs="*", default=[], help="per-triplet shards (none: an empty dataset, an error)")
-    p.add_argument("--optical-json", nargs="+", required=True)
+    p.add_argument("--optical-json", nargs="*", default=[], help="per-scene optical JSONs (none when no triplet)")
     p.add_argument("--triplets", required=True)
     p.add_argument("--dem", required=True, help="the normalised DEM")
     p.add_argument("--results", required=True, help="results directory (SAR, distortion, optical)")

@@ -40,12 +40,15 @@ def distortion_maps(safe: str | Path, tiles_dir: str | Path, grid: MapGrid, out_
     from .sar.annotation import parse_annotation
     from .sar.distortion import distortion_map, evaluation_regions
     from .sar.product import RadarGeometry
-    from .sar.safe import open_xml, product_files
+    from .sar.orbit_file import parse_eof
+    from .sar.safe import item_orbit_file, open_xml, product_files
     from .sar.surface import slope_aspect
 
     files = next(iter(product_files(safe).values()))
     with open_xml(files.annotation) as fh:
-        geometry = RadarGeometry(parse_annotation(fh, files.annotation))
+        annotation = parse_annotation(fh, files.annotation)
+    orbit_file = item_orbit_file(safe)  # a local item may name a precise orbit
+    geometry = RadarGeometry(annotation, parse_eof(orbit_file, annotation.epoch) if orbit_file else None)
     big = grid.expanded(margin_m)
     to_geo = pyproj.Transformer.from_crs(f"EPSG:{big.epsg}", "EPSG:4326", always_xy=True)
     west, south, east, north = to_geo.transform_bounds(*big.bounds, densify_pts=21)
@@ -57,7 +60,8 @@ def distortion_maps(safe: str | Path, tiles_dir: str | Path, grid: MapGrid, out_
     flags = out["flags"][crop]
     layers = np.stack([out["local_incidence_deg"][crop], slope[crop].astype(np.float32),
                        aspect[crop].astype(np.float32), evaluation_regions(flags).astype(np.float32)])
-    tags = {"product": Path(safe).name, "definitions": "pipeline.sar.distortion (Meier et al. 1993)"}
+    tags = {"product": Path(safe).name, "definitions": "pipeline.sar.distortion (Meier et al. 1993)",
+            "orbit": Path(orbit_file).name if orbit_file else "annotation"}
     with atomic_path(out_flags) as tmp:
         write_geotiff(tmp, flags, grid, None, {**tags, "bits": "1 foreshortening, 2 active layover, "
                       "4 passive layover, 8 active shadow, 16 passive shadow"}, ["flags"])

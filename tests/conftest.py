@@ -102,6 +102,8 @@ def small_config(**dataset) -> dict:
     sim["dates"][2]["cloud_fraction"] = 1.0  # a fully cloudy optical scene
     cfg = {"simulation": dict(sim, directory="resources/simulated")}
     cfg["dataset"] = {"max_masked_fraction": 0.6, "split_block_patches": 1, **dataset}
+    # let the cloudy scene through the search, to exercise the skip of too-masked scenes downstream
+    cfg["search"] = {"max_cloud_cover": 100}
     return cfg
 
 

@@ -5,7 +5,9 @@
   catalog, with absolute http hrefs;
 - ``/files/<path>``: the world's files, with HEAD and HTTP Range (what GDAL's /vsicurl/ needs);
 - ``/odata/v1/Products``: CDSE-style product lookup and ``Products(<Id>)/$value`` SAFE zips behind a
-  bearer token from ``/auth/token`` (password grant).
+  bearer token from ``/auth/token`` (password grant);
+- ``/orbits/``: an S3-style bucket (ListObjects v1 with ``prefix`` and ``marker`` paging) of the
+  orbit files put in ``server.orbit_files``.
 
 Faults are injected per path (``server.faults[path] = "corrupt-once"`` ...) and every byte served is
 counted per path. This is test infrastructure, independent of the code under test: it filters
@@ -67,6 +69,7 @@ class StacServer:
         for safe in sorted((self.world / "sentinel1").glob("*.SAFE")):
             self.products[str(uuid.uuid5(uuid.NAMESPACE_URL, safe.name))] = safe
         self._zips: dict[str, bytes] = {}
+        self.orbit_files: dict[str, bytes] = {}
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
         self.thread.start()
 
@@ -200,6 +203,10 @@ class StacServer:
                     return self._token(body or b"")
                 if path.startswith("/odata/v1/Products"):
                     return self._odata(path, url)
+                if path == "/orbits/":
+                    return self._listing(url)
+                if path.startswith("/orbits/") and path[len("/orbits/"):] in server.orbit_files:
+                    return self._send(path, server.orbit_files[path[len("/orbits/"):]], head)
                 self._status(404)
 
             def _search(self, url, body: bytes | None) -> None:
@@ -228,6 +235,21 @@ class StacServer:
                                       "href": "{base}/stac/search?" + urlencode({k: v[0] for k, v in qs.items()})})
                 self._json({"type": "FeatureCollection", "features": page, "links": links,
                             "numberMatched": len(found), "numberReturned": len(page)})
+
+            def _listing(self, url) -> None:
+                q = {k: v[0] for k, v in parse_qs(url.query).items()}
+                keys = sorted(k for k in server.orbit_files if k.startswith(q.get("prefix", "")) and k > q.get("marker", ""))
+                page = keys[: server.page_size]
+                body = ('<?xml version="1.0" encoding="UTF-8"?><ListBucketResult '
+                        'xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Name>s1-orbits</Name>'
+                        f"<Prefix>{q.get('prefix', '')}</Prefix><IsTruncated>{str(len(keys) > len(page)).lower()}"
+                        "</IsTruncated>" + "".join(f"<Contents><Key>{k}</Key><Size>{len(server.orbit_files[k])}</Size>"
+                                                   "</Contents>" for k in page) + "</ListBucketResult>").encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/xml")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
 
             def _token(self, body: bytes) -> None:
                 form = {k: v[0] for k, v in parse_qs(body.decode()).items()}

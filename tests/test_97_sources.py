@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -283,8 +284,8 @@ def test_odata_zip_that_fails_its_manifest_is_not_kept(server: StacServer, tmp_p
 def stac_config(url: str) -> dict:
     cfg = small_config()
     cfg["source"] = "stac"
-    cfg["search"] = {"sentinel1": {"api": f"{url}/stac", "sign": None},
-                     "sentinel2": {"api": f"{url}/stac", "assets": "planetary_computer"}}
+    cfg["search"].update({"sentinel1": {"api": f"{url}/stac", "sign": None},
+                          "sentinel2": {"api": f"{url}/stac", "assets": "planetary_computer"}})
     cfg["download"] = {"dem_url": url + "/files/dem/{tile}.SRTMGL1.hgt.zip"}
     return cfg
 
@@ -347,3 +348,93 @@ def test_paper_configuration_plans_offline_and_the_search_says_it_needs_network(
     log = (work / "logs" / "search.log").read_text()
     assert "needs network" in log and "search.frozen" in log
     assert not (work / "results" / "paper" / "search" / "result.json").exists()
+
+
+# ---------------------------------------------------------------- AOI files, precise orbits
+
+def test_geojson_aoi_bbox(tmp_path: Path) -> None:
+    from pipeline.io.aoi import geojson_bbox
+
+    fc = {"type": "FeatureCollection", "features": [
+        {"type": "Feature", "properties": {}, "geometry": {"type": "Polygon", "coordinates": [
+            [[6.1, 45.3], [6.9, 45.25], [6.7, 45.9], [6.1, 45.3]]]}},
+        {"type": "Feature", "properties": {}, "geometry": {"type": "Point", "coordinates": [7.05, 45.5]}}]}
+    path = tmp_path / "aoi.geojson"
+    path.write_text(json.dumps(fc))
+    assert geojson_bbox(path) == (6.1, 45.25, 7.05, 45.9)
+    path.write_text(json.dumps({"type": "Polygon", "coordinates": [[[300000, 5000000], [310000, 5000000],
+                                                                       [310000, 5010000], [300000, 5000000]]]}))
+    with pytest.raises(UserError, match="aoi.geojson: coordinates are not longitude/latitude"):
+        geojson_bbox(path)
+    path.write_text("{not json")
+    with pytest.raises(UserError, match="aoi.geojson: not a readable GeoJSON"):
+        geojson_bbox(path)
+
+
+def eof_bytes(annotation, shift_s: float = 0.0) -> bytes:
+    """An AUX_POEORB-style file (the real XML layout) of an annotation's own state vectors."""
+    o = annotation.orbit
+    osvs = []
+    for t, p, v in zip(o.time_s, o.position_m, o.velocity_m_s):
+        utc = np.datetime_as_string(o.epoch + np.timedelta64(int(round((t + shift_s) * 1e6)), "us"), unit="us")
+        osvs.append(f"<OSV><UTC>UTC={utc}</UTC><X>{p[0]:.6f}</X><Y>{p[1]:.6f}</Y><Z>{p[2]:.6f}</Z>"
+                    f"<VX>{v[0]:.6f}</VX><VY>{v[1]:.6f}</VY><VZ>{v[2]:.6f}</VZ></OSV>")
+    return ("<?xml version=\"1.0\" ?><Earth_Explorer_File><Data_Block type=\"xml\"><List_of_OSVs>"
+            + "".join(osvs) + "</List_of_OSVs></Data_Block></Earth_Explorer_File>").encode()
+
+
+def test_orbit_file_selection_by_name() -> None:
+    import datetime as dt
+
+    from pipeline.sources.orbits import select_orbit_file
+
+    utc = dt.timezone.utc
+    start, stop = dt.datetime(2020, 5, 20, 5, 34, 18, tzinfo=utc), dt.datetime(2020, 5, 20, 5, 34, 45, tzinfo=utc)
+    keys = ["AUX_POEORB/S1A_OPER_AUX_POEORB_OPOD_20200609T121200_V20200519T225942_20200521T005942.EOF",
+            "AUX_POEORB/S1A_OPER_AUX_POEORB_OPOD_20200610T110000_V20200519T225942_20200521T005942.EOF",
+            "AUX_POEORB/S1A_OPER_AUX_POEORB_OPOD_20200608T121200_V20200518T225942_20200520T005942.EOF",
+            "AUX_POEORB/S1B_OPER_AUX_POEORB_OPOD_20200611T121200_V20200519T225942_20200521T005942.EOF",
+            "AUX_RESORB/S1A_OPER_AUX_RESORB_OPOD_20200612T121200_V20200519T225942_20200521T005942.EOF",
+            "AUX_POEORB/README.txt"]
+    assert select_orbit_file(keys, "S1A", start, stop) == keys[1]  # covering, latest generated
+    assert select_orbit_file(keys[2:], "S1A", start, stop) is None
+    late = dt.datetime(2020, 5, 21, 0, 59, 30, tzinfo=utc)
+    assert select_orbit_file(keys, "S1A", late, late) is None  # within the 60 s margin of the validity's end
+
+
+def test_precise_orbit_is_fetched_and_used(server: StacServer, built: Path, tmp_path: Path) -> None:
+    """The covering file is found by a paged bucket listing, named in the local item, and used by the chain."""
+    from pipeline.sar.annotation import parse_annotation
+    from pipeline.sources.app import fetch_sentinel1
+
+    result = read_result(built / "results" / "search" / "result.json")
+    item = result[S1_COLLECTION][0]
+    safe = next(p for p in server.products.values() if p.name == item["id"] + ".SAFE")
+    annotation = parse_annotation(next(safe.glob("annotation/s1?-iw-grd-vv-*.xml")))
+    day = item["id"][17:25]
+    good = f"AUX_POEORB/S1A_OPER_AUX_POEORB_OPOD_{day}T235959_V{day}T000000_{day}T235959.EOF"
+    server.orbit_files = {
+        good: eof_bytes(annotation),
+        f"AUX_POEORB/S1A_OPER_AUX_POEORB_OPOD_{day}T000001_V{day}T000000_{day}T000500.EOF": b"decoy",
+        f"AUX_POEORB/S1A_OPER_AUX_POEORB_OPOD_{day}T000002_V{day}T000500_{day}T001000.EOF": b"decoy",
+        f"AUX_POEORB/S1B_OPER_AUX_POEORB_OPOD_{day}T235959_V{day}T000000_{day}T235959.EOF": b"decoy",
+    }
+    small_grid = aoi_grid_around(45.42, 6.62, 5120)
+    settings = {"sentinel1": "cog_window", "window_margin_px": 16, "polarisations": ["VV", "VH"], "sign": None,
+                "precise_orbits": True, "orbits_url": f"{server.url}/orbits", "odata": {}}
+    out = tmp_path / "item.json"
+    fetch_sentinel1(built / "results" / "search" / "result.json", item["id"], tmp_path / "cache", small_grid,
+                    built / "results" / "dem" / "dem_wgs84.tif", settings, out)
+    local = json.loads(out.read_text())
+    assert Path(local["assets"]["orbit"]["href"]).name == good.rsplit("/", 1)[1]
+    assert sum(1 for m, p in server.requests if p == "/orbits/") >= 2  # the listing was paged
+    res = run([sys.executable, "-m", "pipeline", "terrain-correct", "--safe", str(out), "--dem",
+               str(built / "results" / "dem" / "dem_wgs84.tif"), "--out", str(tmp_path / "bs.tif"),
+               "--geometry", str(tmp_path / "geo.tif")], REPO)
+    assert res.returncode == 0, res.stderr[-2000:]
+    reference = built / "results" / "sar" / f"{item['id']}_backscatter.tif"
+    with rasterio.open(tmp_path / "bs.tif") as a, rasterio.open(reference) as b:
+        assert a.tags()["orbit"] == good.rsplit("/", 1)[1] and b.tags()["orbit"] == "annotation"
+        x, y = a.read(), b.read()
+        ok = np.isfinite(x) & np.isfinite(y)
+        assert ok.mean() > 0.9 and np.abs(x[ok] - y[ok]).max() < 0.01  # the same orbit, so the same image

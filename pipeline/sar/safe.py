@@ -178,3 +178,17 @@ def manifest_entries(source: str | Path | IO[bytes]) -> dict[str, ManifestEntry]
     if not out:
         raise SafeError(f"{source}: the manifest lists no files with MD5 checksums")
     return out
+
+
+def item_orbit_file(path: str | Path) -> str | None:
+    """The precise orbit file that a local STAC item names (asset ``orbit``), if any."""
+    path = Path(path)
+    if path.suffix.lower() != ".json" or not path.is_file():
+        return None
+    import json
+
+    try:
+        asset = json.loads(path.read_text()).get("assets", {}).get("orbit")
+    except (OSError, json.JSONDecodeError) as exc:
+        raise SafeError(f"{path}: not a readable STAC item ({exc})") from exc
+    return asset["href"] if asset else None

@@ -39,7 +39,7 @@ from .lattice import RadarLattice, map_grid_ecef
 from .orbit_file import parse_eof
 from .product import RadarGeometry
 from .radiometry import flattening_area, sample_bicubic, sample_bilinear, to_db
-from .safe import SafeError, open_xml, product_files
+from .safe import SafeError, item_orbit_file, open_xml, product_files
 from .surface import surface_normals
 
 log = logging.getLogger(__name__)
@@ -133,11 +133,12 @@ def _terrain_correct(safe: Path, dem_path, out_path, geometry_path, params: Terr
     first = files[params.polarisations[0]]
     with open_xml(first.annotation) as fh:
         annotation = parse_annotation(fh, first.annotation)
-    orbit = parse_eof(params.orbit_file, annotation.epoch) if params.orbit_file else None
+    orbit_file = params.orbit_file or item_orbit_file(safe)  # a local item may name a precise orbit
+    orbit = parse_eof(orbit_file, annotation.epoch) if orbit_file else None
     try:
         geometry = RadarGeometry(annotation, orbit)
     except ValueError as exc:
-        raise TerrainCorrectionError(f"{params.orbit_file}: {exc} ({safe.name})") from exc
+        raise TerrainCorrectionError(f"{orbit_file}: {exc} ({safe.name})") from exc
     image = annotation.image
     lattice = RadarLattice(geometry, f"EPSG:{grid.epsg}", grid.easting, grid.northing, (h_min, h_max))
     # the AOI must overlap the swath: check a coarse sample of its pixels
@@ -211,6 +212,7 @@ def _terrain_correct(safe: Path, dem_path, out_path, geometry_path, params: Terr
             for band, pol in enumerate(pols, start=1):
                 dst.set_band_description(band, pol)
             dst.update_tags(units="dB", quantity=params.quantity, product=safe.name,
+                            orbit=Path(orbit_file).name if orbit_file else "annotation",
                             noise_removal=str(params.noise_removal), resampling=params.resampling,
                             db_floor=str(params.db_floor), geocoding="range-Doppler, backward, DEM ellipsoidal heights")
             for band, name in enumerate(("local_incidence_deg", "ellipsoid_incidence_deg", "radar_line", "radar_pixel"), 1):

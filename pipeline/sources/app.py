@@ -54,6 +54,15 @@ def fetch_sentinel1(search_result: str | Path, scene: str, cache: str | Path, gr
     else:
         local = fetch_sentinel1_window(item, cache, grid, _height_range_m(dem_tif), settings["polarisations"],
                                        href_signer(settings["sign"]), settings["window_margin_px"])
+    if settings.get("precise_orbits"):
+        from .orbits import fetch_precise_orbit
+        from .query import item_time
+
+        props = item["properties"]
+        start = item_time({"properties": {"datetime": props.get("start_datetime") or props["datetime"]}})
+        stop = item_time({"properties": {"datetime": props.get("end_datetime") or props["datetime"]}})
+        eof = fetch_precise_orbit(settings["orbits_url"], scene[:3], start, stop, cache)
+        local["assets"]["orbit"] = {"href": str(eof.resolve()), "roles": ["metadata"], "title": "AUX_POEORB"}
     return write_local_item(local, out)
 
 

@@ -3,6 +3,7 @@ import json
 from pathlib import Path
 
 from pipeline.grid import aoi_grid_around, aoi_grid_for_bbox, lonlat_bounds
+from pipeline.io.aoi import geojson_bbox
 from pipeline.io.dem_tiles import tiles_covering
 from pipeline.sources.query import S1_COLLECTION, S2_COLLECTION, pair_scenes
 from pipeline.sources.search import read_result
@@ -19,6 +20,8 @@ def parent_dir(path):
 
 
 def _aoi_grid():
+    if config["aoi"] is not None and "geojson" in config["aoi"]:
+        return aoi_grid_for_bbox(*geojson_bbox(config["aoi"]["geojson"]))
     if config["aoi"] is not None:
         return aoi_grid_for_bbox(*config["aoi"]["bbox"])
     aoi = config["simulation"]["aoi"]

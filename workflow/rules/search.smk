@@ -65,6 +65,8 @@ rule fetch_sentinel1:
                 "sentinel1": config["download"]["sentinel1"],
                 "window_margin_px": config["download"]["window_margin_px"],
                 "odata": config["download"]["odata"],
+                "precise_orbits": config["download"]["precise_orbits"],
+                "orbits_url": config["download"]["orbits_url"],
                 "polarisations": config["sar"]["polarisations"],
                 "sign": None if SIMULATED else config["search"]["sentinel1"]["sign"],
             }
