@@ -261,7 +261,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_distortion)
 
     p = sub.add_parser("optical", help="decode, mask, reproject and stretch one Sentinel-2 L2A scene")
-    p.add_argument("--item", required=True, help="the local STAC item that fetch-sentinel2 writes")
+    p.add_argument("--item", required=True, nargs="+",
+                   help="the local STAC item(s) that fetch-sentinel2 writes (several: the tiles of one acquisition)")
     p.add_argument("--grid", required=True)
     p.add_argument("--params", required=True, help="the config's 'dataset' section as JSON")
     p.add_argument("--out", required=True)

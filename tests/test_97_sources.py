@@ -438,3 +438,53 @@ def test_precise_orbit_is_fetched_and_used(server: StacServer, built: Path, tmp_
         x, y = a.read(), b.read()
         ok = np.isfinite(x) & np.isfinite(y)
         assert ok.mean() > 0.9 and np.abs(x[ok] - y[ok]).max() < 0.01  # the same orbit, so the same image
+
+
+def test_tiles_of_one_acquisition_are_paired_and_mosaicked(built: Path, tmp_path: Path) -> None:
+    """Two overlapping tiles cut from one product pair as one acquisition and mosaic to the product."""
+    from rasterio.windows import transform as window_transform
+
+    from pipeline.dataset.build import prepare_optical
+    from pipeline.sources.query import s2_acquisitions
+
+    full_json = sorted((built / "results" / "products" / "sentinel-2-l2a").glob("*.json"))[0]
+    full = json.loads(full_json.read_text())
+    tiles = []
+    for name, (lo, hi) in (("T32TLR", (0.0, 0.6)), ("T32TLQ", (0.4, 1.0))):
+        item = json.loads(json.dumps(full))
+        item["id"] = full["id"].replace("T32TLR", name)
+        for band in ("B02", "B03", "B04", "SCL"):
+            src_path = Path(full["assets"][band]["href"])
+            with rasterio.open(src_path) as src:
+                c0, c1 = int(round(lo * src.width)), int(round(hi * src.width))
+                win = Window(c0, 0, c1 - c0, src.height)
+                profile = dict(src.profile, width=win.width, transform=window_transform(win, src.transform))
+                out = tmp_path / f"{name}_{band}.tif"
+                with rasterio.open(out, "w", **profile) as dst:
+                    dst.write(src.read(window=win))
+            item["assets"][band]["href"] = str(out)
+        path = tmp_path / f"{item['id']}.json"
+        path.write_text(json.dumps(item))
+        tiles.append((item, path))
+    # one acquisition: the S1 scene pairs with both tiles at once
+    groups = s2_acquisitions([t[0] for t in tiles])
+    assert len(groups) == 1 and len(groups[0]) == 2
+    s1 = s1_item("s1", full["properties"]["datetime"])
+    (triplet,) = pair_scenes([s1], [t[0] for t in tiles], 3)
+    assert triplet["s2_items"] == sorted(t[0]["id"] for t in tiles) and triplet["s2"] == triplet["s2_items"][0]
+    # the mosaic of the two tiles equals the product they were cut from
+    grid = MapGrid(**aoi_grid_dict(built))
+    params = ([0, 1, 3, 8, 9, 10, 11], (1.0, 99.0), 1.0)
+    prepare_optical([t[1] for t in tiles], grid, tmp_path / "mosaic.tif", tmp_path / "mosaic.json", *params)
+    prepare_optical(full_json, grid, tmp_path / "one.tif", tmp_path / "one.json", *params)
+    with rasterio.open(tmp_path / "mosaic.tif") as a, rasterio.open(tmp_path / "one.tif") as b:
+        x, y = a.read(), b.read()
+    assert (x == y).mean() > 0.999, (x != y).sum()
+    assert json.loads((tmp_path / "mosaic.json").read_text())["items"] == [t[0]["id"] for t in tiles]
+
+
+def aoi_grid_dict(work: Path) -> dict:
+    with rasterio.open(work / "results" / "dem" / "dem_wgs84.tif") as src:
+        t = src.transform
+        return {"epsg": src.crs.to_epsg(), "left": t.c, "top": t.f, "resolution": t.a, "width": src.width,
+                "height": src.height}

@@ -54,30 +54,50 @@ def _optical_metadata(item: dict, label: str) -> ProductMetadata:
         raise DatasetError(f"{label}: no product metadata asset and incomplete properties ({exc})") from exc
 
 
-def prepare_optical(item_json: str | Path, grid: MapGrid, out_tif: str | Path, out_json: str | Path,
-                    masked_classes: list[int], percentiles: tuple[float, float], max_masked_fraction: float) -> dict:
-    """Decode, mask (SCL), reproject to the AOI grid and stretch one L2A scene; skip it when too masked.
-
-    ``item_json`` is the local STAC item that :func:`pipeline.sources.fetch.fetch_sentinel2` writes
-    (assets B02, B03, B04, SCL and, when the catalog has it, product-metadata).
-    """
-    item_json = Path(item_json)
+def _read_item(item_json: Path) -> tuple[dict, dict[str, str]]:
     try:
         item = json.loads(item_json.read_text())
-        hrefs = {k: item["assets"][k]["href"] for k in ("B04", "B03", "B02", "SCL")}
+        return item, {k: item["assets"][k]["href"] for k in ("B04", "B03", "B02", "SCL")}
     except (OSError, json.JSONDecodeError, KeyError) as exc:
         raise DatasetError(f"{item_json}: not a local Sentinel-2 item with B02, B03, B04 and SCL ({exc})") from exc
-    meta = _optical_metadata(item, str(item_json))
-    bands = {}
-    for band in ("B04", "B03", "B02"):
-        dn = _on_grid(hrefs[band], grid, Resampling.bilinear, np.float32)
-        rho = dn_to_reflectance(np.round(dn).astype(np.uint16), meta.offset(band), meta.quantification_value)
-        bands[band] = rho
-    scl = _on_grid(hrefs["SCL"], grid, Resampling.nearest, np.uint8)
+
+
+def prepare_optical(item_jsons: str | Path | list[str | Path], grid: MapGrid, out_tif: str | Path,
+                    out_json: str | Path, masked_classes: list[int], percentiles: tuple[float, float],
+                    max_masked_fraction: float) -> dict:
+    """Decode, mask (SCL), reproject to the AOI grid and stretch one L2A acquisition; skip it when too masked.
+
+    ``item_jsons`` are the local STAC items that :func:`pipeline.sources.fetch.fetch_sentinel2` writes
+    (assets B02, B03, B04, SCL and, when the catalog has it, product-metadata): one, or the MGRS tiles
+    of one acquisition, mosaicked in the given order (each pixel from the first tile that has data;
+    each tile decoded with its own metadata).
+    """
+    paths = [Path(item_jsons)] if isinstance(item_jsons, (str, Path)) else [Path(p) for p in item_jsons]
+    if not paths:
+        raise DatasetError("no Sentinel-2 item given")
+    bands = {b: np.full((grid.height, grid.width), np.nan, np.float32) for b in ("B04", "B03", "B02")}
+    scl = np.zeros((grid.height, grid.width), np.uint8)
+    items, metas = [], []
+    for path in paths:
+        item, hrefs = _read_item(path)
+        meta = _optical_metadata(item, str(path))
+        items.append(item)
+        metas.append(meta)
+        tile_scl = _on_grid(hrefs["SCL"], grid, Resampling.nearest, np.uint8)
+        tile = {}
+        for band in bands:
+            dn = _on_grid(hrefs[band], grid, Resampling.bilinear, np.float32)
+            tile[band] = dn_to_reflectance(np.round(dn).astype(np.uint16), meta.offset(band), meta.quantification_value)
+        take = (scl == 0) & (tile_scl > 0) & np.isfinite(tile["B04"])
+        scl[take] = tile_scl[take]
+        for band in bands:
+            bands[band][take] = tile[band][take]
+    meta, item = metas[0], items[0]
     masked = scl_mask(scl, masked_classes) | ~np.isfinite(bands["B04"])
     fraction = float(masked.mean())
-    info = {"id": item["id"], "time": str(meta.start_time), "masked_fraction": fraction,
-            "cloud_cover_percent": meta.cloud_cover_percent, "skipped": False, "reason": ""}
+    info = {"id": item["id"], "items": [i["id"] for i in items], "time": str(meta.start_time),
+            "masked_fraction": fraction, "cloud_cover_percent": float(np.mean([m.cloud_cover_percent for m in metas])),
+            "skipped": False, "reason": ""}
     if fraction > max_masked_fraction:
         info.update(skipped=True, reason=f"{100 * fraction:.1f}% of the AOI masked (clouds, snow, no data) "
                                          f"> {100 * max_masked_fraction:.0f}%")

@@ -127,26 +127,43 @@ def matches(item: dict[str, Any], collection: str, query: SceneQuery) -> tuple[b
     return True, ""
 
 
-def pair_scenes(s1_items: list[dict[str, Any]], s2_items: list[dict[str, Any]], max_days: float) -> list[dict]:
-    """Triplets: each Sentinel-1 scene with the nearest Sentinel-2 scene within ``max_days``.
+def s2_acquisitions(items: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+    """Sentinel-2 items grouped by acquisition: the MGRS tiles of one satellite's pass on one day
+    (same platform, relative orbit and UTC date), each group sorted by id."""
+    groups: dict[tuple, list[dict[str, Any]]] = {}
+    for item in items:
+        p = item["properties"]
+        key = (str(p.get("platform", "")).lower(), p.get("sat:relative_orbit", p.get("s2:relative_orbit")),
+               f"{item_time(item):%Y%m%d}")
+        groups.setdefault(key, []).append(item)
+    return sorted((sorted(g, key=lambda i: i["id"]) for g in groups.values()), key=lambda g: g[0]["id"])
 
-    Returns dicts with ``id`` (the Sentinel-1 date, ``YYYYMMDD``, with ``_2``, ``_3`` for
-    further scenes of that date), ``s1``, ``s2`` (item ids), their times (ISO 8601) and
-    ``days_apart``. Scenes without a partner are left out.
+
+def pair_scenes(s1_items: list[dict[str, Any]], s2_items: list[dict[str, Any]], max_days: float) -> list[dict]:
+    """Triplets: each Sentinel-1 scene with the nearest Sentinel-2 acquisition within ``max_days``.
+
+    A Sentinel-2 acquisition is the set of MGRS tiles of one pass (:func:`s2_acquisitions`); it is
+    named by its first tile's id. Returns dicts with ``id`` (the Sentinel-1 date, ``YYYYMMDD``,
+    with ``_2``, ``_3`` for further scenes of that date), ``s1``, ``s2`` (the acquisition's name),
+    ``s2_items`` (its tiles' ids), their times (ISO 8601) and ``days_apart``. Scenes without a
+    partner are left out.
     """
+    acquisitions = s2_acquisitions(s2_items)
     out: list[dict] = []
     seen: dict[str, int] = {}
     for a in sorted(s1_items, key=lambda i: (item_time(i), i["id"])):
         ta = item_time(a)
-        best = min(s2_items, key=lambda b: (abs((item_time(b) - ta).total_seconds()), b["id"]), default=None)
+        best = min(acquisitions, key=lambda g: (abs((item_time(g[0]) - ta).total_seconds()), g[0]["id"]),
+                   default=None)
         if best is None:
             continue
-        tb = item_time(best)
+        tb = item_time(best[0])
         days = abs((tb - ta).total_seconds()) / 86400
         if days > max_days:
             continue
         date = f"{ta:%Y%m%d}"
         seen[date] = seen.get(date, 0) + 1
-        out.append({"id": date if seen[date] == 1 else f"{date}_{seen[date]}", "s1": a["id"], "s2": best["id"],
-                    "s1_time": ta.isoformat(), "s2_time": tb.isoformat(), "days_apart": round(days, 3)})
+        out.append({"id": date if seen[date] == 1 else f"{date}_{seen[date]}", "s1": a["id"], "s2": best[0]["id"],
+                    "s2_items": [i["id"] for i in best], "s1_time": ta.isoformat(), "s2_time": tb.isoformat(),
+                    "days_apart": round(days, 3)})
     return out

@@ -100,8 +100,19 @@ def sentinel1_scenes(wildcards):
 
 
 def s2_scenes(wildcards):
-    """Sentinel-2 product ids of the triplets."""
+    """Sentinel-2 acquisitions of the triplets (named by their first tile's id)."""
     return sorted({t["s2"] for t in triplet_list()})
+
+
+def s2_items(wildcards):
+    """Sentinel-2 product ids (MGRS tiles) of the triplets' acquisitions."""
+    return sorted({i for t in triplet_list() for i in t["s2_items"]})
+
+
+def s2_acquisition_items(wildcards):
+    """The local items of the tiles of one acquisition (wildcard s2)."""
+    t = next(t for t in triplet_list() if t["s2"] == wildcards.s2)
+    return [f"{PRODUCTS}/sentinel-2-l2a/{i}.json" for i in t["s2_items"]]
 
 
 def triplet_ids(wildcards):

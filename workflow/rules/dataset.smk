@@ -3,7 +3,7 @@
 
 rule optical:
     input:
-        item=f"{PRODUCTS}/sentinel-2-l2a/{{s2}}.json",
+        tiles=s2_acquisition_items,
     output:
         image=f"{RESULTS}/optical/{{s2}}.tif",
         info=f"{RESULTS}/optical/{{s2}}.json",
@@ -27,7 +27,7 @@ rule optical:
             }
         ),
     shell:
-        "python -m pipeline optical --item {input.item} --grid '{params.grid}' "
+        "python -m pipeline optical --item {input.tiles} --grid '{params.grid}' "
         "--params '{params.optical}' --out {output.image} --out-json {output.info} > {log} 2>&1"
 
 

@@ -116,5 +116,5 @@ rule download:
             scene=sentinel1_scenes(wildcards),
         ),
         lambda wildcards: expand(
-            f"{PRODUCTS}/sentinel-2-l2a/{{s2}}.json", s2=s2_scenes(wildcards)
+            f"{PRODUCTS}/sentinel-2-l2a/{{s2}}.json", s2=s2_items(wildcards)
         ),
