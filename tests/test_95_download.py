@@ -129,9 +129,10 @@ def test_429_waits_for_retry_after(server: Server, tmp_path: Path) -> None:
 
 
 def test_401_is_a_clear_credentials_error(server: Server, tmp_path: Path) -> None:
-    with pytest.raises(CredentialsError, match=r"HTTP 401: the server refused the credentials"):
-        download(f"{server.url}/auth/file", tmp_path / "f.bin", policy=FAST, progress=False)
+    with pytest.raises(CredentialsError, match=r"HTTP 401: the server refused the credentials") as err:
+        download(f"{server.url}/auth/file?sv=2021&sig=SECRET", tmp_path / "f.bin", policy=FAST, progress=False)
     assert server.state["auth"] == 1  # no retries
+    assert "SECRET" not in str(err.value)  # signed URLs are redacted in messages
     assert not list(tmp_path.iterdir())
 
 

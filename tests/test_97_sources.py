@@ -488,3 +488,25 @@ def aoi_grid_dict(work: Path) -> dict:
         t = src.transform
         return {"epsg": src.crs.to_epsg(), "left": t.c, "top": t.f, "resolution": t.a, "width": src.width,
                 "height": src.height}
+
+
+def test_skadi_style_gzip_tiles_read_like_esa_zips(server: StacServer, tmp_path: Path) -> None:
+    """The same heights from ESA's .SRTMGL1.hgt.zip and skadi's {lat}/{tile}.hgt.gz, fetched over HTTP."""
+    import gzip
+    import zipfile
+
+    from pipeline.io.dem_tiles import read_mosaic
+    from pipeline.sources.fetch import fetch_dem_tile
+
+    esa = server.world / "dem" / "N45E006.SRTMGL1.hgt.zip"
+    with zipfile.ZipFile(esa) as z:
+        raw = z.read("N45E006.hgt")
+    skadi = server.world / "skadi" / "N45" / "N45E006.hgt.gz"
+    skadi.parent.mkdir(parents=True, exist_ok=True)
+    skadi.write_bytes(gzip.compress(raw, mtime=0))
+    got = fetch_dem_tile(server.url + "/files/skadi/{lat}/{tile}.hgt.gz", "N45E006",
+                         tmp_path / "dem" / "N45E006.hgt.gz", FAST)
+    assert got.read_bytes() == skadi.read_bytes()
+    a = read_mosaic(tmp_path / "dem", 6.5, 45.3, 6.7, 45.5)
+    b = read_mosaic(esa.parent, 6.5, 45.3, 6.7, 45.5)
+    np.testing.assert_array_equal(a.values, b.values)

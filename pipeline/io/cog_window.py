@@ -27,6 +27,7 @@ import rasterio
 from rasterio.windows import Window
 
 from .atomic import atomic_path
+from .download import redact
 
 log = logging.getLogger(__name__)
 
@@ -62,10 +63,11 @@ def _with_retries(what: str, fn, attempts: int = 4, backoff_s: float = 2.0):
             with rasterio.Env(**GDAL_HTTP_ENV):
                 return fn()
         except rasterio.errors.RasterioIOError as exc:
+            problem = redact(str(exc))
             if attempt == attempts:
-                raise WindowReadError(f"{what}: giving up after {attempts} attempts: {exc}") from exc
+                raise WindowReadError(f"{what}: giving up after {attempts} attempts: {problem}") from None
             wait = backoff_s * 2 ** (attempt - 1)
-            log.warning("%s: %s (attempt %d of %d), retrying in %.0f s", what, exc, attempt, attempts, wait)
+            log.warning("%s: %s (attempt %d of %d), retrying in %.0f s", what, problem, attempt, attempts, wait)
             time.sleep(wait)
 
 
@@ -98,10 +100,10 @@ def copy_radar_window(href: str, target: str | Path, rows: tuple[int, int], cols
                     for r in range(r0, r1, block):  # one row of tiles at a time: bounded memory
                         win = Window(c0, r, c1 - c0, min(block, r1 - r))
                         dst.write(src.read(1, window=win), 1, window=win)
-                dst.update_tags(source=href.split("?")[0], window_rows=f"{r0},{r1}", window_cols=f"{c0},{c1}")
+                dst.update_tags(source=redact(href), window_rows=f"{r0},{r1}", window_cols=f"{c0},{c1}")
         return target
 
-    return _with_retries(href.split("?")[0], run)
+    return _with_retries(redact(href), run)
 
 
 def copy_map_window(href: str, target: str | Path, bounds: tuple[float, float, float, float],
@@ -125,7 +127,7 @@ def copy_map_window(href: str, target: str | Path, bounds: tuple[float, float, f
             c1 = min(int(np.ceil(w.col_off + w.width)) + margin_px, src.width)
             r1 = min(int(np.ceil(w.row_off + w.height)) + margin_px, src.height)
             if c1 <= c0 or r1 <= r0:
-                raise WindowReadError(f"{href.split('?')[0]}: the raster does not overlap the AOI")
+                raise WindowReadError(f"{redact(href)}: the raster does not overlap the AOI")
             win = Window(c0, r0, c1 - c0, r1 - r0)
             data = src.read(window=win)
             profile = dict(driver="GTiff", width=win.width, height=win.height, count=src.count,
@@ -133,7 +135,7 @@ def copy_map_window(href: str, target: str | Path, bounds: tuple[float, float, f
                            nodata=src.nodata, tiled=True, blockxsize=256, blockysize=256, compress="deflate")
             with rasterio.open(tmp, "w", **profile) as dst:
                 dst.write(data)
-                dst.update_tags(source=href.split("?")[0])
+                dst.update_tags(source=redact(href))
         return target
 
-    return _with_retries(href.split("?")[0], run)
+    return _with_retries(redact(href), run)

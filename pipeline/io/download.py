@@ -23,6 +23,7 @@ from __future__ import annotations
 import email.utils
 import logging
 import os
+import re
 import shutil
 import threading
 import time
@@ -59,6 +60,11 @@ class DownloadPolicy:
     backoff_s: float = 2.0
     backoff_max_s: float = 120.0
     chunk_bytes: int = 1 << 20
+
+
+def redact(text: str) -> str:
+    """``text`` with URL query strings (signatures, SAS tokens) replaced by ``?...``: safe to log."""
+    return re.sub(r"\?[^\s'\"]*", "?...", text)
 
 
 def _retry_after_s(response: requests.Response) -> float | None:
@@ -108,7 +114,7 @@ def download(
                              timeout=(policy.connect_timeout_s, policy.read_timeout_s)) as response:
                 if response.status_code in (401, 403):
                     raise CredentialsError(
-                        f"{url}: HTTP {response.status_code}: the server refused the credentials; set them in "
+                        f"{redact(url)}: HTTP {response.status_code}: the server refused the credentials; set them in "
                         "the environment or ~/.netrc (see README, 'Credentials'); they are never logged"
                     )
                 if response.status_code == 429 or response.status_code >= 500:
@@ -118,7 +124,7 @@ def download(
                 if response.status_code == 416 and have:  # range beyond the end: the part is complete or stale
                     total = expected_size
                 elif response.status_code not in (200, 206):
-                    raise DownloadError(f"{url}: HTTP {response.status_code} {response.reason}")
+                    raise DownloadError(f"{redact(url)}: HTTP {response.status_code} {response.reason}")
                 else:
                     if response.status_code == 200 and have:
                         have = 0  # the server ignored the range: start again
@@ -141,20 +147,20 @@ def download(
             else:
                 os.replace(part, target)
                 return target
-            log.warning("%s: %s, fetching it again", url, last_problem)
+            log.warning("%s: %s, fetching it again", redact(url), last_problem)
             part.unlink(missing_ok=True)
         except CredentialsError:
             part.unlink(missing_ok=True)
             raise
         except (requests.ConnectionError, requests.Timeout, requests.HTTPError,
                 requests.exceptions.ChunkedEncodingError) as exc:
-            last_problem = str(exc)
+            last_problem = redact(str(exc))
             if attempt < policy.max_attempts:
-                log.warning("%s: %s (attempt %d of %d), retrying in %.1f s", url, last_problem, attempt,
+                log.warning("%s: %s (attempt %d of %d), retrying in %.1f s", redact(url), last_problem, attempt,
                             policy.max_attempts, wait)
                 time.sleep(wait)
     part.unlink(missing_ok=True)
-    raise DownloadError(f"{url}: giving up after {policy.max_attempts} attempts: {last_problem}")
+    raise DownloadError(f"{redact(url)}: giving up after {policy.max_attempts} attempts: {last_problem}")
 
 
 def copy_local(source: str | Path, target: str | Path, expected_size: int | None = None,
