@@ -118,6 +118,12 @@ def _fetch_dem(args: argparse.Namespace) -> None:
     fetch_dem_tile(args.url_template, args.tile, args.out)
 
 
+def _mosaic_slices(args: argparse.Namespace) -> None:
+    from .apps import mosaic_slices
+
+    mosaic_slices(args.backscatter, args.flags, args.out_backscatter, args.out_flags)
+
+
 def _optical(args: argparse.Namespace) -> None:
     from .dataset.build import prepare_optical
 
@@ -164,7 +170,9 @@ def _store(args: argparse.Namespace) -> None:
     results = Path(args.results)
     skipped_sar = {}
     for t in triplets:
-        reason = rasterio_tag(str(results / "sar" / f"{t['s1']}_backscatter.tif"), "skipped", "")
+        mosaic = results / "sar" / "mosaic" / f"{t['s1']}_backscatter.tif"
+        single = results / "sar" / f"{t['s1']}_backscatter.tif"
+        reason = rasterio_tag(str(mosaic if len(t.get("s1_items", [])) > 1 else single), "skipped", "")
         if reason:
             skipped_sar[t["s1"]] = reason
     (out / "README.md").write_text(dataset_card(index, triplets, infos, dem_max, skipped_sar))
@@ -259,6 +267,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--margin-m", default=3000.0, type=float, help="terrain scanned around the AOI (m)")
     p.add_argument("--geoid-grid", default="")
     p.set_defaults(func=_distortion)
+
+    p = sub.add_parser("mosaic-slices", help="one pass's terrain-corrected Sentinel-1 slices as one image")
+    p.add_argument("--backscatter", nargs="+", required=True, help="per slice, in time order")
+    p.add_argument("--flags", nargs="+", required=True, help="per slice, same order")
+    p.add_argument("--out-backscatter", required=True)
+    p.add_argument("--out-flags", required=True)
+    p.set_defaults(func=_mosaic_slices)
 
     p = sub.add_parser("optical", help="decode, mask, reproject and stretch one Sentinel-2 L2A scene")
     p.add_argument("--item", required=True, nargs="+",

@@ -68,3 +68,40 @@ def distortion_maps(safe: str | Path, tiles_dir: str | Path, grid: MapGrid, out_
     with atomic_path(out_geometry) as tmp:
         write_geotiff(tmp, layers, grid, np.nan, {**tags, "region": "0 non-distorted, 1 foreshortening "
                       "(incl. layover), 2 shadow"}, ["local_incidence_deg", "slope_deg", "aspect_deg", "region"])
+
+
+def mosaic_slices(backscatter: list[str | Path], flags: list[str | Path], out_backscatter: str | Path,
+                  out_flags: str | Path) -> None:
+    """One pass's terrain-corrected slices on the AOI grid as one image: each pixel, in every band,
+    from the first slice (in the given order, by time) whose backscatter is valid there; its
+    distortion flags come from the same slice. Tagged ``skipped`` only when every slice was.
+    """
+    import rasterio
+
+    if len(backscatter) != len(flags) or not backscatter:
+        raise ValueError("give one flags file per backscatter file, at least one")
+    reasons, out, out_f, grid, names, tags = [], None, None, None, None, {}
+    for bs_path, fl_path in zip(backscatter, flags):
+        with rasterio.open(bs_path) as src:
+            data = src.read()
+            t = src.transform
+            grid = MapGrid(src.crs.to_epsg(), t.c, t.f, t.a, src.width, src.height)
+            names = list(src.descriptions)
+            tags = src.tags()
+            if tags.get("skipped"):
+                reasons.append(f"{Path(bs_path).name}: {tags['skipped']}")
+        with rasterio.open(fl_path) as src:
+            fl = src.read(1)
+        if out is None:
+            out, out_f = np.full_like(data, np.nan), np.zeros_like(fl)
+        take = np.isnan(out[0]) & np.isfinite(data).all(axis=0)
+        out[:, take] = data[:, take]
+        out_f[take] = fl[take]
+    tags = {k: v for k, v in tags.items() if k not in ("skipped", "product")}
+    tags["slices"] = ",".join(Path(p).name.removesuffix("_backscatter.tif") for p in backscatter)
+    if len(reasons) == len(backscatter):
+        tags["skipped"] = "; ".join(reasons)
+    with atomic_path(out_backscatter) as tmp:
+        write_geotiff(tmp, out, grid, np.nan, tags, names)
+    with atomic_path(out_flags) as tmp:
+        write_geotiff(tmp, out_f, grid, None, {"slices": tags["slices"]}, ["flags"])

@@ -510,3 +510,95 @@ def test_skadi_style_gzip_tiles_read_like_esa_zips(server: StacServer, tmp_path:
     a = read_mosaic(tmp_path / "dem", 6.5, 45.3, 6.7, 45.5)
     b = read_mosaic(esa.parent, 6.5, 45.3, 6.7, 45.5)
     np.testing.assert_array_equal(a.values, b.values)
+
+
+@pytest.fixture(scope="module")
+def slices(built: Path, tmp_path_factory) -> list[tuple[dict, Path]]:
+    """Two overlapping slices (lines 0-512 and 256-end) cut from the first Sentinel-1 product, as local items."""
+    from pipeline.io.cog_window import copy_radar_window
+
+    tmp_path = tmp_path_factory.mktemp("slices")
+    full_json = sorted((built / "results" / "products" / "sentinel-1-grd").glob("*.json"))[0]
+    full = json.loads(full_json.read_text())
+    with rasterio.open(full["assets"]["vv"]["href"]) as src:
+        height, width = src.height, src.width
+    paths = []
+    for suffix, rows in (("A", (0, 512)), ("B", (256, height))):
+        item = json.loads(json.dumps(full))
+        item["id"] = f"{full['id']}_{suffix}"
+        for pol in ("vv", "vh"):
+            target = tmp_path / f"{suffix}_{pol}.tiff"
+            copy_radar_window(full["assets"][pol]["href"], target, rows, (0, width), block=256)
+            item["assets"][pol]["href"] = str(target)
+        path = tmp_path / f"{item['id']}.json"
+        path.write_text(json.dumps(item))
+        paths.append((item, path))
+    return paths
+
+
+def test_slices_of_one_pass_are_paired_and_mosaicked(built: Path, slices, tmp_path: Path) -> None:
+    """Two overlapping slices cut from one product pair as one pass; the mosaic of their terrain
+    corrections equals the terrain correction of the product."""
+    from pipeline.apps import mosaic_slices
+    from pipeline.sources.query import s1_acquisitions
+
+    paths = slices
+    full_json = sorted((built / "results" / "products" / "sentinel-1-grd").glob("*.json"))[0]
+    full = json.loads(full_json.read_text())
+    groups = s1_acquisitions([p[0] for p in paths])
+    assert len(groups) == 1 and [i["id"] for i in groups[0]] == [p[0]["id"] for p in paths]
+    (triplet,) = pair_scenes([p[0] for p in paths], [s2_item("s2", full["properties"]["datetime"], 1)], 3)
+    assert triplet["s1_items"] == [p[0]["id"] for p in paths] and triplet["s1"] == paths[0][0]["id"]
+    dem = built / "results" / "dem" / "dem_wgs84.tif"
+    tiles = built / "resources" / "cache" / "simulated" / "dem"
+    grid = json.dumps(aoi_grid_dict(built))
+    outputs = {}
+    for name, item_path in (("A", paths[0][1]), ("B", paths[1][1]), ("full", full_json)):
+        bs, geo = tmp_path / f"{name}_backscatter.tif", tmp_path / f"{name}_geometry.tif"
+        flags, dgeo = tmp_path / f"{name}_flags.tif", tmp_path / f"{name}_dgeometry.tif"
+        for cmd in (["terrain-correct", "--safe", str(item_path), "--dem", str(dem), "--out", str(bs),
+                     "--geometry", str(geo)],
+                    ["distortion", "--safe", str(item_path), "--tiles-dir", str(tiles), "--grid", grid,
+                     "--out-flags", str(flags), "--out-geometry", str(dgeo)]):
+            res = run([sys.executable, "-m", "pipeline", *cmd], REPO)
+            assert res.returncode == 0, res.stderr[-2000:]
+        outputs[name] = (bs, flags)
+    mosaic_bs, mosaic_flags = tmp_path / "mosaic_backscatter.tif", tmp_path / "mosaic_flags.tif"
+    mosaic_slices([outputs["A"][0], outputs["B"][0]], [outputs["A"][1], outputs["B"][1]], mosaic_bs, mosaic_flags)
+    with rasterio.open(mosaic_bs) as a, rasterio.open(outputs["full"][0]) as b, \
+            rasterio.open(outputs["A"][0]) as first:
+        x, y, part = a.read(), b.read(), first.read()
+        assert a.tags()["slices"].split(",") == ["A", "B"]
+    assert np.isnan(part).mean() > 0.2  # slice A alone leaves a good part of the AOI empty
+    np.testing.assert_array_equal(np.isnan(x), np.isnan(y))
+    np.testing.assert_array_equal(x, y)
+    with rasterio.open(mosaic_flags) as a, rasterio.open(outputs["full"][1]) as b:
+        np.testing.assert_array_equal(a.read(1), b.read(1))
+
+
+def test_workflow_mosaics_the_slices_of_a_pass(built: Path, slices, tmp_path: Path) -> None:
+    """A frozen search result with one pass in two slices: the rule graph terrain-corrects both,
+    mosaics them, and the pass's patches equal those of the whole product."""
+    result = read_result(built / "results" / "search" / "result.json")
+    first = sorted(result[S1_COLLECTION], key=lambda i: i["id"])[0]
+    result[S1_COLLECTION] = [i for i in result[S1_COLLECTION] if i["id"] != first["id"]] + [s[0] for s in slices]
+    work = workflow_copy(tmp_path)
+    (work / "frozen.json").write_text(json.dumps(result))
+    cfg = small_config()
+    cfg["source"] = "stac"
+    cfg["search"].update(frozen="frozen.json", sentinel1={"sign": None},
+                         sentinel2={"assets": "planetary_computer", "sign": None})
+    cfg["download"] = {"dem_url": str(built / "resources" / "simulated" / "dem") + "/{tile}.SRTMGL1.hgt.zip"}
+    (work / "slices.yaml").write_text(yaml.safe_dump(cfg))
+    res = run(["snakemake", "dataset", "--cores", "2", "--configfile", "slices.yaml"], work)
+    assert res.returncode == 0, res.stderr[-4000:]
+    assert (work / "results" / "sar" / "mosaic" / f"{slices[0][0]['id']}_backscatter.tif").exists()
+    a = xr.open_zarr(built / "results" / "dataset" / "patches.zarr", consolidated=False)
+    b = xr.open_zarr(work / "results" / "dataset" / "patches.zarr", consolidated=False)
+    ia = pd.read_parquet(built / "results" / "dataset" / "index.parquet")
+    ib = pd.read_parquet(work / "results" / "dataset" / "index.parquet")
+    rows_a = np.flatnonzero(ia["s1"].to_numpy() == first["id"])
+    rows_b = np.flatnonzero(ib["s1"].to_numpy() == slices[0][0]["id"])
+    assert len(rows_a) == len(rows_b) > 0
+    for name in ("sar", "dem", "optical", "valid", "flags"):
+        np.testing.assert_array_equal(a[name].values[rows_a], b[name].values[rows_b])

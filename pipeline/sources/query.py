@@ -139,20 +139,34 @@ def s2_acquisitions(items: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
     return sorted((sorted(g, key=lambda i: i["id"]) for g in groups.values()), key=lambda g: g[0]["id"])
 
 
-def pair_scenes(s1_items: list[dict[str, Any]], s2_items: list[dict[str, Any]], max_days: float) -> list[dict]:
-    """Triplets: each Sentinel-1 scene with the nearest Sentinel-2 acquisition within ``max_days``.
+def s1_acquisitions(items: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+    """Sentinel-1 items grouped by acquisition: the consecutive slices (frames) of one pass
+    (same platform, absolute orbit and UTC date), each group sorted by time."""
+    groups: dict[tuple, list[dict[str, Any]]] = {}
+    for item in items:
+        p = item["properties"]
+        orbit = p.get("sat:absolute_orbit", p.get("s1:datatake_id", item["id"]))
+        key = (str(p.get("platform", "")).lower(), orbit, f"{item_time(item):%Y%m%d}")
+        groups.setdefault(key, []).append(item)
+    return sorted((sorted(g, key=lambda i: (item_time(i), i["id"])) for g in groups.values()),
+                  key=lambda g: (item_time(g[0]), g[0]["id"]))
 
-    A Sentinel-2 acquisition is the set of MGRS tiles of one pass (:func:`s2_acquisitions`); it is
-    named by its first tile's id. Returns dicts with ``id`` (the Sentinel-1 date, ``YYYYMMDD``,
-    with ``_2``, ``_3`` for further scenes of that date), ``s1``, ``s2`` (the acquisition's name),
-    ``s2_items`` (its tiles' ids), their times (ISO 8601) and ``days_apart``. Scenes without a
-    partner are left out.
+
+def pair_scenes(s1_items: list[dict[str, Any]], s2_items: list[dict[str, Any]], max_days: float) -> list[dict]:
+    """Triplets: each Sentinel-1 acquisition with the nearest Sentinel-2 acquisition within ``max_days``.
+
+    An acquisition is the set of products of one pass: Sentinel-1 slices (:func:`s1_acquisitions`),
+    Sentinel-2 MGRS tiles (:func:`s2_acquisitions`); each is named by its first product's id.
+    Returns dicts with ``id`` (the Sentinel-1 date, ``YYYYMMDD``, with ``_2``, ``_3`` for further
+    passes of that date), ``s1`` and ``s2`` (the acquisitions' names), ``s1_items`` and ``s2_items``
+    (their products' ids), their times (ISO 8601) and ``days_apart``. Passes without a partner are
+    left out.
     """
     acquisitions = s2_acquisitions(s2_items)
     out: list[dict] = []
     seen: dict[str, int] = {}
-    for a in sorted(s1_items, key=lambda i: (item_time(i), i["id"])):
-        ta = item_time(a)
+    for group in s1_acquisitions(s1_items):
+        ta = item_time(group[0])
         best = min(acquisitions, key=lambda g: (abs((item_time(g[0]) - ta).total_seconds()), g[0]["id"]),
                    default=None)
         if best is None:
@@ -163,7 +177,7 @@ def pair_scenes(s1_items: list[dict[str, Any]], s2_items: list[dict[str, Any]], 
             continue
         date = f"{ta:%Y%m%d}"
         seen[date] = seen.get(date, 0) + 1
-        out.append({"id": date if seen[date] == 1 else f"{date}_{seen[date]}", "s1": a["id"], "s2": best[0]["id"],
-                    "s2_items": [i["id"] for i in best], "s1_time": ta.isoformat(), "s2_time": tb.isoformat(),
-                    "days_apart": round(days, 3)})
+        out.append({"id": date if seen[date] == 1 else f"{date}_{seen[date]}", "s1": group[0]["id"],
+                    "s1_items": [i["id"] for i in group], "s2": best[0]["id"], "s2_items": [i["id"] for i in best],
+                    "s1_time": ta.isoformat(), "s2_time": tb.isoformat(), "days_apart": round(days, 3)})
     return out

@@ -95,8 +95,25 @@ def triplet_list():
 
 
 def sentinel1_scenes(wildcards):
-    """Sentinel-1 product ids of the triplets (known once the search result is)."""
-    return sorted({t["s1"] for t in triplet_list()})
+    """Sentinel-1 product ids (slices) of the triplets (known once the search result is)."""
+    return sorted({i for t in triplet_list() for i in t["s1_items"]})
+
+
+def s1_acquisition(name):
+    return next(t for t in triplet_list() if t["s1"] == name)["s1_items"]
+
+
+def sar_of(triplet):
+    """The terrain-corrected backscatter and flags of a triplet's pass: its one slice's, or the mosaic's."""
+    if len(triplet["s1_items"]) == 1:
+        return (
+            f"{RESULTS}/sar/{triplet['s1']}_backscatter.tif",
+            f"{RESULTS}/distortion/{triplet['s1']}_flags.tif",
+        )
+    return (
+        f"{RESULTS}/sar/mosaic/{triplet['s1']}_backscatter.tif",
+        f"{RESULTS}/sar/mosaic/{triplet['s1']}_flags.tif",
+    )
 
 
 def s2_scenes(wildcards):
@@ -134,3 +151,11 @@ SEARCH_RESULT = FROZEN or f"{RESULTS}/search/result.json"
 PRODUCTS = f"{RESULTS}/products"
 # the tile file's name after the tile id: ".SRTMGL1.hgt.zip" (ESA), ".hgt.gz" (skadi)
 DEM_SUFFIX = Path(dem_url_template().split("?")[0]).name.split("{tile}")[-1]
+
+
+wildcard_constraints:
+    scene="[^/]+",
+    s1="[^/]+",
+    s2="[^/]+",
+    triplet="[^/]+",
+    tile="[NS][0-9]{2}[EW][0-9]{3}",

@@ -72,8 +72,8 @@ rule triplets:
 rule tiles:
     input:
         triplets=f"{DATASET}/triplets.json",
-        sar=lambda wildcards: f"{RESULTS}/sar/{triplet_of(wildcards)['s1']}_backscatter.tif",
-        flags=lambda wildcards: f"{RESULTS}/distortion/{triplet_of(wildcards)['s1']}_flags.tif",
+        sar=lambda wildcards: sar_of(triplet_of(wildcards))[0],
+        flags=lambda wildcards: sar_of(triplet_of(wildcards))[1],
         optical=lambda wildcards: f"{RESULTS}/optical/{triplet_of(wildcards)['s2']}.tif",
         info=lambda wildcards: f"{RESULTS}/optical/{triplet_of(wildcards)['s2']}.json",
         dem=rules.dem_normalise.output,

@@ -87,3 +87,28 @@ rule distortion_all:
             f"{RESULTS}/distortion/{{scene}}_flags.tif",
             scene=sentinel1_scenes(wildcards),
         ),
+
+
+rule mosaic_slices:
+    input:
+        backscatter=lambda wildcards: expand(
+            f"{RESULTS}/sar/{{scene}}_backscatter.tif",
+            scene=s1_acquisition(wildcards.s1),
+        ),
+        flags=lambda wildcards: expand(
+            f"{RESULTS}/distortion/{{scene}}_flags.tif",
+            scene=s1_acquisition(wildcards.s1),
+        ),
+    output:
+        backscatter=f"{RESULTS}/sar/mosaic/{{s1}}_backscatter.tif",
+        flags=f"{RESULTS}/sar/mosaic/{{s1}}_flags.tif",
+    log:
+        "logs/mosaic_slices/{s1}.log",
+    conda:
+        "../../envs/pipeline.yaml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+    shell:
+        "python -m pipeline mosaic-slices --backscatter {input.backscatter} --flags {input.flags} "
+        "--out-backscatter {output.backscatter} --out-flags {output.flags} > {log} 2>&1"
