@@ -54,22 +54,11 @@ def safe_zip_bytes(safe_dir: Path) -> bytes:
     return buf.getvalue()
 
 
-class StacServer:
-    def __init__(self, world: Path, page_size: int = 2) -> None:
-        self.world = Path(world)
-        self.page_size = page_size
-        self.faults: dict[str, str] = {}
-        self.bytes_served: dict[str, int] = {}
-        self.requests: list[tuple[str, str]] = []
-        self.tokens: set[str] = set()
-        self.lock = threading.Lock()
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self.items = self._load_items()
-        self.products = {}
-        for safe in sorted((self.world / "sentinel1").glob("*.SAFE")):
-            self.products[str(uuid.uuid5(uuid.NAMESPACE_URL, safe.name))] = safe
-        self._zips: dict[str, bytes] = {}
-        self.orbit_files: dict[str, bytes] = {}
+class LoopbackServer:
+    """An HTTP server on 127.0.0.1 (a free port), serving from a daemon thread."""
+
+    def _start(self, handler) -> None:
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
         self.thread.start()
 
@@ -80,6 +69,24 @@ class StacServer:
     def close(self) -> None:
         self.httpd.shutdown()
         self.httpd.server_close()
+
+
+class StacServer(LoopbackServer):
+    def __init__(self, world: Path, page_size: int = 2) -> None:
+        self.world = Path(world)
+        self.page_size = page_size
+        self.faults: dict[str, str] = {}
+        self.bytes_served: dict[str, int] = {}
+        self.requests: list[tuple[str, str]] = []
+        self.tokens: set[str] = set()
+        self.lock = threading.Lock()
+        self.items = self._load_items()
+        self.products = {}
+        for safe in sorted((self.world / "sentinel1").glob("*.SAFE")):
+            self.products[str(uuid.uuid5(uuid.NAMESPACE_URL, safe.name))] = safe
+        self._zips: dict[str, bytes] = {}
+        self.orbit_files: dict[str, bytes] = {}
+        self._start(self._handler())
 
     # ------------------------------------------------------------------ content
     def _load_items(self) -> dict[str, list[dict]]:

@@ -5,19 +5,21 @@ from __future__ import annotations
 import hashlib
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
 
 from pipeline.io.download import CredentialsError, DownloadError, DownloadPolicy, download, download_many
 
+from .stac_server import LoopbackServer
+
 PAYLOAD = bytes(range(256)) * 4096  # 1 MiB
 MD5 = hashlib.md5(PAYLOAD).hexdigest()
 FAST = DownloadPolicy(connect_timeout_s=2, read_timeout_s=5, max_attempts=4, backoff_s=0.05, chunk_bytes=65536)
 
 
-class Server:
+class Server(LoopbackServer):
     """Serves PAYLOAD at /<mode>/file; modes inject faults, counters record what was served."""
 
     def __init__(self) -> None:
@@ -79,17 +81,7 @@ class Server:
                 self.wfile.write(body)
                 outer.bytes_served += len(body)
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.httpd.server_address[1]}"
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        self._start(Handler)
 
 
 @pytest.fixture()
