@@ -69,7 +69,8 @@ def product_annotation_href(href: str) -> str:
     return f"{base}?{query}" if query else base
 
 
-def _local_item(item: dict[str, Any], assets: dict[str, dict[str, Any]], extra: dict[str, Any]) -> dict[str, Any]:
+def local_item(item: dict[str, Any], assets: dict[str, dict[str, Any]], extra: dict[str, Any]) -> dict[str, Any]:
+    """A copy of a catalog item with local assets (absolute paths), no links, and extra properties."""
     local = copy.deepcopy(item)
     local["assets"] = assets
     local["links"] = []
@@ -121,7 +122,7 @@ def fetch_sentinel1_window(item: dict[str, Any], cache: Path, grid: MapGrid, hei
             copy_radar_window(sign(href), target, (r0, r1), (c0, c1))
         assets[p] = {"href": str(target.resolve()), "roles": ["data"], "type": "image/tiff; application=geotiff"}
     props = {"sar:polarizations": pols, "sardem:radar_window": [list(window[0]), list(window[1])]}
-    return _local_item(item, assets, props)
+    return local_item(item, assets, props)
 
 
 def _grid_tag(grid: MapGrid) -> str:
@@ -149,7 +150,7 @@ def fetch_sentinel2(item: dict[str, Any], cache: Path, grid: MapGrid, asset_layo
     elif "s2:processing_baseline" not in item["properties"]:
         raise UserError(f"item {item['id']}: neither product metadata nor s2:processing_baseline; the reflectance "
                         "offset cannot be decided")
-    return _local_item(item, assets, {"sardem:aoi_grid": tag})
+    return local_item(item, assets, {"sardem:aoi_grid": tag})
 
 
 def dem_tile_url(template: str, tile: str) -> str:

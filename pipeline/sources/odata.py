@@ -151,7 +151,7 @@ def fetch_safe_zip(product_id: str, cache: Path, endpoints: ODataEndpoints = ODa
 def zip_item(item: dict, zip_path: Path) -> dict:
     """A local item whose assets point into the SAFE zip (``/vsizip/``), with the Planetary Computer's keys."""
     from ..sar.safe import product_files
-    from .fetch import _local_item
+    from .fetch import local_item
 
     assets: dict[str, dict] = {}
     for pol, f in product_files(zip_path.resolve()).items():
@@ -160,4 +160,4 @@ def zip_item(item: dict, zip_path: Path) -> dict:
         assets[f"schema-product-{p}"] = {"href": f.annotation, "roles": ["metadata"]}
         assets[f"schema-calibration-{p}"] = {"href": f.calibration, "roles": ["metadata"]}
         assets[f"schema-noise-{p}"] = {"href": f.noise, "roles": ["metadata"]}
-    return _local_item(item, assets, {"sar:polarizations": sorted((k.upper() for k in assets if len(k) == 2), key=lambda p: p != "VV")})
+    return local_item(item, assets, {"sar:polarizations": sorted((k.upper() for k in assets if len(k) == 2), key=lambda p: p != "VV")})
