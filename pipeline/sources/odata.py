@@ -133,8 +133,9 @@ def verify_safe_zip(path: Path) -> int:
 def fetch_safe_zip(product_id: str, cache: Path, endpoints: ODataEndpoints = ODataEndpoints(),
                    policy: DownloadPolicy = DownloadPolicy(), token: BearerToken | None = None) -> Path:
     """Download ``<cache>/sentinel-1-grd/<id>.SAFE.zip`` (verified; kept when already there and valid)."""
-    target = cache / "sentinel-1-grd" / f"{product_id}.SAFE.zip"
-    record = find_product(endpoints, f"{product_id}.SAFE")
+    name = product_id.removesuffix(".SAFE")  # catalogs differ on whether ids carry the suffix
+    target = cache / "sentinel-1-grd" / f"{name}.SAFE.zip"
+    record = find_product(endpoints, f"{name}.SAFE")
     token = token or BearerToken(endpoints)
     url = f"{endpoints.download_url}/Products({record['Id']})/$value"
     download(url, target, expected_size=record.get("ContentLength") or None, expected_md5=_md5(record),

@@ -1,5 +1,6 @@
 # Helpers shared by the workflow: config slices as plain, JSON-serialisable parameters; the scene lists.
 import json
+import os
 from pathlib import Path
 
 from pipeline.grid import aoi_grid_around, aoi_grid_for_bbox, lonlat_bounds
@@ -80,18 +81,21 @@ def dem_url_template():
     return "https://step.esa.int/auxdata/dem/SRTMGL1/{tile}.SRTMGL1.hgt.zip"
 
 
-def search_result(wildcards=None):
-    """The frozen search result: the configured file, or the search checkpoint's output."""
-    if FROZEN:
-        return read_result(FROZEN)
-    return read_result(checkpoints.search.get().output.result)
+_TRIPLETS = {}
 
 
 def triplet_list():
-    result = search_result()
-    return pair_scenes(
-        result[S1_COLLECTION], result[S2_COLLECTION], config["dataset"]["max_days"]
-    )
+    """The triplets of the frozen search result (the configured file, or the search checkpoint's
+    output), read and paired once per version of the file: input functions call this per job.
+    """
+    path = FROZEN or checkpoints.search.get().output.result
+    key = (str(path), os.stat(path).st_mtime_ns)
+    if key not in _TRIPLETS:
+        result = read_result(path)
+        _TRIPLETS[key] = pair_scenes(
+            result[S1_COLLECTION], result[S2_COLLECTION], config["dataset"]["max_days"]
+        )
+    return _TRIPLETS[key]
 
 
 def sentinel1_scenes(wildcards):
