@@ -602,3 +602,13 @@ def test_workflow_mosaics_the_slices_of_a_pass(built: Path, slices, tmp_path: Pa
     assert len(rows_a) == len(rows_b) > 0
     for name in ("sar", "dem", "optical", "valid", "flags"):
         np.testing.assert_array_equal(a[name].values[rows_a], b[name].values[rows_b])
+
+
+def test_unsupported_asset_schemes_are_refused_clearly(tmp_path: Path) -> None:
+    from pipeline.io.download import fetch
+
+    with pytest.raises(DownloadError, match="requester-pays.*Planetary Computer.*safe_zip"):
+        fetch("s3://sentinel-s1-l1c/GRD/2020/5/20/IW/DV/X/annotation/vv.xml", tmp_path / "vv.xml")
+    with pytest.raises(DownloadError, match="unsupported scheme"):
+        fetch("ftp://example.org/x.xml", tmp_path / "x.xml")
+    assert not list(tmp_path.iterdir())

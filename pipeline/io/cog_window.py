@@ -49,11 +49,11 @@ class WindowReadError(RuntimeError):
 
 
 def gdal_path(href: str) -> str:
-    """The GDAL path of an asset href: ``/vsicurl/`` for http(s), ``/vsis3/`` for s3, else the path itself."""
+    """The GDAL path of an asset href: ``/vsicurl/`` for http(s), else the local path itself."""
     if href.startswith(("http://", "https://")):
         return f"/vsicurl/{href}"
-    if href.startswith("s3://"):
-        return f"/vsis3/{href[len('s3://'):]}"
+    if "://" in href and not href.startswith("file://"):
+        raise WindowReadError(f"{href}: unsupported scheme (http, https, file or a local path)")
     return href.removeprefix("file://")
 
 

@@ -189,6 +189,10 @@ def fetch(href: str, target: str | Path, **kwargs) -> Path:
     """Download an http(s) href or copy a local path (``file://`` or plain) to ``target``, verified."""
     if href.startswith(("http://", "https://")):
         return download(href, target, **kwargs)
+    if href.startswith("s3://"):
+        raise DownloadError(f"{href}: s3:// assets (Earth Search's requester-pays Sentinel-1 bucket) are not "
+                            "supported; search Sentinel-1 on the Planetary Computer (the default) or use "
+                            "download.sentinel1: safe_zip (CDSE)")
     if "://" in href and not href.startswith("file://"):
         raise DownloadError(f"{href}: unsupported scheme (http, https, file or a local path)")
     return copy_local(href.removeprefix("file://"), target, kwargs.get("expected_size"), kwargs.get("expected_md5"))
