@@ -110,8 +110,8 @@ def fetch_sentinel1_window(item: dict[str, Any], cache: Path, grid: MapGrid, hei
             target = fetch(sign(href), root / folder / name, policy=policy,
                            expected_md5=entry.md5 if entry else None, expected_size=entry.size if entry else None)
             assets[f"{kind}-{p}"] = {"href": str(target.resolve()), "roles": ["metadata"]}
-        if window is None:
-            with open(root / "annotation" / _name(product_annotation_href(_href(item, f"schema-product-{p}"))), "rb") as fh:
+        if window is None:  # the polarisations share one image geometry
+            with open(assets[f"schema-product-{p}"]["href"], "rb") as fh:
                 annotation = parse_annotation(fh, f"{item['id']} {pol} annotation")
             window = aoi_radar_window(RadarGeometry(annotation), grid, height_range_m, margin_px)
         (r0, r1), (c0, c1) = window
