@@ -612,3 +612,31 @@ def test_unsupported_asset_schemes_are_refused_clearly(tmp_path: Path) -> None:
     with pytest.raises(DownloadError, match="unsupported scheme"):
         fetch("ftp://example.org/x.xml", tmp_path / "x.xml")
     assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("layout", ["earth_search", "cdse"])
+def test_sentinel2_asset_layouts_give_the_same_optical_image(layout: str, server: StacServer, built: Path,
+                                                             tmp_path: Path) -> None:
+    """The same product under Earth Search's keys (red, green, blue, scl; no MTD: offsets from
+    s2:processing_baseline) or CDSE's (B04_10m ...) decodes to the same image as under the
+    Planetary Computer's keys with its MTD."""
+    from pipeline.dataset.build import prepare_optical
+    from pipeline.sources.providers import S2_ASSET_KEYS
+
+    item = server.item(S2_COLLECTION, sorted(i["id"] for i in server.items[S2_COLLECTION])[0])
+    renamed = json.loads(json.dumps(item))
+    keys = S2_ASSET_KEYS[layout]
+    renamed["assets"] = {keys[k]: v for k, v in item["assets"].items() if k in keys and keys[k]}
+    grid = MapGrid(**aoi_grid_dict(built))
+    params = ([0, 1, 3, 8, 9, 10, 11], (1.0, 99.0), 1.0)
+    outputs = []
+    for name, it, lay in (("pc", item, "planetary_computer"), (layout, renamed, layout)):
+        local = fetch_sentinel2(it, tmp_path / name, grid, lay, NO_SIGN, FAST)
+        assert set(local["assets"]) >= {"B02", "B03", "B04", "SCL"}
+        assert ("product-metadata" in local["assets"]) == (lay != "earth_search")
+        path = tmp_path / f"{name}.json"
+        path.write_text(json.dumps(local))
+        prepare_optical(path, grid, tmp_path / f"{name}.tif", tmp_path / f"{name}_info.json", *params)
+        with rasterio.open(tmp_path / f"{name}.tif") as src:
+            outputs.append(src.read())
+    np.testing.assert_array_equal(outputs[0], outputs[1])
