@@ -165,18 +165,19 @@ def _store(args: argparse.Namespace) -> None:
     index = assemble_store([Path(x) for x in args.shards], out, p["split"], tuple(p["split_fractions"]),
                            p["seed"], p["split_block_patches"] * p["patch_size"], p["patch_size"])
     triplets = json.loads(Path(args.triplets).read_text())
+    if not len(triplets) == len(args.sar) == len(args.flags) == len(args.optical):
+        raise UserError(f"{args.triplets}: {len(triplets)} triplets, but {len(args.sar)} --sar, "
+                        f"{len(args.flags)} --flags and {len(args.optical)} --optical files")
     infos = [json.loads(Path(x).read_text()) for x in args.optical_json]
     dem_max = float(rasterio_tag(args.dem, "dem_max_m"))
-    results = Path(args.results)
     skipped_sar = {}
-    for t in triplets:
-        mosaic = results / "sar" / "mosaic" / f"{t['s1']}_backscatter.tif"
-        single = results / "sar" / f"{t['s1']}_backscatter.tif"
-        reason = rasterio_tag(str(mosaic if len(t.get("s1_items", [])) > 1 else single), "skipped", "")
+    for t, sar in zip(triplets, args.sar):
+        reason = rasterio_tag(sar, "skipped", "")
         if reason:
             skipped_sar[t["s1"]] = reason
     (out / "README.md").write_text(dataset_card(index, triplets, infos, dem_max, skipped_sar))
-    triplet_quicklooks(triplets, args, out / "quicklooks")
+    triplet_quicklooks(triplets, [Path(x) for x in args.sar], [Path(x) for x in args.flags],
+                       [Path(x) for x in args.optical], Path(args.dem), out / "quicklooks")
 
 
 def rasterio_tag(path: str, key: str, default: str | None = None) -> str:
@@ -306,7 +307,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--optical-json", nargs="*", default=[], help="per-scene optical JSONs (none when no triplet)")
     p.add_argument("--triplets", required=True)
     p.add_argument("--dem", required=True, help="the normalised DEM")
-    p.add_argument("--results", required=True, help="results directory (SAR, distortion, optical)")
+    p.add_argument("--sar", nargs="*", default=[], help="each triplet's backscatter (its pass's), in triplet order")
+    p.add_argument("--flags", nargs="*", default=[], help="each triplet's distortion flags, in triplet order")
+    p.add_argument("--optical", nargs="*", default=[], help="each triplet's optical image, in triplet order")
     p.add_argument("--params", required=True)
     p.add_argument("--out-dir", required=True)
     p.set_defaults(func=_store)

@@ -602,6 +602,10 @@ def test_workflow_mosaics_the_slices_of_a_pass(built: Path, slices, tmp_path: Pa
     assert len(rows_a) == len(rows_b) > 0
     for name in ("sar", "dem", "optical", "valid", "flags"):
         np.testing.assert_array_equal(a[name].values[rows_a], b[name].values[rows_b])
+    # the pass's quicklook shows the mosaic (the whole product's image), not its first slice
+    triplet = ia["triplet"].to_numpy()[rows_a[0]]
+    quicklook = f"results/dataset/quicklooks/{triplet}.png"
+    assert (work / quicklook).read_bytes() == (built / quicklook).read_bytes()
 
 
 def test_unsupported_asset_schemes_are_refused_clearly(tmp_path: Path) -> None:

@@ -20,20 +20,21 @@ def distortion_rgb(flags: np.ndarray, background: np.ndarray) -> np.ndarray:
     return rgb
 
 
-def triplet_quicklooks(triplets: list[dict], args, out_dir: Path, max_size: int = 700) -> list[Path]:
+def triplet_quicklooks(triplets: list[dict], sar: list[Path], flags: list[Path], optical: list[Path], dem: Path,
+                       out_dir: Path, max_size: int = 700) -> list[Path]:
+    """One PNG per triplet; ``sar``, ``flags`` and ``optical`` are the triplets' rasters, in their order."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    results = Path(args.results)
-    with rasterio.open(args.dem) as src:
-        dem = src.read(1)
-    dem_grey = q.stretch(dem, float(np.nanmin(dem)), float(np.nanmax(dem)))
+    with rasterio.open(dem) as src:
+        dem_values = src.read(1)
+    dem_grey = q.stretch(dem_values, float(np.nanmin(dem_values)), float(np.nanmax(dem_values)))
     written = []
-    for t in triplets:
-        with rasterio.open(results / "sar" / f"{t['s1']}_backscatter.tif") as src:
-            sar = q.sar_rgb(src.read(1), src.read(2))
-        with rasterio.open(results / "distortion" / f"{t['s1']}_flags.tif") as src:
-            flags = src.read(1)
-        with rasterio.open(results / "optical" / f"{t['s2']}.tif") as src:
+    for t, sar_tif, flags_tif, optical_tif in zip(triplets, sar, flags, optical, strict=True):
+        with rasterio.open(sar_tif) as src:
+            sar_rgb = q.sar_rgb(src.read(1), src.read(2))
+        with rasterio.open(flags_tif) as src:
+            flag_values = src.read(1)
+        with rasterio.open(optical_tif) as src:
             opt = np.dstack([src.read(b) for b in (1, 2, 3)])
-        panels = [sar, np.dstack([dem_grey] * 3), opt, distortion_rgb(flags, dem_grey // 2 + 64)]
+        panels = [sar_rgb, np.dstack([dem_grey] * 3), opt, distortion_rgb(flag_values, dem_grey // 2 + 64)]
         written.append(q.save_png(out_dir / f"{t['id']}.png", q.mosaic(panels), 4 * max_size))
     return written

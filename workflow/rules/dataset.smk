@@ -109,6 +109,11 @@ rule store:
         ),
         triplets=f"{DATASET}/triplets.json",
         dem=rules.dem_normalise.output,
+        sar=lambda wildcards: [sar_of(t)[0] for t in triplet_list()],
+        flags=lambda wildcards: [sar_of(t)[1] for t in triplet_list()],
+        optical=lambda wildcards: [
+            f"{RESULTS}/optical/{t['s2']}.tif" for t in triplet_list()
+        ],
     output:
         index=f"{DATASET}/index.parquet",
         card=f"{DATASET}/README.md",
@@ -133,11 +138,10 @@ rule store:
             }
         ),
         out=lambda wildcards, output: parent_dir(output.index),
-        results=lambda wildcards, input: parent_dir(parent_dir(input.dem[0])),
     shell:
         "python -m pipeline store --shards {input.shards} --optical-json {input.infos} "
-        "--triplets {input.triplets} --dem {input.dem} --results {params.results} "
-        "--params '{params.store}' --out-dir {params.out} > {log} 2>&1"
+        "--triplets {input.triplets} --dem {input.dem} --sar {input.sar} --flags {input.flags} "
+        "--optical {input.optical} --params '{params.store}' --out-dir {params.out} > {log} 2>&1"
 
 
 rule dataset:
