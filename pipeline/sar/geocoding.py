@@ -100,6 +100,14 @@ def nearest_record(record_times_s: NDArray[np.float64], time_s: ArrayLike) -> ND
     return np.where(earlier_is_nearer, i - 1, i) if record_times_s.size > 1 else np.zeros_like(i)
 
 
+def _nearest_record_polynomial(record_times_s: NDArray[np.float64], origin_m: NDArray[np.float64],
+                               coefficients: NDArray[np.float64], azimuth_time_s: ArrayLike,
+                               x_m: ArrayLike) -> NDArray[np.float64]:
+    """sum_k c_k (x - x0)^k with the coordinateConversion record nearest in azimuth time."""
+    i = nearest_record(record_times_s, azimuth_time_s)
+    return evaluate_polynomial(coefficients[i], np.asarray(x_m) - origin_m[i])
+
+
 def slant_to_ground_range(
     record_times_s: NDArray[np.float64],
     sr0_m: NDArray[np.float64],
@@ -112,8 +120,7 @@ def slant_to_ground_range(
     ESA's geolocation grid uses the nearest record: interpolating the
     coefficients between records is off by up to 1.5 px at far range.
     """
-    i = nearest_record(record_times_s, azimuth_time_s)
-    return evaluate_polynomial(srgr[i], np.asarray(slant_range_m) - sr0_m[i])
+    return _nearest_record_polynomial(record_times_s, sr0_m, srgr, azimuth_time_s, slant_range_m)
 
 
 def ground_to_slant_range(
@@ -124,8 +131,7 @@ def ground_to_slant_range(
     ground_range_m: ArrayLike,
 ) -> NDArray[np.float64]:
     """Slant range (m) = sum_k grsr_k (gr - gr0)^k with the record nearest in azimuth time."""
-    i = nearest_record(record_times_s, azimuth_time_s)
-    return evaluate_polynomial(grsr[i], np.asarray(ground_range_m) - gr0_m[i])
+    return _nearest_record_polynomial(record_times_s, gr0_m, grsr, azimuth_time_s, ground_range_m)
 
 
 def bistatic_line_offset_s(slant_range_time_s: ArrayLike, mid_slant_range_time_s: float) -> NDArray[np.float64]:
