@@ -48,3 +48,10 @@ def write_bytes_atomic(target: str | Path, data: bytes) -> Path:
     with atomic_path(target) as tmp:
         tmp.write_bytes(data)
     return Path(target)
+
+
+def write_json_atomic(target: str | Path, value) -> Path:
+    """Write ``value`` as indented JSON with sorted keys (the same value gives the same bytes), atomically."""
+    import json
+
+    return write_bytes_atomic(target, (json.dumps(value, indent=1, sort_keys=True) + "\n").encode())

@@ -67,6 +67,16 @@ def redact(text: str) -> str:
     return re.sub(r"\?[^\s'\"]*", "?...", text)
 
 
+def check_file(path: Path, expected_size: int | None, expected_md5: str | None) -> str | None:
+    """What is wrong with a file against its expected size (bytes) and MD5 (hex), or None."""
+    size = path.stat().st_size
+    if expected_size is not None and size != expected_size:
+        return f"size {size} bytes, expected {expected_size}"
+    if expected_md5 is not None and file_md5(path) != expected_md5:
+        return "MD5 mismatch"
+    return None
+
+
 def _retry_after_s(response: requests.Response) -> float | None:
     value = response.headers.get("Retry-After")
     if not value:
@@ -96,9 +106,7 @@ def download(
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    if target.exists() and (expected_size is None or target.stat().st_size == expected_size) and (
-        expected_md5 is None or file_md5(target) == expected_md5
-    ):
+    if target.exists() and check_file(target, expected_size, expected_md5) is None:
         return target
     part = target.with_name(target.name + ".part")
     session = session or requests.Session()
@@ -140,13 +148,11 @@ def download(
             want = expected_size if expected_size is not None else total
             if want is not None and size < want:
                 raise requests.ConnectionError(f"transfer ended at {size} of {want} bytes")
-            if want is not None and size != want:
-                last_problem = f"size {size} bytes, expected {want}"
-            elif expected_md5 is not None and file_md5(part) != expected_md5:
-                last_problem = "MD5 mismatch"
-            else:
+            problem = check_file(part, want, expected_md5)
+            if problem is None:
                 os.replace(part, target)
                 return target
+            last_problem = problem
             log.warning("%s: %s, fetching it again", redact(url), last_problem)
             part.unlink(missing_ok=True)
         except CredentialsError:
@@ -167,17 +173,13 @@ def copy_local(source: str | Path, target: str | Path, expected_size: int | None
                expected_md5: str | None = None) -> Path:
     """The local counterpart of :func:`download` (same checks, same atomic rename, same cache rule)."""
     source, target = Path(source), Path(target)
-    if target.exists() and (expected_size is None or target.stat().st_size == expected_size) and (
-        expected_md5 is None or file_md5(target) == expected_md5
-    ):
+    if target.exists() and check_file(target, expected_size, expected_md5) is None:
         return target
     if not source.is_file():
         raise DownloadError(f"{source}: no such file")
-    size = source.stat().st_size
-    if expected_size is not None and size != expected_size:
-        raise DownloadError(f"{source}: size {size} bytes, expected {expected_size}")
-    if expected_md5 is not None and file_md5(source) != expected_md5:
-        raise DownloadError(f"{source}: MD5 mismatch (expected {expected_md5})")
+    problem = check_file(source, expected_size, expected_md5)
+    if problem:
+        raise DownloadError(f"{source}: {problem}")
     target.parent.mkdir(parents=True, exist_ok=True)
     part = target.with_name(target.name + ".part")
     shutil.copyfile(source, part)

@@ -88,8 +88,8 @@ def stac_item_files(path: Path) -> dict[str, PolarisationFiles]:
             raise SafeError(f"{path}: item {item.id} lacks the assets {', '.join(missing)} for {pol}")
         hrefs = {kind: item.assets[key].get_absolute_href() for kind, key in keys.items()}
         for kind, href in hrefs.items():
-            local = href.split(".zip/", 1)[0] + ".zip" if href.startswith("/vsizip/") else href
-            if "://" not in href and not Path(local.removeprefix("/vsizip/")).exists():
+            inside = split_vsizip(href)
+            if "://" not in href and not Path(inside[0] if inside else href).exists():
                 raise SafeError(f"{path}: {pol} {kind} asset {href} does not exist")
         out[pol.upper()] = PolarisationFiles(pol.upper(), **hrefs)
     if not out:
@@ -140,12 +140,20 @@ def product_files(path: str | Path) -> dict[str, PolarisationFiles]:
     return out
 
 
+def split_vsizip(path: str) -> tuple[str, str] | None:
+    """(zip file, member) of a GDAL ``/vsizip/<file>.zip/<member>`` path; None for other paths."""
+    if not path.startswith("/vsizip/"):
+        return None
+    container, member = path[len("/vsizip/"):].split(".zip/", 1)
+    return container + ".zip", member
+
+
 def open_xml(source: str):
     """A binary file object for a path or a /vsizip/ path (XML readers take it)."""
-    if source.startswith("/vsizip/"):
-        rest = source[len("/vsizip/"):]
-        container, member = rest.split(".zip/", 1)
-        with zipfile.ZipFile(container + ".zip") as z:
+    inside = split_vsizip(source)
+    if inside:
+        container, member = inside
+        with zipfile.ZipFile(container) as z:
             return io.BytesIO(z.read(member))  # annotation files are a few MB; the zip is closed at once
     return open(source, "rb")
 

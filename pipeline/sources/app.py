@@ -56,11 +56,11 @@ def fetch_sentinel1(search_result: str | Path, scene: str, cache: str | Path, gr
                                        href_signer(settings["sign"]), settings["window_margin_px"])
     if settings.get("precise_orbits"):
         from .orbits import fetch_precise_orbit
-        from .query import item_time
+        from .query import parse_utc
 
         props = item["properties"]
-        start = item_time({"properties": {"datetime": props.get("start_datetime") or props["datetime"]}})
-        stop = item_time({"properties": {"datetime": props.get("end_datetime") or props["datetime"]}})
+        start = parse_utc(props.get("start_datetime") or props["datetime"])
+        stop = parse_utc(props.get("end_datetime") or props["datetime"])
         eof = fetch_precise_orbit(settings["orbits_url"], scene[:3], start, stop, cache)
         local["assets"]["orbit"] = {"href": str(eof.resolve()), "roles": ["metadata"], "title": "AUX_POEORB"}
     return write_local_item(local, out)

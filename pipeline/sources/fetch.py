@@ -32,7 +32,7 @@ from typing import Any, Callable
 
 from ..cli_errors import UserError
 from ..grid import MapGrid
-from ..io.atomic import write_bytes_atomic
+from ..io.atomic import write_json_atomic
 from ..io.cog_window import copy_map_window, copy_radar_window
 from ..io.download import DownloadPolicy, fetch
 from ..sar.safe import ManifestEntry, manifest_entries
@@ -79,7 +79,7 @@ def local_item(item: dict[str, Any], assets: dict[str, dict[str, Any]], extra: d
 
 
 def write_local_item(item: dict[str, Any], path: str | Path) -> Path:
-    return write_bytes_atomic(path, (json.dumps(item, indent=1, sort_keys=True) + "\n").encode())
+    return write_json_atomic(path, item)
 
 
 def fetch_sentinel1_window(item: dict[str, Any], cache: Path, grid: MapGrid, height_range_m: tuple[float, float],

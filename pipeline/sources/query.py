@@ -84,12 +84,16 @@ def api_query(query: SceneQuery, collection: str) -> dict[str, dict[str, Any]]:
     return {"eo:cloud_cover": {"lt": query.max_cloud_cover}}
 
 
+def parse_utc(text: str) -> dt.datetime:
+    """An ISO 8601 time (``Z`` or an offset; none means UTC), timezone-aware."""
+    t = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return t if t.tzinfo else t.replace(tzinfo=dt.timezone.utc)
+
+
 def item_time(item: dict[str, Any]) -> dt.datetime:
     """The item's acquisition time (``datetime``, else ``start_datetime``), timezone-aware UTC."""
     props = item["properties"]
-    text = props.get("datetime") or props["start_datetime"]
-    t = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
-    return t if t.tzinfo else t.replace(tzinfo=dt.timezone.utc)
+    return parse_utc(props.get("datetime") or props["start_datetime"])
 
 
 def _intersects(a: list[float] | tuple[float, ...], b: list[float] | tuple[float, ...]) -> bool:
@@ -106,9 +110,9 @@ def matches(item: dict[str, Any], collection: str, query: SceneQuery) -> tuple[b
     rng = query.datetime_range()
     if rng:
         lo, hi = rng.split("/")
-        if lo != ".." and t < dt.datetime.fromisoformat(lo.replace("Z", "+00:00")):
+        if lo != ".." and t < parse_utc(lo):
             return False, "before the date range"
-        if hi != ".." and t > dt.datetime.fromisoformat(hi.replace("Z", "+00:00")):
+        if hi != ".." and t > parse_utc(hi):
             return False, "after the date range"
     if collection == S1_COLLECTION:
         if props.get("sar:instrument_mode") != query.instrument_mode:

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ..cli_errors import UserError
-from ..io.atomic import write_bytes_atomic
+from ..io.atomic import write_json_atomic
 from .query import S1_COLLECTION, S2_COLLECTION, SceneQuery, matches
 
 log = logging.getLogger(__name__)
@@ -118,8 +118,7 @@ def run_search(query: SceneQuery, endpoints: dict[str, str], source: str) -> dic
 
 def write_result(result: dict[str, Any], path: str | Path) -> Path:
     """Write the frozen search result atomically (sorted keys: the same search gives the same bytes)."""
-    write_bytes_atomic(path, (json.dumps(result, indent=1, sort_keys=True) + "\n").encode())
-    return Path(path)
+    return write_json_atomic(path, result)
 
 
 def read_result(path: str | Path) -> dict[str, Any]:
