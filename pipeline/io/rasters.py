@@ -40,3 +40,19 @@ def write_geotiff(
         for i, name in enumerate(band_names or [], start=1):
             dst.set_band_description(i, name)
     return path
+
+
+def band_range(src: rasterio.io.DatasetReader, band: int = 1) -> tuple[float, float]:
+    """(min, max) of a band's finite values, read block by block (memory does not grow with the raster).
+
+    Returns (inf, -inf) when the band has no finite value.
+    """
+    import numpy as np
+
+    lo, hi = np.inf, -np.inf
+    for _, window in src.block_windows(band):
+        block = src.read(band, window=window)
+        finite = block[np.isfinite(block)]
+        if finite.size:
+            lo, hi = min(lo, float(finite.min())), max(hi, float(finite.max()))
+    return lo, hi

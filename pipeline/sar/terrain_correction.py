@@ -33,6 +33,7 @@ from rasterio.windows import Window
 from ..geodesy import ellipsoid_normal
 from ..grid import MapGrid
 from ..io.atomic import atomic_path
+from ..io.rasters import band_range
 from .annotation import parse_annotation, parse_calibration, parse_noise
 from .calibration import calibrate, interpolate_lut, noise_power
 from .lattice import RadarLattice, map_grid_ecef
@@ -126,10 +127,7 @@ def _terrain_correct(safe: Path, dem_path, out_path, geometry_path, params: Terr
     dem = rasterio.open(dem_path)  # read tile by tile: memory does not grow with the AOI
     t = dem.transform
     grid = MapGrid(dem.crs.to_epsg(), t.c, t.f, t.a, dem.width, dem.height)
-    h_min, h_max = np.inf, -np.inf
-    for _, window in dem.block_windows(1):
-        block = dem.read(1, window=window)
-        h_min, h_max = min(h_min, float(np.nanmin(block))), max(h_max, float(np.nanmax(block)))
+    h_min, h_max = band_range(dem)
     first = files[params.polarisations[0]]
     with open_xml(first.annotation) as fh:
         annotation = parse_annotation(fh, first.annotation)

@@ -6,11 +6,11 @@ import logging
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import rasterio
 
 from ..cli_errors import UserError
 from ..grid import MapGrid
+from ..io.rasters import band_range
 from .fetch import fetch_dem_tile, fetch_sentinel1_window, write_local_item
 from .providers import href_signer
 from .query import S1_COLLECTION, S2_COLLECTION, SceneQuery, pair_scenes
@@ -36,10 +36,10 @@ def triplets(search_result: str | Path, max_days: float) -> list[dict]:
 
 def _height_range_m(dem_tif: str | Path) -> tuple[float, float]:
     with rasterio.open(dem_tif) as src:
-        h = src.read(1)
-    if not np.isfinite(h).any():
+        lo, hi = band_range(src)
+    if lo > hi:
         raise UserError(f"{dem_tif}: no valid height")
-    return float(np.nanmin(h)), float(np.nanmax(h))
+    return lo, hi
 
 
 def fetch_sentinel1(search_result: str | Path, scene: str, cache: str | Path, grid: MapGrid, dem_tif: str | Path,
