@@ -154,11 +154,12 @@ def zip_item(item: dict, zip_path: Path) -> dict:
     from ..sar.safe import product_files
     from .fetch import local_item
 
+    files = product_files(zip_path.resolve())
     assets: dict[str, dict] = {}
-    for pol, f in product_files(zip_path.resolve()).items():
+    for pol, f in files.items():
         p = pol.lower()
         assets[p] = {"href": f.measurement, "roles": ["data"]}
         assets[f"schema-product-{p}"] = {"href": f.annotation, "roles": ["metadata"]}
         assets[f"schema-calibration-{p}"] = {"href": f.calibration, "roles": ["metadata"]}
         assets[f"schema-noise-{p}"] = {"href": f.noise, "roles": ["metadata"]}
-    return local_item(item, assets, {"sar:polarizations": sorted((k.upper() for k in assets if len(k) == 2), key=lambda p: p != "VV")})
+    return local_item(item, assets, {"sar:polarizations": sorted(files, key=lambda pol: pol != "VV")})
