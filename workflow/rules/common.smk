@@ -163,3 +163,76 @@ wildcard_constraints:
     s2="[^/]+",
     triplet="[^/]+",
     tile="[NS][0-9]{2}[EW][0-9]{3}",
+
+
+# --- training and evaluation -------------------------------------------------------------------
+MODELS = config["training"]["directory"]
+#: The models of the paper's Table 1, in its order (pipeline.models.REGISTRY names).
+MODEL_NAMES = [
+    "cyclegan",
+    "pix2pix",
+    "sardinet",
+    "sardinet_late",
+    "sardinet_early",
+    "sardinet_intermediate",
+]
+
+
+def training_params(model):
+    """The training settings that change ``model``'s result: its family's section and the input scaling."""
+    t = config["training"]
+    fam = "sardinet" if model.startswith("sardinet") else model
+    return {
+        "sar_db_range": t["sar_db_range"],
+        "deterministic": t["deterministic"],
+        fam: t[fam],
+    }
+
+
+def training_runtime_flags():
+    """Runtime-only training options as command-line flags (a resource: changing them reruns nothing)."""
+    r = config["training"]["runtime"]
+    flags = [f"--device {r['device']}"]
+    flags += [f"--{'' if r[k] else 'no-'}{k}" for k in ("amp", "compile", "tensorboard")]
+    return " ".join(flags)
+
+
+def trained_models(model):
+    """``model.pt`` of every configured seed of ``model``."""
+    return expand(
+        f"{MODELS}/{model}/seed{{seed}}/model.pt", seed=config["training"]["seeds"]
+    )
+
+
+wildcard_constraints:
+    model="|".join(MODEL_NAMES),
+    seed="[0-9]+",
+
+
+EVALUATION = config["evaluation"]["directory"]
+EVAL_MODELS = [m for m in MODEL_NAMES if m in config["evaluation"]["models"]]
+
+
+def evaluation_params():
+    """The evaluation settings that change its numbers (not where it writes, which models, the device)."""
+    e = config["evaluation"]
+    return {
+        k: e[k]
+        for k in (
+            "min_region_pixels",
+            "fid_weights",
+            "laplacian_strength",
+            "wiener_kernel_size",
+            "wiener_sigma",
+            "wiener_nsr",
+        )
+    }
+
+
+def evaluation_outputs(name):
+    """One evaluation file of every evaluated model and seed."""
+    return [
+        f"{EVALUATION}/{m}/seed{s}/{name}"
+        for m in EVAL_MODELS
+        for s in config["training"]["seeds"]
+    ]
