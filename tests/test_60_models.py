@@ -176,3 +176,22 @@ def test_torch_compile(name: str) -> None:
     x = torch.randn(1, model.in_channels, 256, 256)
     with torch.no_grad():
         torch.testing.assert_close(compiled(x), model(x), rtol=1e-3, atol=1e-3)
+
+
+def test_fused_decoder_equals_the_separate_branches() -> None:
+    """One grouped convolution per decoder layer computes exactly what the three branches compute."""
+    torch.manual_seed(0)
+    model = models.build("sardinet_late").double()
+    x = torch.rand(2, 3, 32, 32, dtype=torch.float64)
+    grads = []
+    outs = []
+    for fused in (False, True):
+        model.zero_grad()
+        model.fused_decoder = fused
+        out = model(x)
+        (out * torch.linspace(0, 1, out.numel(), dtype=torch.float64).view_as(out)).sum().backward()
+        outs.append(out.detach())
+        grads.append([p.grad.clone() for p in model.parameters()])
+    assert torch.allclose(outs[0], outs[1], rtol=0, atol=1e-12)
+    for a, b in zip(*grads):
+        assert torch.allclose(a, b, rtol=1e-10, atol=1e-14)

@@ -206,14 +206,21 @@ def epoch_plan(n: int, patch_size: int, crop: int, samples: int, batch_size: int
 def gather(split: SplitTensors, indices: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor, crop: int,
            device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """One batch on ``device``: inputs (float32), targets in [0, 1] (float32), validity (bool)."""
+    where = split.inputs.device
+    idx = indices.to(where)
     if crop == split.size:
-        idx = indices.to(split.inputs.device)
         x, y, v = split.inputs[idx], split.optical[idx], split.valid[idx]
-    else:
-        parts = [(split.inputs[i, :, r:r + crop, c:c + crop], split.optical[i, :, r:r + crop, c:c + crop],
-                  split.valid[i, :, r:r + crop, c:c + crop])
-                 for i, r, c in zip(indices.tolist(), rows.tolist(), cols.tolist())]
-        x, y, v = (torch.stack(p) for p in zip(*parts))
+    else:  # one advanced-indexing gather per tensor (a single kernel on a GPU)
+        span = torch.arange(crop, device=where)
+        r = (rows.to(where)[:, None] + span)[:, None, :, None]
+        c = (cols.to(where)[:, None] + span)[:, None, None, :]
+        i = idx[:, None, None, None]
+
+        def take(t: torch.Tensor) -> torch.Tensor:
+            ch = torch.arange(t.shape[1], device=where)[None, :, None, None]
+            return t[i, ch, r, c]
+
+        x, y, v = take(split.inputs), take(split.optical), take(split.valid)
     non_blocking = device.type == "cuda"
     x = x.to(device, torch.float32, non_blocking=non_blocking)
     y = y.to(device, non_blocking=non_blocking).to(torch.float32) / 255.0

@@ -1,0 +1,1 @@
+"""Evaluation of translations: metrics per distortion region, FID, contrast enhancement, figures."""

@@ -1,0 +1,1 @@
+"""Training of the bundled translators: data, losses, trainers, checkpoints, loop (no Snakemake here)."""
