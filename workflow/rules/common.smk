@@ -193,7 +193,9 @@ def training_runtime_flags():
     """Runtime-only training options as command-line flags (a resource: changing them reruns nothing)."""
     r = config["training"]["runtime"]
     flags = [f"--device {r['device']}"]
-    flags += [f"--{'' if r[k] else 'no-'}{k}" for k in ("amp", "compile", "tensorboard")]
+    flags += [
+        f"--{'' if r[k] else 'no-'}{k}" for k in ("amp", "compile", "tensorboard")
+    ]
     return " ".join(flags)
 
 
