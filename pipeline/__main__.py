@@ -96,7 +96,8 @@ def _json(text: str, option: str):
 def _search(args: argparse.Namespace) -> None:
     from .sources.app import search
 
-    print(search(_json(args.query, "--query"), _json(args.endpoints, "--endpoints"), args.source, args.out))
+    print(search(_json(args.query, "--query"), _json(args.endpoints, "--endpoints"), args.source, args.out,
+                 _json(args.collections, "--collections")))
 
 
 def _fetch_sentinel1(args: argparse.Namespace) -> None:
@@ -129,7 +130,8 @@ def _optical(args: argparse.Namespace) -> None:
 
     p = json.loads(args.params)
     prepare_optical(args.item, _grid(args.grid), args.out, args.out_json, p["scl_mask_classes"],
-                    tuple(p["stretch_percentiles"]), p["max_scene_masked_fraction"])
+                    tuple(p["stretch_percentiles"]), p["max_scene_masked_fraction"],
+                    p.get("earth_search_offset", "detect"))
 
 
 def _dem_normalise(args: argparse.Namespace) -> None:
@@ -287,6 +289,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--query", required=True, help="criteria as JSON: bbox, start, end, orbit_state, max_cloud_cover, ...")
     p.add_argument("--endpoints", required=True,
                    help='JSON {"sentinel-1-grd": URL or catalog.json, "sentinel-2-l2a": URL or catalog.json}')
+    p.add_argument("--collections", default="{}",
+                   help='JSON {canonical: catalog collection id} where they differ, e.g. '
+                        '{"sentinel-2-l2a": "sentinel-2-c1-l2a"}')
     p.add_argument("--source", default="stac", help="recorded in the result (simulated or stac)")
     p.add_argument("--out", required=True)
     p.set_defaults(func=_search)

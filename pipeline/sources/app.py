@@ -19,9 +19,10 @@ from .search import item_by_id, read_result, run_search, write_result
 log = logging.getLogger(__name__)
 
 
-def search(query: dict[str, Any], endpoints: dict[str, str], source: str, out: str | Path) -> Path:
+def search(query: dict[str, Any], endpoints: dict[str, str], source: str, out: str | Path,
+           collections: dict[str, str] | None = None) -> Path:
     """Search both collections and freeze the result into ``out``."""
-    result = run_search(SceneQuery.from_dict(query), endpoints, source)
+    result = run_search(SceneQuery.from_dict(query), endpoints, source, collections)
     for collection in (S1_COLLECTION, S2_COLLECTION):
         if not result[collection]:
             log.warning("the search found no %s scene", collection)

@@ -150,7 +150,7 @@ def fetch_sentinel2(item: dict[str, Any], cache: Path, grid: MapGrid, asset_layo
     elif "s2:processing_baseline" not in item["properties"]:
         raise UserError(f"item {item['id']}: neither product metadata nor s2:processing_baseline; the reflectance "
                         "offset cannot be decided")
-    return local_item(item, assets, {"sardem:aoi_grid": tag})
+    return local_item(item, assets, {"sardem:aoi_grid": tag, "sardem:s2_asset_layout": asset_layout})
 
 
 def dem_tile_url(template: str, tile: str) -> str:

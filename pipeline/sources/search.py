@@ -63,8 +63,12 @@ def search_static(catalog: str | Path, collection: str, query: SceneQuery) -> li
     return _selected(items, collection, query, str(catalog))
 
 
-def search_api(url: str, collection: str, query: SceneQuery, max_items: int = 10000) -> list[dict[str, Any]]:
+def search_api(url: str, collection: str, query: SceneQuery, max_items: int = 10000,
+               remote_collection: str | None = None) -> list[dict[str, Any]]:
     """Items of a STAC API collection that meet the query (``query`` extension as a pre-filter when offered).
+
+    ``collection`` is the canonical name (which criteria apply); ``remote_collection`` the catalog's
+    collection id when it differs (Earth Search's ``sentinel-2-c1-l2a`` for ``sentinel-2-l2a``).
 
     Raises
     ------
@@ -77,7 +81,8 @@ def search_api(url: str, collection: str, query: SceneQuery, max_items: int = 10
 
     try:
         client = pystac_client.Client.open(url, timeout=(10, 60))
-        kwargs: dict[str, Any] = {"collections": [collection], "bbox": list(query.bbox), "max_items": max_items}
+        kwargs: dict[str, Any] = {"collections": [remote_collection or collection], "bbox": list(query.bbox),
+                                  "max_items": max_items}
         if query.datetime_range():
             kwargs["datetime"] = query.datetime_range()
         if client.conforms_to(ConformanceClasses.QUERY):
@@ -98,17 +103,22 @@ def search_api(url: str, collection: str, query: SceneQuery, max_items: int = 10
     return _selected(found, collection, query, url)
 
 
-def run_search(query: SceneQuery, endpoints: dict[str, str], source: str) -> dict[str, Any]:
+def run_search(query: SceneQuery, endpoints: dict[str, str], source: str,
+               collections: dict[str, str] | None = None) -> dict[str, Any]:
     """Search both collections; ``endpoints`` maps each collection to a STAC API URL or a static catalog path.
 
-    ``source`` is recorded in the result ('simulated' or 'stac').
+    ``source`` is recorded in the result ('simulated' or 'stac'); ``collections`` maps a canonical
+    collection to the API's collection id where they differ (recorded too).
     """
+    collections = dict(collections or {})
     result: dict[str, Any] = {"format": FORMAT, "source": source, "query": query.as_dict(),
                               "endpoints": dict(endpoints)}
+    if collections:
+        result["collections"] = collections
     for collection in (S1_COLLECTION, S2_COLLECTION):
         where = endpoints[collection]
         if where.startswith(("http://", "https://")):
-            items = search_api(where, collection, query)
+            items = search_api(where, collection, query, remote_collection=collections.get(collection))
         else:
             items = search_static(where, collection, query)
         log.info("%s: %d %s items selected", where, len(items), collection)

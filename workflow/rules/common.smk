@@ -67,6 +67,14 @@ def search_endpoints():
     }
 
 
+def search_collections():
+    """Catalog collection ids that differ from the canonical names (Earth Search's Collection 1)."""
+    wanted = config["search"]["sentinel2"]["collection"]
+    if SIMULATED or wanted == S2_COLLECTION:
+        return {}
+    return {S2_COLLECTION: wanted}
+
+
 def dem_tiles():
     """SRTM tiles under the AOI plus the distortion margin (and 1 km more)."""
     grid = _aoi_grid().expanded(config["distortion"]["margin_m"] + 1000)

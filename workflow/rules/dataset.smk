@@ -23,6 +23,7 @@ rule optical:
                     "scl_mask_classes",
                     "stretch_percentiles",
                     "max_scene_masked_fraction",
+                    "earth_search_offset",
                 )
             }
         ),

@@ -17,10 +17,11 @@ checkpoint search:
     params:
         query=as_json(search_query()),
         endpoints=as_json(search_endpoints()),
+        collections=as_json(search_collections()),
         source=config["source"],
     shell:
         "python -m pipeline search --query '{params.query}' --endpoints '{params.endpoints}' "
-        "--source {params.source} --out {output.result} > {log} 2>&1"
+        "--collections '{params.collections}' --source {params.source} --out {output.result} > {log} 2>&1"
 
 
 rule fetch_dem:
