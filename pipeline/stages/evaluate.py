@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from ..cli_errors import UserError
 from ..evaluation import enhance, fid
 from ..evaluation.metrics import REGIONS, image_metrics
 from ..evaluation.params import ENHANCEMENTS, EvalParams
@@ -62,6 +63,9 @@ def evaluate_model(dataset_dir: str | Path, model_pt: str | Path, out_dir: str |
     net, meta = load_translator(model_pt, device)
     scaling = SarScaling(*meta["params"]["sar_db_range"])
     test = load_split(dataset_dir, "test", scaling)
+    if not len(test):
+        raise UserError(f"{dataset_dir}: the test split is empty, nothing to evaluate (see the dataset card; "
+                        "dataset.split_fractions and split_block_patches decide it)")
     low, high = meta["output_range"]
     log.info("%s (seed %s, epoch %s): %d test patches on %s", meta["model"], meta["params"]["seed"],
              meta["epoch"], len(test), device)
