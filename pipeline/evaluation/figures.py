@@ -27,6 +27,17 @@ def _rgb(optical: np.ndarray) -> np.ndarray:
     return np.moveaxis(optical, 0, -1)
 
 
+def _cell(ax, image: np.ndarray, cmap: str | None, title: str | None, ylabel: str | None) -> None:
+    """One image of a panel, without ticks; the column title on the first row, the patch on the first column."""
+    ax.imshow(image, cmap=cmap, interpolation="nearest")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    if title:
+        ax.set_title(title, fontsize=8)
+    if ylabel:
+        ax.set_ylabel(ylabel, fontsize=8)
+
+
 def _contours(ax, flags: np.ndarray) -> None:
     regions = evaluation_regions(flags)
     for code, colour in CONTOURS.values():
@@ -57,16 +68,9 @@ def translation_panel(sar01: np.ndarray, dem: np.ndarray, truth: np.ndarray, fla
                   ("ground truth", _rgb(truth[i]), None)]
         panels += [(name, _rgb(p[i]), None) for name, p in predictions.items()]
         for j, (label, image, cmap) in enumerate(panels):
-            ax = axes[i, j]
-            ax.imshow(image, cmap=cmap, interpolation="nearest")
+            _cell(axes[i, j], image, cmap, label if i == 0 else None, f"patch {patch_ids[i]}" if j == 0 else None)
             if j >= 2:
-                _contours(ax, flags[i, 0])
-            ax.set_xticks([])
-            ax.set_yticks([])
-            if i == 0:
-                ax.set_title(label, fontsize=8)
-            if j == 0:
-                ax.set_ylabel(f"patch {patch_ids[i]}", fontsize=8)
+                _contours(axes[i, j], flags[i, 0])
     fig.suptitle(title, fontsize=10)
     _legend(fig)
     fig.tight_layout(rect=(0, 0.05, 1, 0.96))
@@ -79,14 +83,7 @@ def enhancement_panel(truth: np.ndarray, variants: dict[str, np.ndarray], patch_
     fig, axes = plt.subplots(n, cols, figsize=(2.4 * cols, 2.4 * n + 0.5), squeeze=False)
     for i in range(n):
         for j, (label, image) in enumerate([("ground truth", truth[i])] + [(k, v[i]) for k, v in variants.items()]):
-            ax = axes[i, j]
-            ax.imshow(_rgb(image), interpolation="nearest")
-            ax.set_xticks([])
-            ax.set_yticks([])
-            if i == 0:
-                ax.set_title(label, fontsize=9)
-            if j == 0:
-                ax.set_ylabel(f"patch {patch_ids[i]}", fontsize=8)
+            _cell(axes[i, j], _rgb(image), None, label if i == 0 else None, f"patch {patch_ids[i]}" if j == 0 else None)
     fig.suptitle(title, fontsize=10)
     fig.tight_layout(rect=(0, 0, 1, 0.95))
     return fig
