@@ -14,7 +14,8 @@ Conventions (stored in every checkpoint and model file, so evaluation uses the s
 The whole split is read once (whole shards, in patch order) and kept as float32 on the
 CPU, or float16 on a CUDA device when it fits in half of the free memory (the paper's
 53k patches take about 38 GB): an epoch is then sampled on the device with no host
-loader at all. Batches are gathered by index and crop offset from a generator seeded per
+loader at all. A split that does not fit in the host's available memory stops with a
+message (a streaming loader over shards is not implemented). Batches are gathered by index and crop offset from a generator seeded per
 epoch (:func:`epoch_plan`), so the data order of every epoch is a pure function of
 (seed, epoch): a resumed run draws exactly the batches the uninterrupted one draws.
 """
@@ -119,12 +120,29 @@ def load_split(dataset_dir: str | Path, split: str, scaling: SarScaling) -> Spli
     except (FileNotFoundError, KeyError) as exc:
         raise UserError(f"{store}: not a patch store with sar, dem, optical, valid and flags ({exc})") from exc
     n_store = arrays["sar"].shape[0]
+    side = int(arrays["sar"].shape[-1])
+    need = len(patch) * side * side * (3 * 4 + 3 + 1 + 1) * 2  # float32 inputs, optical, valid, flags; read + copy
+    available = _available_memory()
+    if available is not None and need > available:
+        raise UserError(f"{store}: the {split} split ({len(patch)} patches, ~{need / 2**30:.1f} GiB while loading) "
+                        f"does not fit in the {available / 2**30:.1f} GiB of available memory; train on a machine with "
+                        "more memory (or a GPU that holds it as float16), or on a smaller dataset")
     if len(index) != n_store:
         raise UserError(f"{store}: {n_store} patches but {dataset_dir / 'index.parquet'} lists {len(index)}")
     data = {name: _read_rows(arr, patch) for name, arr in arrays.items()}
     inputs = np.concatenate([scaling.apply(data["sar"]), data["dem"].astype(np.float32)], axis=1)
     return SplitTensors(torch.from_numpy(inputs), torch.from_numpy(data["optical"]),
                         torch.from_numpy(data["valid"] > 0), torch.from_numpy(data["flags"]), patch)
+
+
+def _available_memory() -> int | None:
+    """Bytes of memory available to this process now (Linux, macOS); None where unknown."""
+    import os
+
+    try:
+        return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+    except (ValueError, OSError, AttributeError):
+        return None
 
 
 def _read_rows(arr, rows: np.ndarray) -> np.ndarray:
