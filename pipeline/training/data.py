@@ -139,6 +139,12 @@ def _available_memory() -> int | None:
     """Bytes of memory available to this process now (Linux, macOS); None where unknown."""
     import os
 
+    try:  # Linux: free memory plus what the page cache would give back
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
     try:
         return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
     except (ValueError, OSError, AttributeError):
