@@ -200,11 +200,7 @@ def _training_section(args: argparse.Namespace) -> dict:
     if args.config and args.params:
         raise UserError("give either --config or --params, not both")
     if args.params:
-        try:
-            section = json.loads(args.params)
-        except json.JSONDecodeError as exc:
-            raise UserError(f"--params is not valid JSON: {exc}") from exc
-        return validate({"training": section})["training"]
+        return validate({"training": _json(args.params, "--params")})["training"]
     return load_config(args.config or "config.yaml")["training"]
 
 
@@ -225,11 +221,7 @@ def _evaluation_params(text: str):
     from .config import validate
     from .evaluation.params import EvalParams
 
-    try:
-        section = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise UserError(f"--params is not valid JSON: {exc}") from exc
-    return EvalParams.from_config(validate({"evaluation": section})["evaluation"])
+    return EvalParams.from_config(validate({"evaluation": _json(text, "--params")})["evaluation"])
 
 
 def _evaluate_model(args: argparse.Namespace) -> None:

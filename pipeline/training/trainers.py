@@ -28,6 +28,7 @@ import torch
 from torch import nn
 
 from ..models import OUTPUT_RANGE, build
+from .checkpoint import translator_of
 from .losses import gan_loss, masked_l1
 
 SARDINET_FAMILY = ("sardinet", "sardinet_early", "sardinet_late", "sardinet_intermediate")
@@ -131,7 +132,7 @@ class Trainer:
     @property
     def translator(self) -> nn.Module:
         """The network that maps inputs to optical images (what evaluation loads)."""
-        return self.model
+        return translator_of(self.model)
 
     def maybe_compile(self, module: nn.Module):
         return torch.compile(module) if self.compile_model else module
@@ -223,10 +224,6 @@ class Pix2PixTrainer(Trainer):
         for k, o in self.optimizers.items():
             self.schedulers[k] = torch.optim.lr_scheduler.LambdaLR(o, linear_decay(hyper.epochs))
 
-    @property
-    def translator(self) -> nn.Module:
-        return self.model.generator
-
     def train_step(self, x, y01, valid):
         x = self.prepare(x)
         y = self.to_model_range(y01)
@@ -279,10 +276,6 @@ class CycleGANTrainer(Trainer):
             self.schedulers[k] = torch.optim.lr_scheduler.LambdaLR(o, linear_decay(hyper.epochs))
         self.pool_a = ImagePool(self.pool_size, hyper.seed + 101)
         self.pool_b = ImagePool(self.pool_size, hyper.seed + 202)
-
-    @property
-    def translator(self) -> nn.Module:
-        return self.model.generator_ab
 
     def train_step(self, x, y01, valid):
         m = self.model
