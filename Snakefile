@@ -2,13 +2,15 @@
 # The Snakefile only loads and validates the configuration and includes the rules.
 from snakemake.utils import min_version, validate
 
+from pipeline.config import SCHEMA_PATH
+
 min_version("8.0")
 
 
 configfile: "config.yaml"
 
 
-validate(config, "workflow/schemas/config.schema.yaml")
+validate(config, str(SCHEMA_PATH))
 
 
 report: "workflow/report/workflow.rst"

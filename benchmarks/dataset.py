@@ -52,7 +52,8 @@ def main() -> None:
 
     import torch
 
-    from pipeline.dataset.build import assemble_store, tile_triplet
+    from pipeline.dataset.store import assemble_store
+    from pipeline.stages.tiles import TilingParams, tile_triplet
 
     results = Path(args.results)
     dataset = results / "dataset"
@@ -67,7 +68,7 @@ def main() -> None:
             n += tile_triplet(t, results / "sar" / f"{t['s1']}_backscatter.tif",
                               results / "distortion" / f"{t['s1']}_flags.tif",
                               results / "optical" / f"{t['s2']}.tif", results / "optical" / f"{t['s2']}.json",
-                              results / "dem" / "dem_normalised.tif", shard, 256, 256, 0.5)
+                              results / "dem" / "dem_normalised.tif", shard, TilingParams(256, 256, 0.5))
             shards.append(shard)
         t1 = time.perf_counter()
         assemble_store(shards, tmp / "out", "spatial", (0.8, 0.1, 0.1), 0, 512, 256)

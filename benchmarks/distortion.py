@@ -43,9 +43,9 @@ def main() -> None:
 
     import pyproj
 
-    from pipeline.dem import dem_on_grid
-    from pipeline.grid import MapGrid
-    from pipeline.io.dem_tiles import read_mosaic
+    from pipeline.dem.prepare import dem_on_grid
+    from pipeline.core.grid import MapGrid
+    from pipeline.dem.tiles import read_mosaic
     from pipeline.sar import distortion as d
     from pipeline.sar import open_product
 

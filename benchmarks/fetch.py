@@ -23,7 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from pipeline.grid import MapGrid  # noqa: E402
+from pipeline.core.grid import MapGrid  # noqa: E402
 from pipeline.sources.fetch import fetch_sentinel1_window  # noqa: E402
 from pipeline.sources.odata import ODataEndpoints, fetch_safe_zip  # noqa: E402
 from tests.stac_server import PASSWORD, USER, StacServer  # noqa: E402

@@ -26,10 +26,10 @@ import numpy as np
 
 RUN_ONE = r"""
 import json, sys, time
-from pipeline.sar.terrain_correction import terrain_correct, TerrainCorrectionParams
+from pipeline.stages.terrain_correct import terrain_correct, TerrainCorrectionParams
 safe, dem, out, geo = sys.argv[1:5]
 t = time.perf_counter()
-terrain_correct(safe, dem, out, geo, TerrainCorrectionParams(tile_size=512))
+terrain_correct(safe, dem, out, geo, TerrainCorrectionParams.from_dict({}), tile_size=512)
 # VmHWM: this process's peak resident memory since exec (ru_maxrss would include the parent's before exec)
 hwm = [int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM")][0]
 print(json.dumps({"seconds": time.perf_counter() - t, "peak_rss_mb": hwm / 1024}))
@@ -38,7 +38,7 @@ print(json.dumps({"seconds": time.perf_counter() - t, "peak_rss_mb": hwm / 1024}
 
 def per_pixel_reference(product, calibrated, lat, lon, h) -> tuple[float, np.ndarray]:
     """A straightforward loop: one Newton solve and one bilinear sample per pixel."""
-    from pipeline.geodesy import geodetic_to_ecef
+    from pipeline.core.geodesy import geodetic_to_ecef
     from pipeline.sar import geocoding
 
     geometry = product.geometry
@@ -69,9 +69,9 @@ def main() -> None:
 
     import rasterio
 
-    from pipeline.apps import prepare_dem
-    from pipeline.dem import grid_lat_lon
-    from pipeline.grid import MapGrid
+    from pipeline.stages.dem import prepare_dem
+    from pipeline.dem.prepare import grid_lat_lon
+    from pipeline.core.grid import MapGrid
     from pipeline.sar import open_product
     from pipeline.sar.lattice import RadarLattice
     from pipeline.simulate.inspect import calibrated_sigma0_db
@@ -109,7 +109,7 @@ def main() -> None:
         seconds, ref_values = per_pixel_reference(product, cal, la, lo, hh)
         rows.append(("reference: per-pixel loop", args.reference_sample / 1e6, args.reference_sample / 1e6 / seconds, float("nan")))
 
-        from pipeline.geodesy import geodetic_to_ecef
+        from pipeline.core.geodesy import geodetic_to_ecef
 
         # geocoding alone on one 512 x 512 output tile
         tile = (slice(2000, 2512), slice(2000, 2512))

@@ -1,7 +1,9 @@
-"""Configuration: load config.yaml, validate it against the workflow's JSON schema, fill defaults.
+"""Configuration: load config.yaml, validate it against the package's JSON schema, fill defaults.
 
-The Snakefile validates with ``snakemake.utils.validate`` (same schema); this
-module does the same for the command line and for tests.
+The schema is a package resource (``pipeline/schema/config.schema.yaml``), so an installed
+package validates without the repository; the Snakefile validates against the same file with
+``snakemake.utils.validate``. Defaults are stated in the schema only: the typed parameter
+objects of the stages are built from validated sections (``Params.from_dict``).
 """
 
 from __future__ import annotations
@@ -12,9 +14,9 @@ from typing import Any
 import jsonschema
 import yaml
 
-from .cli_errors import UserError
+from pipeline.errors import UserError
 
-SCHEMA_PATH = Path(__file__).resolve().parent.parent / "workflow" / "schemas" / "config.schema.yaml"
+SCHEMA_PATH = Path(__file__).resolve().parent / "schema" / "config.schema.yaml"
 
 
 def _schema() -> dict[str, Any]:

@@ -6,8 +6,8 @@ import numpy as np
 import pyproj
 import pytest
 
-from pipeline import geoid
-from pipeline.geodesy import ecef_to_geodetic, geodetic_to_ecef
+from pipeline.dem import geoid
+from pipeline.core.geodesy import ecef_to_geodetic, geodetic_to_ecef
 from pipeline.sar.annotation import parse_annotation
 from pipeline.sar.orbit import Orbit, OrbitPolynomial
 

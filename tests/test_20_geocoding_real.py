@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pipeline.constants import SPEED_OF_LIGHT_M_S
-from pipeline.geodesy import geodetic_to_ecef
+from pipeline.core.constants import SPEED_OF_LIGHT_M_S
+from pipeline.core.geodesy import geodetic_to_ecef
 from pipeline.sar import open_product
 from pipeline.sar.annotation import AnnotationError, GeolocationGrid, parse_annotation
 from pipeline.sar.geocoding import elevation_angle_deg, incidence_angle_deg

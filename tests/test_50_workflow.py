@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pipeline.cli_errors import UserError
+from pipeline.errors import UserError
 from pipeline.config import load_config, validate
 
 from .conftest import REPO, run, small_simulation, workflow_copy
@@ -53,8 +53,10 @@ def test_snakemake_rejects_an_invalid_config_before_any_job(tmp_path: Path) -> N
 
 def test_cli_help_lists_the_stages() -> None:
     res = run([sys.executable, "-m", "pipeline", "--help"], REPO)
-    assert res.returncode == 0 and "simulate" in res.stdout
-    res = run([sys.executable, "-m", "pipeline", "simulate", "--simulation", "{not json"], REPO)
+    assert res.returncode == 0 and "terrain-correct" in res.stdout
+    res = run([sys.executable, "-m", "pipeline.simulate", "--help"], REPO)
+    assert res.returncode == 0 and "world" in res.stdout
+    res = run([sys.executable, "-m", "pipeline.simulate", "world", "--simulation", "{not json"], REPO)
     assert res.returncode == 2 and "not valid JSON" in res.stderr
 
 

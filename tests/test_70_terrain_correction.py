@@ -12,13 +12,13 @@ import pytest
 import rasterio
 from scipy import ndimage
 
-from pipeline.apps import prepare_dem
-from pipeline.geodesy import geodetic_to_ecef
-from pipeline.grid import MapGrid, aoi_grid_around
+from pipeline.stages.dem import prepare_dem
+from pipeline.core.geodesy import geodetic_to_ecef
+from pipeline.core.grid import MapGrid, aoi_grid_around
 from pipeline.sar import open_product
 from pipeline.sar.lattice import RadarLattice
 from pipeline.sar.safe import SafeError
-from pipeline.sar.terrain_correction import TerrainCorrectionError, TerrainCorrectionParams, terrain_correct
+from pipeline.stages.terrain_correct import TerrainCorrectionError, TerrainCorrectionParams, terrain_correct
 from pipeline.simulate import landcover
 from pipeline.simulate.landcover import Cover
 
@@ -42,7 +42,7 @@ def run_tc(built: BuiltWorld, tmp: Path, index: int = 0, **params) -> tuple[Path
     name = "_".join(f"{k}-{v}" for k, v in params.items()) or "default"
     out, geo = tmp / f"bs_{index}_{name}.tif", tmp / f"geo_{index}_{name}.tif"
     if not out.exists():
-        terrain_correct(built.s1_safes()[index], dem_for(built, tmp), out, geo, TerrainCorrectionParams(**params))
+        terrain_correct(built.s1_safes()[index], dem_for(built, tmp), out, geo, TerrainCorrectionParams.from_dict(params))
     return out, geo
 
 
@@ -219,7 +219,7 @@ def test_bad_input_is_named_and_leaves_nothing(alpine_world: BuiltWorld, tc_dir:
         terrain_correct(broken, dem, out, geo)
     # unknown polarisation
     with pytest.raises(SafeError, match="polarisation HH not in the product"):
-        terrain_correct(safe, dem, out, geo, TerrainCorrectionParams(polarisations=("HH",)))
+        terrain_correct(safe, dem, out, geo, TerrainCorrectionParams.from_dict({"polarisations": ["HH"]}))
     # truncated measurement
     broken = broken_copy(safe, tmp_path / "truncated")
     tiff = next(broken.glob("measurement/*-vv-*.tiff"))
@@ -236,11 +236,11 @@ def test_bad_input_is_named_and_leaves_nothing(alpine_world: BuiltWorld, tc_dir:
     with rasterio.open(far, "w", **profile) as dst:
         dst.write(data, 1)
     with pytest.raises(TerrainCorrectionError, match="outside the swath"):
-        terrain_correct(safe, far, out, geo)
+        terrain_correct(safe, far, out, geo, TerrainCorrectionParams.from_dict({"skip_scenes_outside_aoi": False}))
     assert not out.exists() and not geo.exists()
     # or, as the workflow does, reported and skipped: no-data outputs tagged with the reason
     terrain_correct(safe, far, tmp_path / "skip.tif", tmp_path / "skip_geo.tif",
-                    TerrainCorrectionParams(skip_outside=True))
+                    TerrainCorrectionParams.from_dict({"skip_scenes_outside_aoi": True}))
     with rasterio.open(tmp_path / "skip.tif") as src:
         assert "outside the swath" in src.tags()["skipped"] and np.isnan(src.read()).all()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".bs.tif")]
@@ -289,7 +289,7 @@ def test_precise_orbit_file_gives_the_same_geometry(alpine_world: BuiltWorld, tc
     _, ref_geo = run_tc(alpine_world, tc_dir)
     out, geo = tmp_path / "bs.tif", tmp_path / "geo.tif"
     terrain_correct(alpine_world.s1_safes()[0], dem_for(alpine_world, tc_dir), out, geo,
-                    TerrainCorrectionParams(orbit_file=str(eof)))
+                    orbit_file=eof)
     with rasterio.open(ref_geo) as a, rasterio.open(geo) as b:
         for band in (3, 4):  # radar line and pixel
             assert np.nanmax(np.abs(a.read(band) - b.read(band))) < 0.01
@@ -297,7 +297,7 @@ def test_precise_orbit_file_gives_the_same_geometry(alpine_world: BuiltWorld, tc
     write_eof(eof, alpine_world, 0, shift_s=-86400.0)  # the day before
     with pytest.raises(TerrainCorrectionError, match="do not cover the product"):
         terrain_correct(alpine_world.s1_safes()[0], dem_for(alpine_world, tc_dir), out, geo,
-                        TerrainCorrectionParams(orbit_file=str(eof)))
+                        orbit_file=eof)
 
 
 def test_stac_item_layout_gives_the_same_result(alpine_world: BuiltWorld, tc_dir: Path, tmp_path: Path) -> None:

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import rasterio
 
-from pipeline.geodesy import ellipsoid_normal, geodetic_to_ecef
-from pipeline.grid import aoi_grid_around
+from pipeline.core.geodesy import ellipsoid_normal, geodetic_to_ecef
+from pipeline.core.grid import aoi_grid_around
 from pipeline.sar import distortion as d
 from pipeline.sar.lattice import RadarLattice
 from pipeline.sar.product import RadarGeometry
@@ -161,13 +161,17 @@ def iou(a: np.ndarray, b: np.ndarray) -> float:
 
 def test_against_the_simulator_truth(alpine_world: BuiltWorld, tmp_path: Path) -> None:
     """The pipeline's maps from the SRTM tile (voids filled) and the product vs the forward model's truth."""
-    from pipeline.apps import distortion_maps
+    from pipeline.stages.dem import prepare_dem
+    from pipeline.stages.distortion import distortion_maps
 
     world = alpine_world.world
     safe = alpine_world.s1_safes()[0]
     aoi = world.grid  # the whole simulated region (the small AOI has few shadows)
     flags_path, geo_path = tmp_path / "flags.tif", tmp_path / "geometry.tif"
-    distortion_maps(safe, alpine_world.root / "dem", aoi, flags_path, geo_path)
+    extended = aoi.expanded(3000.0)  # the scan margin of the workflow's default
+    ortho, ell = tmp_path / "dem_egm96.tif", tmp_path / "dem_wgs84.tif"
+    prepare_dem(alpine_world.root / "dem", extended, ortho, ell)
+    distortion_maps(safe, ortho, ell, aoi, flags_path, geo_path)
     with rasterio.open(flags_path) as src:
         flags = src.read(1)
         assert src.transform.c == aoi.left and src.transform.f == aoi.top

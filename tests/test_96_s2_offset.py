@@ -10,12 +10,13 @@ import numpy as np
 import pytest
 import rasterio
 
-from pipeline.dataset.build import DatasetError, prepare_optical
-from pipeline.grid import MapGrid
+from pipeline.errors import DatasetError
+from pipeline.stages.optical import OpticalParams, prepare_optical
+from pipeline.core.grid import MapGrid
 from pipeline.optical.reflectance import offset_evidence
 from pipeline.simulate.earth_search import earth_search_item
 
-PARAMS = ([0, 1, 3, 8, 9, 10, 11], (1.0, 99.0), 1.0)
+PARAMS = dict(scl_mask_classes=[0, 1, 3, 8, 9, 10, 11], stretch_percentiles=[1.0, 99.0], max_scene_masked_fraction=1.0)
 
 
 def _grid(built: Path) -> MapGrid:
@@ -32,8 +33,7 @@ def _items(built: Path) -> list[dict]:
 def _decode(item: dict, tmp: Path, name: str, grid: MapGrid, mode: str = "detect") -> tuple[np.ndarray, dict]:
     path = tmp / f"{name}.json"
     path.write_text(json.dumps(item))
-    info = prepare_optical(path, grid, tmp / f"{name}.tif", tmp / f"{name}_info.json", *PARAMS,
-                           earth_search_offset=mode)
+    info = prepare_optical(path, grid, tmp / f"{name}.tif", tmp / f"{name}_info.json", OpticalParams.from_dict(dict(PARAMS, earth_search_offset=mode)))
     with rasterio.open(tmp / f"{name}.tif") as src:
         return src.read(), info
 
@@ -51,7 +51,7 @@ def test_three_servings_decode_to_the_same_image(built: Path, clear_item: dict, 
     applied = earth_search_item(clear_item, tmp_path / "es_applied", offset_applied=True, flag=False)
     plain = earth_search_item(clear_item, tmp_path / "es_plain", offset_applied=False, flag=True)
     assert "product-metadata" not in applied["assets"]
-    with caplog.at_level(logging.INFO, logger="pipeline.dataset.build"):
+    with caplog.at_level(logging.INFO, logger="pipeline.stages.optical"):
         image_applied, info_applied = _decode(applied, tmp_path, "es_applied", grid)
         image_plain, info_plain = _decode(plain, tmp_path, "es_plain", grid)
     assert info_applied["offset_evidence"][0]["decision"] == "offset_applied"

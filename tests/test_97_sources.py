@@ -16,8 +16,8 @@ import xarray as xr
 import yaml
 from rasterio.windows import Window
 
-from pipeline.cli_errors import UserError
-from pipeline.grid import MapGrid, aoi_grid_around, aoi_grid_for_bbox, lonlat_bounds
+from pipeline.errors import UserError
+from pipeline.core.grid import MapGrid, aoi_grid_around, aoi_grid_for_bbox, lonlat_bounds
 from pipeline.io.checksums import file_md5
 from pipeline.io.download import CredentialsError, DownloadError, DownloadPolicy
 from pipeline.optical.metadata import metadata_from_properties, parse_product_metadata
@@ -405,7 +405,7 @@ def test_orbit_file_selection_by_name() -> None:
 def test_precise_orbit_is_fetched_and_used(server: StacServer, built: Path, tmp_path: Path) -> None:
     """The covering file is found by a paged bucket listing, named in the local item, and used by the chain."""
     from pipeline.sar.annotation import parse_annotation
-    from pipeline.sources.app import fetch_sentinel1
+    from pipeline.stages.sources import fetch_sentinel1
 
     result = read_result(built / "results" / "search" / "result.json")
     item = result[S1_COLLECTION][0]
@@ -444,8 +444,8 @@ def test_tiles_of_one_acquisition_are_paired_and_mosaicked(built: Path, tmp_path
     """Two overlapping tiles cut from one product pair as one acquisition and mosaic to the product."""
     from rasterio.windows import transform as window_transform
 
-    from pipeline.dataset.build import prepare_optical
     from pipeline.sources.query import s2_acquisitions
+    from pipeline.stages.optical import OpticalParams, prepare_optical
 
     full_json = sorted((built / "results" / "products" / "sentinel-2-l2a").glob("*.json"))[0]
     full = json.loads(full_json.read_text())
@@ -474,9 +474,9 @@ def test_tiles_of_one_acquisition_are_paired_and_mosaicked(built: Path, tmp_path
     assert triplet["s2_items"] == sorted(t[0]["id"] for t in tiles) and triplet["s2"] == triplet["s2_items"][0]
     # the mosaic of the two tiles equals the product they were cut from
     grid = MapGrid(**aoi_grid_dict(built))
-    params = ([0, 1, 3, 8, 9, 10, 11], (1.0, 99.0), 1.0)
-    prepare_optical([t[1] for t in tiles], grid, tmp_path / "mosaic.tif", tmp_path / "mosaic.json", *params)
-    prepare_optical(full_json, grid, tmp_path / "one.tif", tmp_path / "one.json", *params)
+    params = OpticalParams.from_dict({"scl_mask_classes": [0, 1, 3, 8, 9, 10, 11], "stretch_percentiles": [1.0, 99.0], "max_scene_masked_fraction": 1.0})
+    prepare_optical([t[1] for t in tiles], grid, tmp_path / "mosaic.tif", tmp_path / "mosaic.json", params)
+    prepare_optical(full_json, grid, tmp_path / "one.tif", tmp_path / "one.json", params)
     with rasterio.open(tmp_path / "mosaic.tif") as a, rasterio.open(tmp_path / "one.tif") as b:
         x, y = a.read(), b.read()
     np.testing.assert_array_equal(x, y)  # the tiles lie on the product's 10 m grid: no seam
@@ -495,7 +495,7 @@ def test_skadi_style_gzip_tiles_read_like_esa_zips(server: StacServer, tmp_path:
     import gzip
     import zipfile
 
-    from pipeline.io.dem_tiles import read_mosaic
+    from pipeline.dem.tiles import read_mosaic
     from pipeline.sources.fetch import fetch_dem_tile
 
     esa = server.world / "dem" / "N45E006.SRTMGL1.hgt.zip"
@@ -539,7 +539,7 @@ def slices(built: Path, tmp_path_factory) -> list[tuple[dict, Path]]:
 def test_slices_of_one_pass_are_paired_and_mosaicked(built: Path, slices, tmp_path: Path) -> None:
     """Two overlapping slices cut from one product pair as one pass; the mosaic of their terrain
     corrections equals the terrain correction of the product."""
-    from pipeline.apps import mosaic_slices
+    from pipeline.stages.mosaic import mosaic_slices
     from pipeline.sources.query import s1_acquisitions
 
     paths = slices
@@ -624,15 +624,15 @@ def test_sentinel2_asset_layouts_give_the_same_optical_image(layout: str, server
     """The same product under Earth Search's keys (red, green, blue, scl; no MTD: offsets from
     s2:processing_baseline) or CDSE's (B04_10m ...) decodes to the same image as under the
     Planetary Computer's keys with its MTD."""
-    from pipeline.dataset.build import prepare_optical
     from pipeline.sources.providers import S2_ASSET_KEYS
+    from pipeline.stages.optical import OpticalParams, prepare_optical
 
     item = server.item(S2_COLLECTION, sorted(i["id"] for i in server.items[S2_COLLECTION])[0])
     renamed = json.loads(json.dumps(item))
     keys = S2_ASSET_KEYS[layout]
     renamed["assets"] = {keys[k]: v for k, v in item["assets"].items() if k in keys and keys[k]}
     grid = MapGrid(**aoi_grid_dict(built))
-    params = ([0, 1, 3, 8, 9, 10, 11], (1.0, 99.0), 1.0)
+    params = OpticalParams.from_dict({"scl_mask_classes": [0, 1, 3, 8, 9, 10, 11], "stretch_percentiles": [1.0, 99.0], "max_scene_masked_fraction": 1.0})
     outputs = []
     for name, it, lay in (("pc", item, "planetary_computer"), (layout, renamed, layout)):
         local = fetch_sentinel2(it, tmp_path / name, grid, lay, NO_SIGN, FAST)
@@ -640,7 +640,7 @@ def test_sentinel2_asset_layouts_give_the_same_optical_image(layout: str, server
         assert ("product-metadata" in local["assets"]) == (lay != "earth_search")
         path = tmp_path / f"{name}.json"
         path.write_text(json.dumps(local))
-        prepare_optical(path, grid, tmp_path / f"{name}.tif", tmp_path / f"{name}_info.json", *params)
+        prepare_optical(path, grid, tmp_path / f"{name}.tif", tmp_path / f"{name}_info.json", params)
         with rasterio.open(tmp_path / f"{name}.tif") as src:
             outputs.append(src.read())
     np.testing.assert_array_equal(outputs[0], outputs[1])

@@ -1,17 +1,15 @@
-"""Quicklook PNG per triplet: SAR [VV, VH, 0], DEM, optical RGB, distortion overlay (side by side)."""
+"""Quicklook panel per triplet: SAR [VV, VH, 0], DEM, optical RGB, distortion overlay (side by side)."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
-import rasterio
+from numpy.typing import NDArray
 
-from .. import quicklook as q
-from ..sar import distortion as dist
+from pipeline.io import quicklook as q
+from pipeline.sar import distortion as dist
 
 
-def distortion_rgb(flags: np.ndarray, background: np.ndarray) -> np.ndarray:
+def distortion_rgb(flags: NDArray, background: NDArray) -> NDArray[np.uint8]:
     """Grey background with foreshortening green, layover yellow, shadow blue."""
     rgb = np.dstack([background] * 3).astype(np.uint8)
     rgb[(flags & dist.FORESHORTENING) > 0] = (90, 190, 90)
@@ -20,21 +18,13 @@ def distortion_rgb(flags: np.ndarray, background: np.ndarray) -> np.ndarray:
     return rgb
 
 
-def triplet_quicklooks(triplets: list[dict], sar: list[Path], flags: list[Path], optical: list[Path], dem: Path,
-                       out_dir: Path, max_size: int = 700) -> list[Path]:
-    """One PNG per triplet; ``sar``, ``flags`` and ``optical`` are the triplets' rasters, in their order."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    with rasterio.open(dem) as src:
-        dem_values = src.read(1)
-    dem_grey = q.stretch(dem_values, float(np.nanmin(dem_values)), float(np.nanmax(dem_values)))
-    written = []
-    for t, sar_tif, flags_tif, optical_tif in zip(triplets, sar, flags, optical, strict=True):
-        with rasterio.open(sar_tif) as src:
-            sar_rgb = q.sar_rgb(src.read(1), src.read(2))
-        with rasterio.open(flags_tif) as src:
-            flag_values = src.read(1)
-        with rasterio.open(optical_tif) as src:
-            opt = np.dstack([src.read(b) for b in (1, 2, 3)])
-        panels = [sar_rgb, np.dstack([dem_grey] * 3), opt, distortion_rgb(flag_values, dem_grey // 2 + 64)]
-        written.append(q.save_png(out_dir / f"{t['id']}.png", q.mosaic(panels), 4 * max_size))
-    return written
+def dem_grey(dem: NDArray) -> NDArray[np.uint8]:
+    """The DEM stretched between its minimum and maximum to grey levels."""
+    return q.stretch(dem, float(np.nanmin(dem)), float(np.nanmax(dem)))
+
+
+def triplet_panel(vv_db: NDArray, vh_db: NDArray, grey: NDArray[np.uint8], optical_rgb: NDArray[np.uint8],
+                  flags: NDArray) -> NDArray[np.uint8]:
+    """Four panels side by side: SAR [VV, VH, 0], the DEM in grey, the optical RGB, the distortion overlay."""
+    panels = [q.sar_rgb(vv_db, vh_db), np.dstack([grey] * 3), optical_rgb, distortion_rgb(flags, grey // 2 + 64)]
+    return q.mosaic(panels)

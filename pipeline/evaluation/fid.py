@@ -27,7 +27,7 @@ import torch
 from scipy import linalg
 from torch.nn import functional as F
 
-from ..cli_errors import UserError
+from pipeline.errors import UserError
 
 PACKAGED_SHA1 = "a16e4d89c0ecbc17a915dd76ea9e41211aa82562"
 INPUT_SIZE = 299

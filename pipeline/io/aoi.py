@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ..cli_errors import UserError
+from pipeline.errors import UserError
 
 
 def _coordinates(obj: dict) -> list[list[float]]:

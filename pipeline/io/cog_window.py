@@ -26,8 +26,9 @@ import numpy as np
 import rasterio
 from rasterio.windows import Window
 
-from .atomic import atomic_path
-from .download import redact
+from pipeline.io.atomic import atomic_path
+from pipeline.io.download import redact
+from pipeline.errors import SardemError
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +45,7 @@ GDAL_HTTP_ENV = {
 }
 
 
-class WindowReadError(RuntimeError):
+class WindowReadError(SardemError, RuntimeError):
     """A window could not be read (the message names the source and the last problem)."""
 
 

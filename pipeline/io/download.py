@@ -37,12 +37,13 @@ from urllib.parse import urlparse
 import requests
 from tqdm import tqdm
 
-from .checksums import file_md5
+from pipeline.io.checksums import file_md5
+from pipeline.errors import SardemError
 
 log = logging.getLogger(__name__)
 
 
-class DownloadError(RuntimeError):
+class DownloadError(SardemError, RuntimeError):
     """A file could not be downloaded (the message names the URL and the last problem)."""
 
 

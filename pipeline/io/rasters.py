@@ -1,4 +1,4 @@
-"""GeoTIFF writing on map grids (the one place that writes rasters with a georeference)."""
+"""GeoTIFF reading and writing on map grids (the one place that writes rasters with a georeference)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,36 @@ import rasterio
 from numpy.typing import NDArray
 from rasterio.crs import CRS
 
-from ..grid import MapGrid
+from pipeline.core.grid import MapGrid
+from pipeline.errors import SardemError
+
+
+class RasterError(SardemError):
+    """A raster is missing, unreadable or lacks what the stage needs (names the file)."""
+
+
+def grid_of(src: rasterio.io.DatasetReader) -> MapGrid:
+    """The map grid of an open north-up raster (EPSG code, top-left corner, square pixels)."""
+    t = src.transform
+    return MapGrid(src.crs.to_epsg(), t.c, t.f, t.a, src.width, src.height)
+
+
+def open_raster(path: str | Path, what: str = "raster") -> rasterio.io.DatasetReader:
+    """Open a raster for reading; a missing or unreadable file is a :class:`RasterError` naming it."""
+    try:
+        return rasterio.open(path)
+    except rasterio.errors.RasterioIOError as exc:
+        reason = "no such file" if not Path(path).exists() else str(exc)
+        raise RasterError(f"{path}: cannot open the {what} ({reason})") from exc
+
+
+def raster_tag(path: str | Path, key: str, default: str | None = None) -> str:
+    """A GeoTIFF tag; ``default`` when absent (None: the tag is required, a :class:`RasterError`)."""
+    with open_raster(path) as src:
+        tags = src.tags()
+    if key not in tags and default is None:
+        raise RasterError(f"{path}: no '{key}' tag")
+    return tags.get(key, default)
 
 
 def write_geotiff(

@@ -24,9 +24,9 @@ from typing import Callable
 
 from torch import nn
 
-from .gan import CycleGAN, Pix2Pix
-from .layers import BalancedSeparableConv2d
-from .sardinet import SARDINet, sardinet, sardinet_early, sardinet_intermediate, sardinet_late
+from pipeline.models.gan import CycleGAN, Pix2Pix
+from pipeline.models.layers import BalancedSeparableConv2d
+from pipeline.models.sardinet import SARDINet, sardinet, sardinet_early, sardinet_intermediate, sardinet_late
 
 REGISTRY: dict[str, Callable[..., nn.Module]] = {
     "sardinet": sardinet,

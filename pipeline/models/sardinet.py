@@ -51,7 +51,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .layers import BalancedSeparableConv2d, SeparableConv2d, conv
+from pipeline.models.layers import BalancedSeparableConv2d, SeparableConv2d, conv
 
 CONDITIONING_CHANNELS = 256
 ENCODER_WIDTHS = (256, 396, 512)

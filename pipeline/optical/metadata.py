@@ -12,13 +12,14 @@ from typing import IO
 
 import numpy as np
 from lxml import etree
+from pipeline.errors import SardemError
 
 #: Sentinel-2 band ids as MTD_MSIL2A numbers them (bandId / band_id attributes).
 BAND_IDS = {"B01": 0, "B02": 1, "B03": 2, "B04": 3, "B05": 4, "B06": 5, "B07": 6, "B08": 7, "B8A": 8,
             "B09": 9, "B10": 10, "B11": 11, "B12": 12}
 
 
-class MetadataError(ValueError):
+class MetadataError(SardemError, ValueError):
     """A Sentinel-2 metadata file lacks an element the reader needs."""
 
 

@@ -1,5 +1,5 @@
 """Sentinel-1 SAR: orbit, geocoding and radiometry numerics, and the product readers."""
 
-from .product import Sentinel1Product, open_product
+from pipeline.sar.product import Sentinel1Product, open_product
 
 __all__ = ["Sentinel1Product", "open_product"]

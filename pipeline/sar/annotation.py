@@ -17,8 +17,9 @@ import numpy as np
 from lxml import etree
 from numpy.typing import NDArray
 
-from .calibration import LutVectors, NoiseAzimuthBlock
-from .orbit import Orbit
+from pipeline.sar.calibration import LutVectors, NoiseAzimuthBlock
+from pipeline.sar.orbit import Orbit
+from pipeline.errors import SardemError
 
 #: Element paths (from the root ``product``) that the reader uses.
 READER_PATHS: tuple[str, ...] = (
@@ -83,7 +84,7 @@ READER_PATHS: tuple[str, ...] = (
 )
 
 
-class AnnotationError(ValueError):
+class AnnotationError(SardemError, ValueError):
     """An annotation file lacks an element or holds a value the reader cannot use."""
 
 
@@ -325,7 +326,7 @@ def _root(source: str | Path | IO[bytes], label: str, expected: str) -> etree._E
 
 
 def _vectors(nodes: list[etree._Element], value_tag: str, label: str) -> LutVectors:
-    from .calibration import LutVectors
+    from pipeline.sar.calibration import LutVectors
 
     if not nodes:
         raise AnnotationError(f"{label}: no vectors with <{value_tag}>")
@@ -358,7 +359,7 @@ def parse_calibration(source: str | Path | IO[bytes], name: str | None = None) -
 
 def parse_noise(source: str | Path | IO[bytes], name: str | None = None) -> NoiseAnnotation:
     """Parse ``annotation/calibration/noise-*.xml`` (both the IPF >= 2.9 and the older layout)."""
-    from .calibration import NoiseAzimuthBlock
+    from pipeline.sar.calibration import NoiseAzimuthBlock
 
     label = name or str(getattr(source, "name", source))
     root = _root(source, label, "noise")

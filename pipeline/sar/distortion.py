@@ -36,9 +36,9 @@ import pyproj
 from numpy.typing import NDArray
 from scipy import ndimage
 
-from .lattice import RadarLattice, map_grid_ecef
-from .product import RadarGeometry
-from .surface import surface_normals
+from pipeline.sar.lattice import RadarLattice, map_grid_ecef
+from pipeline.sar.product import RadarGeometry
+from pipeline.sar.surface import surface_normals
 
 FORESHORTENING = 1
 ACTIVE_LAYOVER = 2
@@ -197,7 +197,7 @@ def distortion_map(
     holds two float32 arrays per map pixel (its radar line and cross-track position) and one
     uint8 per profile sample.
     """
-    from ..geodesy import ellipsoid_normal
+    from pipeline.core.geodesy import ellipsoid_normal
 
     height_m = np.asarray(height_m, dtype=np.float32)
     rows, cols = height_m.shape

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from .orbit import OrbitPolynomial
+from pipeline.sar.orbit import OrbitPolynomial
 
 
 def zero_doppler_time(

@@ -17,9 +17,9 @@ import numpy as np
 import pyproj
 from numpy.typing import NDArray
 
-from ..geodesy import geodetic_to_ecef
-from .geocoding import elevation_angle_deg
-from .product import RadarCoordinates, RadarGeometry
+from pipeline.core.geodesy import geodetic_to_ecef
+from pipeline.sar.geocoding import elevation_angle_deg
+from pipeline.sar.product import RadarCoordinates, RadarGeometry
 
 
 def map_grid_ecef(

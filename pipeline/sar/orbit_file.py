@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 from lxml import etree
 
-from .annotation import AnnotationError, seconds_since
-from .orbit import Orbit
+from pipeline.sar.annotation import AnnotationError, seconds_since
+from pipeline.sar.orbit import Orbit
 
 
 def parse_eof(path: str | Path, epoch: np.datetime64) -> Orbit:

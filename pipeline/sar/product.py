@@ -12,11 +12,11 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from ..constants import SPEED_OF_LIGHT_M_S
-from ..geodesy import geodetic_to_ecef
-from . import geocoding
-from .annotation import ProductAnnotation
-from .orbit import Orbit, OrbitPolynomial
+from pipeline.core.constants import SPEED_OF_LIGHT_M_S
+from pipeline.core.geodesy import geodetic_to_ecef
+from pipeline.sar import geocoding
+from pipeline.sar.annotation import ProductAnnotation
+from pipeline.sar.orbit import Orbit, OrbitPolynomial
 
 
 @dataclass(frozen=True)
@@ -114,7 +114,7 @@ class Sentinel1Product:
 
 def open_product(path: str | Path) -> Sentinel1Product:
     """Open a SAFE directory, a SAFE zip, a STAC item (JSON), or one product annotation XML (geometry only)."""
-    from .safe import read_annotations
+    from pipeline.sar.safe import read_annotations
 
     path = Path(path)
     return Sentinel1Product(path, read_annotations(path))

@@ -9,12 +9,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from .annotation import AnnotationError, ProductAnnotation, parse_annotation
+from pipeline.sar.annotation import AnnotationError, ProductAnnotation, parse_annotation
+from pipeline.errors import SardemError
 
 ANNOTATION_RE = re.compile(r"(^|/)annotation/s1[abcd]-[a-z0-9]+-[a-z]+-(?P<pol>[hv]{2})-[^/]*\.xml$")
 
 
-class SafeError(ValueError):
+class SafeError(SardemError, ValueError):
     """A SAFE product is incomplete or malformed."""
 
 

@@ -27,16 +27,17 @@ import numpy as np
 import pyproj
 from tqdm import tqdm
 
-from ..io.atomic import atomic_path
-from ..io.hgt import hgt_zip_name, write_hgt_zip
-from ..io.rasters import write_geotiff
-from ..io.s1_safe import ProductNames, write_safe
-from ..io.s2_product import PROCESSING_BASELINE, S2ProductInfo, band_paths, write_l2a_product
-from ..io.stac_catalog import sentinel1_item, sentinel2_item, write_catalog
-from ..optical.metadata import parse_product_metadata
-from ..sar.distortion import ACTIVE_LAYOVER, ACTIVE_SHADOW, PASSIVE_LAYOVER, PASSIVE_SHADOW
-from . import landcover, scene
-from .world import WorldSpec, aoi_grid
+from pipeline.io.atomic import atomic_path
+from pipeline.dem.hgt import hgt_zip_name
+from pipeline.simulate.writers.hgt import write_hgt_zip
+from pipeline.io.rasters import write_geotiff
+from pipeline.simulate.writers.s1_safe import ProductNames, write_safe
+from pipeline.simulate.writers.s2_product import PROCESSING_BASELINE, S2ProductInfo, band_paths, write_l2a_product
+from pipeline.simulate.writers.stac_catalog import sentinel1_item, sentinel2_item, write_catalog
+from pipeline.optical.metadata import parse_product_metadata
+from pipeline.sar.distortion import ACTIVE_LAYOVER, ACTIVE_SHADOW, PASSIVE_LAYOVER, PASSIVE_SHADOW
+from pipeline.simulate import landcover, scene
+from pipeline.simulate.world import WorldSpec, aoi_grid
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import rasterio
 
-from ..optical.reflectance import NODATA_DN
+from pipeline.optical.reflectance import NODATA_DN
 
 BOA_ADD_OFFSET = -1000
 

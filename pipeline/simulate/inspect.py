@@ -8,12 +8,12 @@ from pathlib import Path
 import numpy as np
 import rasterio
 
-from .. import quicklook as q
-from ..io.hgt import hgt_vsi_path
-from ..optical.metadata import parse_product_metadata
-from ..optical.reflectance import dn_to_reflectance
-from ..sar.annotation import parse_calibration, parse_noise
-from ..sar.calibration import calibrate, interpolate_lut, noise_power
+from pipeline.io import quicklook as q
+from pipeline.dem.hgt import hgt_vsi_path
+from pipeline.optical.metadata import parse_product_metadata
+from pipeline.optical.reflectance import dn_to_reflectance
+from pipeline.sar.annotation import parse_calibration, parse_noise
+from pipeline.sar.calibration import calibrate, interpolate_lut, noise_power
 
 
 def calibrated_sigma0_db(safe: Path, pol: str) -> np.ndarray:

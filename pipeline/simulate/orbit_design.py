@@ -14,9 +14,9 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from ..constants import EARTH_ROTATION_RAD_S, WGS84_A_M, WGS84_GM_M3_S2
-from ..sar.geocoding import incidence_angle_deg
-from ..sar.orbit import Orbit
+from pipeline.core.constants import EARTH_ROTATION_RAD_S, WGS84_A_M, WGS84_GM_M3_S2
+from pipeline.sar.geocoding import incidence_angle_deg
+from pipeline.sar.orbit import Orbit
 
 
 @dataclass(frozen=True)

@@ -24,9 +24,9 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from ..constants import SPEED_OF_LIGHT_M_S, WGS84_A_M, WGS84_B_M
-from ..geodesy import ecef_to_geodetic, ellipsoid_normal, geodetic_to_ecef
-from ..sar.annotation import (
+from pipeline.core.constants import SPEED_OF_LIGHT_M_S, WGS84_A_M, WGS84_B_M
+from pipeline.core.geodesy import ecef_to_geodetic, ellipsoid_normal, geodetic_to_ecef
+from pipeline.sar.annotation import (
     AdsHeader,
     CalibrationAnnotation,
     CoordinateConversion,
@@ -35,11 +35,11 @@ from ..sar.annotation import (
     NoiseAnnotation,
     ProductAnnotation,
 )
-from ..sar.calibration import LutVectors, NoiseAzimuthBlock
-from ..sar.geocoding import elevation_angle_deg, incidence_angle_deg, slant_to_ground_range, zero_doppler_time
-from ..sar.orbit import Orbit, OrbitPolynomial
-from ..sar.product import RadarGeometry
-from .orbit_design import CircularOrbit, ascending_node_time_s, state_vectors
+from pipeline.sar.calibration import LutVectors, NoiseAzimuthBlock
+from pipeline.sar.geocoding import elevation_angle_deg, incidence_angle_deg, slant_to_ground_range, zero_doppler_time
+from pipeline.sar.orbit import Orbit, OrbitPolynomial
+from pipeline.sar.product import RadarGeometry
+from pipeline.simulate.orbit_design import CircularOrbit, ascending_node_time_s, state_vectors
 
 RADAR_FREQUENCY_HZ = 5.405000454334350e09
 RANGE_SAMPLING_RATE_HZ = 6.434523812571428e07

@@ -27,17 +27,17 @@ import numpy as np
 import pyproj
 from numpy.typing import NDArray
 
-from ..sar.distortion import (
+from pipeline.sar.distortion import (
     PROFILE_ACTIVE_LAYOVER,
     PROFILE_ACTIVE_SHADOW,
     PROFILE_LAYOVER,
     PROFILE_SHADOW,
     profile_flags,
 )
-from ..sar.lattice import RadarLattice, map_grid_ecef
-from ..sar.product import RadarGeometry
-from ..sar.radiometry import splat
-from ..sar.surface import surface_normals
+from pipeline.sar.lattice import RadarLattice, map_grid_ecef
+from pipeline.sar.product import RadarGeometry
+from pipeline.sar.radiometry import splat
+from pipeline.sar.surface import surface_normals
 
 
 @dataclass(frozen=True)

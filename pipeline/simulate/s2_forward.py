@@ -10,8 +10,8 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from . import terrain
-from .landcover import Cover
+from pipeline.simulate import terrain
+from pipeline.simulate.landcover import Cover
 
 BANDS = ("B02", "B03", "B04")  # blue, green, red
 

@@ -14,19 +14,19 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy import ndimage
 
-from ..dem import grid_lat_lon, sample_lonlat
-from ..geodesy import geodetic_to_ecef
-from ..geoid import find_grid
-from ..grid import MapGrid, covering_grid
-from ..io.dem_tiles import LonLatRaster
-from ..sar.calibration import interpolate_lut, noise_power
-from ..sar.product import RadarGeometry
-from . import landcover, terrain
-from .orbit_design import CircularOrbit, design_orbit
-from .s1_design import ProductDesign, S1Acquisition, design_product
-from .s1_forward import FacetGeometry, digital_numbers, facet_geometry, point_target_image, splat_oversampled
-from .s2_forward import OpticalScene, simulate_optical, sun_angles
-from .world import WorldSpec, aoi_grid
+from pipeline.dem.prepare import grid_lat_lon, sample_lonlat
+from pipeline.core.geodesy import geodetic_to_ecef
+from pipeline.dem.geoid import find_grid
+from pipeline.core.grid import MapGrid, covering_grid
+from pipeline.dem.tiles import LonLatRaster
+from pipeline.sar.calibration import interpolate_lut, noise_power
+from pipeline.sar.product import RadarGeometry
+from pipeline.simulate import landcover, terrain
+from pipeline.simulate.orbit_design import CircularOrbit, design_orbit
+from pipeline.simulate.s1_design import ProductDesign, S1Acquisition, design_product
+from pipeline.simulate.s1_forward import FacetGeometry, digital_numbers, facet_geometry, point_target_image, splat_oversampled
+from pipeline.simulate.s2_forward import OpticalScene, simulate_optical, sun_angles
+from pipeline.simulate.world import WorldSpec, aoi_grid
 
 POLARISATIONS = ("VV", "VH")
 #: trihedral corner reflector, inner leg 1.2 m: RCS = 4 pi a^4 / (3 lambda^2) at C band

@@ -21,8 +21,8 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy import ndimage
 
-from ..sar.surface import slope_aspect  # noqa: F401  (re-exported for the simulator)
-from .erosion import stream_power_erosion
+from pipeline.sar.surface import slope_aspect  # noqa: F401  (re-exported for the simulator)
+from pipeline.simulate.erosion import stream_power_erosion
 
 ARCSEC_DEG = 1.0 / 3600.0
 TILE_SIZE = 3601

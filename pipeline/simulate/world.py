@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pyproj
 
-from ..grid import MapGrid, aoi_grid_around, tile_name, utm_epsg
+from pipeline.core.grid import MapGrid, aoi_grid_around, tile_name, utm_epsg
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ world's static catalog): the same code fetches both.
 
 The local item (written atomically) uses the Planetary Computer's asset keys with
 absolute local hrefs; readers (:func:`pipeline.sar.safe.product_files`,
-:func:`pipeline.dataset.build.prepare_optical`) take it like any STAC item.
+:func:`pipeline.stages.optical.prepare_optical`) take it like any STAC item.
 """
 
 from __future__ import annotations
@@ -30,13 +30,13 @@ import logging
 from pathlib import Path
 from typing import Any, Callable
 
-from ..cli_errors import UserError
-from ..grid import MapGrid
-from ..io.atomic import write_json_atomic
-from ..io.cog_window import copy_map_window, copy_radar_window
-from ..io.download import DownloadPolicy, fetch
-from ..sar.safe import ManifestEntry, manifest_entries
-from .providers import S2_BANDS, s2_asset_keys
+from pipeline.errors import UserError
+from pipeline.core.grid import MapGrid
+from pipeline.io.atomic import write_json_atomic
+from pipeline.io.cog_window import copy_map_window, copy_radar_window
+from pipeline.io.download import DownloadPolicy, fetch
+from pipeline.sar.safe import ManifestEntry, manifest_entries
+from pipeline.sources.providers import S2_BANDS, s2_asset_keys
 
 log = logging.getLogger(__name__)
 
@@ -86,8 +86,8 @@ def fetch_sentinel1_window(item: dict[str, Any], cache: Path, grid: MapGrid, hei
                            polarisations: list[str], sign: Callable[[str], str], margin_px: int = 16,
                            policy: DownloadPolicy = DownloadPolicy()) -> dict[str, Any]:
     """Fetch the XML assets and the AOI's radar window of the measurements; return the local item."""
-    from ..sar.annotation import parse_annotation
-    from ..sar.product import RadarGeometry, aoi_radar_window
+    from pipeline.sar.annotation import parse_annotation
+    from pipeline.sar.product import RadarGeometry, aoi_radar_window
 
     pols = [p.upper() for p in polarisations]
     have = {p.upper() for p in item["properties"].get("sar:polarizations", [])}

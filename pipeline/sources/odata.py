@@ -26,9 +26,9 @@ from urllib.parse import urlparse
 
 import requests
 
-from ..cli_errors import UserError
-from ..io.download import CredentialsError, DownloadError, DownloadPolicy, download
-from ..sar.safe import manifest_entries
+from pipeline.errors import UserError
+from pipeline.io.download import CredentialsError, DownloadError, DownloadPolicy, download
+from pipeline.sar.safe import manifest_entries
 
 log = logging.getLogger(__name__)
 
@@ -151,8 +151,8 @@ def fetch_safe_zip(product_id: str, cache: Path, endpoints: ODataEndpoints = ODa
 
 def zip_item(item: dict, zip_path: Path) -> dict:
     """A local item whose assets point into the SAFE zip (``/vsizip/``), with the Planetary Computer's keys."""
-    from ..sar.safe import product_files
-    from .fetch import local_item
+    from pipeline.sar.safe import product_files
+    from pipeline.sources.fetch import local_item
 
     files = product_files(zip_path.resolve())
     assets: dict[str, dict] = {}

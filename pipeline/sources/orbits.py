@@ -18,8 +18,8 @@ from pathlib import Path
 import requests
 from lxml import etree
 
-from ..cli_errors import UserError
-from ..io.download import DownloadPolicy, download
+from pipeline.errors import UserError
+from pipeline.io.download import DownloadPolicy, download
 
 log = logging.getLogger(__name__)
 

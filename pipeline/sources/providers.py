@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from typing import Callable
 
-from ..optical.reflectance import S2_LAYOUTS_OFFSET_UNRELIABLE  # noqa: F401  (re-exported)
+from pipeline.optical.reflectance import S2_LAYOUTS_OFFSET_UNRELIABLE  # noqa: F401  (re-exported)
+from pipeline.errors import SardemError
 
 # canonical key (the Planetary Computer's) -> the provider's key; None: the provider has no such asset
 S2_ASSET_KEYS: dict[str, dict[str, str | None]] = {
@@ -26,7 +27,7 @@ S2_BANDS = ("B02", "B03", "B04", "SCL")
 
 
 
-class ProviderError(ValueError):
+class ProviderError(SardemError, ValueError):
     """An unknown provider, or an item that lacks what the provider should have."""
 
 

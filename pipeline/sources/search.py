@@ -17,9 +17,9 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from ..cli_errors import UserError
-from ..io.atomic import write_json_atomic
-from .query import S1_COLLECTION, S2_COLLECTION, SceneQuery, matches
+from pipeline.errors import UserError
+from pipeline.io.atomic import write_json_atomic
+from pipeline.sources.query import S1_COLLECTION, S2_COLLECTION, SceneQuery, matches
 
 log = logging.getLogger(__name__)
 FORMAT = "sardem-search/1"
@@ -86,7 +86,7 @@ def search_api(url: str, collection: str, query: SceneQuery, max_items: int = 10
         if query.datetime_range():
             kwargs["datetime"] = query.datetime_range()
         if client.conforms_to(ConformanceClasses.QUERY):
-            from .query import api_query
+            from pipeline.sources.query import api_query
 
             kwargs["query"] = api_query(query, collection)
         found = [_plain(item) for item in client.search(**kwargs).items()]

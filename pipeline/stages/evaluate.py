@@ -25,14 +25,14 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..cli_errors import UserError
-from ..evaluation import enhance, fid
-from ..evaluation.metrics import REGIONS, image_metrics
-from ..evaluation.params import ENHANCEMENTS, EvalParams
-from ..io.atomic import atomic_path, write_json_atomic
-from ..training.checkpoint import load_translator
-from ..training.data import SarScaling, load_split
-from ..training.loop import pick_device
+from pipeline.errors import UserError
+from pipeline.evaluation import enhance, fid
+from pipeline.evaluation.metrics import REGIONS, image_metrics
+from pipeline.evaluation.params import ENHANCEMENTS, EvalParams
+from pipeline.io.atomic import atomic_path, write_json_atomic
+from pipeline.training.checkpoint import load_translator
+from pipeline.training.data import SarScaling, load_split
+from pipeline.training.loop import pick_device
 
 log = logging.getLogger(__name__)
 
@@ -278,7 +278,7 @@ def _read_predictions(path: str | Path) -> tuple[np.ndarray, np.ndarray, dict[st
 
 def choose_patches(dataset_dir: str | Path, count: int) -> list[int]:
     """The test patches with the largest shadow + foreshortening fractions (the distortions the paper is about)."""
-    from ..training.data import read_index
+    from pipeline.training.data import read_index
 
     index = read_index(dataset_dir)
     test = index[index["split"] == "test"].copy()
@@ -290,7 +290,7 @@ def write_figures(dataset_dir: str | Path, prediction_dirs: list[str | Path], me
                   params: EvalParams, db_range: list[float], count: int, out_translations: str | Path,
                   out_enhancement: str | Path, out_curves: str | Path) -> None:
     """Fig. 4-style translations, Fig. 3-style enhancement and the training curves, as PNGs."""
-    from ..evaluation import figures
+    from pipeline.evaluation import figures
 
     test = load_split(dataset_dir, "test", SarScaling(*db_range))
     wanted = choose_patches(dataset_dir, count)
@@ -333,3 +333,16 @@ def _save(fig, path: str | Path) -> None:
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=110, format="png")
     plt.close(fig)
+
+
+def write_report_inputs(card: str | Path, config: dict[str, Any], out_card: str | Path, out_config: str | Path) -> None:
+    """Copy the dataset card and write the effective configuration as YAML, for the Snakemake report."""
+    import yaml
+
+    card = Path(card)
+    if not card.exists():
+        raise UserError(f"{card}: no dataset card")
+    with atomic_path(out_card) as tmp:
+        tmp.write_text(card.read_text())
+    with atomic_path(out_config) as tmp:
+        tmp.write_text(yaml.safe_dump(config, sort_keys=False))

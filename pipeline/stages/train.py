@@ -6,8 +6,8 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from ..training.loop import fit
-from ..training.params import RuntimeOptions, TrainParams
+from pipeline.training.loop import fit
+from pipeline.training.params import RuntimeOptions, TrainParams
 
 log = logging.getLogger(__name__)
 

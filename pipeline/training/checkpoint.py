@@ -20,9 +20,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..cli_errors import UserError
-from ..io.atomic import atomic_path
-from ..models import OUTPUT_RANGE, build
+from pipeline.errors import UserError
+from pipeline.io.atomic import atomic_path
+from pipeline.models import OUTPUT_RANGE, build
 
 MODEL_FORMAT = 1
 

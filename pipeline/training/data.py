@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..cli_errors import UserError
+from pipeline.errors import UserError
 
 SPLITS = ("train", "val", "test")
 

@@ -29,11 +29,11 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from ..io.atomic import atomic_path
-from . import checkpoint
-from .data import SarScaling, SplitTensors, epoch_plan, gather, load_split, place
-from .params import RuntimeOptions, TrainParams
-from .trainers import Hyper, Trainer, make_trainer
+from pipeline.io.atomic import atomic_path
+from pipeline.training import checkpoint
+from pipeline.training.data import SarScaling, SplitTensors, epoch_plan, gather, load_split, place
+from pipeline.training.params import RuntimeOptions, TrainParams
+from pipeline.training.trainers import Hyper, Trainer, make_trainer
 
 log = logging.getLogger(__name__)
 

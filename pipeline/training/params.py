@@ -1,6 +1,6 @@
 """Training parameters as typed objects, built from the validated configuration in one place.
 
-Defaults live in the configuration schema only (``workflow/schemas/config.schema.yaml``);
+Defaults live in the configuration schema only (``pipeline/schema/config.schema.yaml``);
 ``from_config`` takes an already validated ``training`` section.
 
 :class:`TrainParams` holds what changes a trained model (a change retrains);
@@ -13,9 +13,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from ..cli_errors import UserError
-from ..models import REGISTRY
-from .trainers import MIN_INPUT_SIZE, SARDINET_FAMILY
+from pipeline.errors import UserError
+from pipeline.models import REGISTRY
+from pipeline.training.trainers import MIN_INPUT_SIZE, SARDINET_FAMILY
 
 
 def family(model: str) -> str:

@@ -27,9 +27,9 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ..models import OUTPUT_RANGE, build
-from .checkpoint import translator_of
-from .losses import gan_loss, masked_l1
+from pipeline.models import OUTPUT_RANGE, build
+from pipeline.training.checkpoint import translator_of
+from pipeline.training.losses import gan_loss, masked_l1
 
 SARDINET_FAMILY = ("sardinet", "sardinet_early", "sardinet_late", "sardinet_intermediate")
 #: Smallest input side each model accepts (pix2pix's unet_256 downsamples 8 times).

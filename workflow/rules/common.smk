@@ -3,9 +3,9 @@ import json
 import os
 from pathlib import Path
 
-from pipeline.grid import aoi_grid_around, aoi_grid_for_bbox, lonlat_bounds
+from pipeline.core.grid import aoi_grid_around, aoi_grid_for_bbox, lonlat_bounds
 from pipeline.io.aoi import geojson_bbox
-from pipeline.io.dem_tiles import tiles_covering
+from pipeline.dem.tiles import tiles_covering
 from pipeline.sources.query import S1_COLLECTION, S2_COLLECTION, pair_scenes
 from pipeline.sources.search import read_result
 
@@ -29,9 +29,10 @@ def _aoi_grid():
     return aoi_grid_around(aoi["center_lat"], aoi["center_lon"], aoi["size_m"])
 
 
-def aoi_grid():
-    """The AOI's 10 m UTM grid (snapped: all scenes of the AOI share it) as a plain dict."""
-    grid = _aoi_grid()
+def aoi_grid(margin_m=0):
+    """The AOI's 10 m UTM grid (snapped: all scenes of the AOI share it) as a plain dict;
+    with ``margin_m``, grown by that margin (whole pixels) on every side."""
+    grid = _aoi_grid().expanded(margin_m) if margin_m else _aoi_grid()
     return {
         "epsg": grid.epsg,
         "left": grid.left,

@@ -116,8 +116,10 @@ rule store:
             f"{RESULTS}/optical/{t['s2']}.tif" for t in triplet_list()
         ],
     output:
+        patches=directory(f"{DATASET}/patches.zarr"),
         index=f"{DATASET}/index.parquet",
         card=f"{DATASET}/README.md",
+        quicklooks=directory(f"{DATASET}/quicklooks"),
     log:
         "logs/store.log",
     conda:

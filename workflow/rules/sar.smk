@@ -24,6 +24,18 @@ rule dem:
         "--geoid-grid '{params.geoid}' > {log} 2>&1"
 
 
+use rule dem as dem_extended with:
+    output:
+        orthometric=f"{RESULTS}/dem/dem_egm96_extended.tif",
+        ellipsoidal=f"{RESULTS}/dem/dem_wgs84_extended.tif",
+    log:
+        "logs/dem_extended.log",
+    params:
+        grid=as_json(aoi_grid(config["distortion"]["margin_m"])),
+        tiles=lambda wildcards, input: parent_dir(input.tiles[0]),
+        geoid=config["geoid_grid"] or "",
+
+
 rule terrain_correct:
     input:
         item=f"{PRODUCTS}/sentinel-1-grd/{{scene}}.json",
@@ -38,11 +50,14 @@ rule terrain_correct:
     threads: 1
     resources:
         mem_mb=4000,
+        # a performance knob: it changes no byte of the result, so it is no parameter (no rerun)
+        tile_size=config["sar"]["tile_size"],
     params:
-        sar=as_json(config["sar"]),
+        sar=as_json({k: v for k, v in config["sar"].items() if k != "tile_size"}),
     shell:
         "python -m pipeline terrain-correct --safe {input.item} --dem {input.dem} "
-        "--out {output.backscatter} --geometry {output.geometry} --params '{params.sar}' > {log} 2>&1"
+        "--out {output.backscatter} --geometry {output.geometry} --params '{params.sar}' "
+        "--tile-size {resources.tile_size} > {log} 2>&1"
 
 
 rule sar:
@@ -59,7 +74,8 @@ rule sar:
 rule distortion:
     input:
         item=f"{PRODUCTS}/sentinel-1-grd/{{scene}}.json",
-        tiles=expand(f"{CACHE}/dem/{{tile}}{DEM_SUFFIX}", tile=dem_tiles()),
+        orthometric=rules.dem_extended.output.orthometric,
+        ellipsoidal=rules.dem_extended.output.ellipsoidal,
     output:
         flags=f"{RESULTS}/distortion/{{scene}}_flags.tif",
         geometry=f"{RESULTS}/distortion/{{scene}}_geometry.tif",
@@ -72,13 +88,10 @@ rule distortion:
         mem_mb=6000,
     params:
         grid=as_json(aoi_grid()),
-        margin=config["distortion"]["margin_m"],
-        tiles=lambda wildcards, input: parent_dir(input.tiles[0]),
-        geoid=config["geoid_grid"] or "",
     shell:
-        "python -m pipeline distortion --safe {input.item} --tiles-dir {params.tiles} "
-        "--grid '{params.grid}' --margin-m {params.margin} --out-flags {output.flags} "
-        "--out-geometry {output.geometry} --geoid-grid '{params.geoid}' > {log} 2>&1"
+        "python -m pipeline distortion --safe {input.item} --dem-orthometric {input.orthometric} "
+        "--dem-ellipsoidal {input.ellipsoidal} --grid '{params.grid}' --out-flags {output.flags} "
+        "--out-geometry {output.geometry} > {log} 2>&1"
 
 
 rule distortion_all:

@@ -18,5 +18,5 @@ rule simulate:
         geoid=config["geoid_grid"] or "",
         out=lambda wildcards, output: parent_dir(output.catalog),
     shell:
-        "python -m pipeline simulate --simulation '{params.simulation}' "
+        "python -m pipeline.simulate world --simulation '{params.simulation}' "
         "--geoid-grid '{params.geoid}' --out {params.out} > {log} 2>&1"

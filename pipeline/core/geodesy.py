@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from .constants import WGS84_A_M, WGS84_B_M, WGS84_E2
+from pipeline.core.constants import WGS84_A_M, WGS84_B_M, WGS84_E2
 
 
 def geodetic_to_ecef(lat_deg: ArrayLike, lon_deg: ArrayLike, height_m: ArrayLike) -> NDArray[np.float64]:

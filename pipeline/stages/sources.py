@@ -1,20 +1,20 @@
-"""Search and fetch stages (files in, files out): what the workflow's first rules run."""
+"""Stages ``search``, ``fetch_sentinel1``, ``fetch_sentinel2``, ``fetch_dem`` and ``triplets``: the workflow's first rules."""
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 from typing import Any
 
-import rasterio
-
-from ..cli_errors import UserError
-from ..grid import MapGrid
-from ..io.rasters import band_range
-from .fetch import fetch_dem_tile, fetch_sentinel1_window, write_local_item
-from .providers import href_signer
-from .query import S1_COLLECTION, S2_COLLECTION, SceneQuery, pair_scenes
-from .search import item_by_id, read_result, run_search, write_result
+from pipeline.errors import UserError
+from pipeline.core.grid import MapGrid
+from pipeline.io.atomic import write_bytes_atomic
+from pipeline.io.rasters import band_range, open_raster
+from pipeline.sources.fetch import fetch_dem_tile, fetch_sentinel1_window, write_local_item
+from pipeline.sources.providers import href_signer
+from pipeline.sources.query import S1_COLLECTION, S2_COLLECTION, SceneQuery, pair_scenes
+from pipeline.sources.search import item_by_id, read_result, run_search, write_result
 
 log = logging.getLogger(__name__)
 
@@ -35,8 +35,16 @@ def triplets(search_result: str | Path, max_days: float) -> list[dict]:
     return pair_scenes(result[S1_COLLECTION], result[S2_COLLECTION], max_days)
 
 
+def write_triplets(search_result: str | Path, max_days: float, out: str | Path) -> list[dict]:
+    """Pair the scenes of a frozen search result (at most ``max_days`` apart) into ``out`` (JSON)."""
+    pairs = triplets(search_result, max_days)
+    write_bytes_atomic(out, json.dumps(pairs, indent=2).encode())
+    log.info("%d triplets (Sentinel-1 / Sentinel-2 at most %s days apart) -> %s", len(pairs), max_days, out)
+    return pairs
+
+
 def _height_range_m(dem_tif: str | Path) -> tuple[float, float]:
-    with rasterio.open(dem_tif) as src:
+    with open_raster(dem_tif, "DEM") as src:
         lo, hi = band_range(src)
     if lo > hi:
         raise UserError(f"{dem_tif}: no valid height")
@@ -49,15 +57,15 @@ def fetch_sentinel1(search_result: str | Path, scene: str, cache: str | Path, gr
     item = item_by_id(read_result(search_result), S1_COLLECTION, scene)
     cache = Path(cache)
     if settings["sentinel1"] == "safe_zip":
-        from .odata import ODataEndpoints, fetch_safe_zip, zip_item
+        from pipeline.sources.odata import ODataEndpoints, fetch_safe_zip, zip_item
 
         local = zip_item(item, fetch_safe_zip(scene, cache, ODataEndpoints(**settings["odata"])))
     else:
         local = fetch_sentinel1_window(item, cache, grid, _height_range_m(dem_tif), settings["polarisations"],
                                        href_signer(settings["sign"]), settings["window_margin_px"])
     if settings.get("precise_orbits"):
-        from .orbits import fetch_precise_orbit
-        from .query import parse_utc
+        from pipeline.sources.orbits import fetch_precise_orbit
+        from pipeline.sources.query import parse_utc
 
         props = item["properties"]
         start = parse_utc(props.get("start_datetime") or props["datetime"])
@@ -70,11 +78,11 @@ def fetch_sentinel1(search_result: str | Path, scene: str, cache: str | Path, gr
 def fetch_sentinel2(search_result: str | Path, scene: str, cache: str | Path, grid: MapGrid,
                     settings: dict[str, Any], out: str | Path) -> Path:
     """Fetch one Sentinel-2 product over the AOI (``settings``: assets layout, sign)."""
-    from .fetch import fetch_sentinel2 as fetch_s2
+    from pipeline.sources.fetch import fetch_sentinel2 as fetch_s2
 
     item = item_by_id(read_result(search_result), S2_COLLECTION, scene)
     local = fetch_s2(item, Path(cache), grid, settings["assets"], href_signer(settings["sign"]))
     return write_local_item(local, out)
 
 
-__all__ = ["fetch_dem_tile", "fetch_sentinel1", "fetch_sentinel2", "search", "triplets"]
+__all__ = ["fetch_dem_tile", "fetch_sentinel1", "fetch_sentinel2", "search", "triplets", "write_triplets"]

@@ -12,6 +12,8 @@ import numpy as np
 from numpy.typing import NDArray
 from PIL import Image
 
+from pipeline.io.atomic import atomic_path
+
 #: Colours of the L2A scene classes 0-11 (ESA's usual palette).
 SCL_COLOURS = np.array(
     [
@@ -63,10 +65,12 @@ def scl_rgb(scl: NDArray) -> NDArray[np.uint8]:
 
 
 def save_png(path: str | Path, rgb: NDArray[np.uint8], max_size: int | None = None) -> Path:
+    """Write an RGB image as PNG (atomically), shrunk to ``max_size`` pixels on its longer side if given."""
     img = Image.fromarray(rgb)
     if max_size and max(img.size) > max_size:
         img.thumbnail((max_size, max_size), Image.Resampling.LANCZOS)
-    img.save(path)
+    with atomic_path(path) as tmp:
+        img.save(tmp, format="PNG")
     return Path(path)
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pystac
 
-from ..sar.annotation import ProductAnnotation
+from pipeline.sar.annotation import ProductAnnotation
 
 S1_COLLECTION = "sentinel-1-grd"
 S2_COLLECTION = "sentinel-2-l2a"

@@ -7,7 +7,7 @@ Where the grid comes from, in order (the first that covers the points wins):
 
 1. an explicit ``path`` (any GDAL-readable grid in EPSG:4326, e.g. PROJ's
    ``us_nga_egm96_15.tif`` or Debian proj-data's ``egm96_15.gtx``);
-2. the Europe crop vendored in this package, ``pipeline/data/egm96_15_europe.tif``
+2. the Europe crop vendored in this package, ``pipeline/dem/data/egm96_15_europe.tif``
    (35-60 N, 10 W-30 E, cut from Debian proj-data's ``egm96_15.gtx``, NGA's
    public-domain EGM96 15-minute grid), so the offline default needs nothing else;
 3. the global grid in the usual places: ``$PROJ_DATA`` / pyproj's data
@@ -26,12 +26,13 @@ from pathlib import Path
 import numpy as np
 import rasterio
 from numpy.typing import ArrayLike, NDArray
+from pipeline.errors import SardemError
 
 VENDORED_GRID = Path(__file__).parent / "data" / "egm96_15_europe.tif"
 GLOBAL_GRID_NAMES = ("us_nga_egm96_15.tif", "egm96_15.gtx")
 
 
-class GeoidError(RuntimeError):
+class GeoidError(SardemError, RuntimeError):
     """No EGM96 grid covers the requested points."""
 
 

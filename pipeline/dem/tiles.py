@@ -10,11 +10,12 @@ import numpy as np
 import rasterio
 from numpy.typing import NDArray
 
-from ..grid import tile_name
-from .hgt import HGT_VOID, hgt_vsi_path, hgt_zip_name
+from pipeline.core.grid import tile_name
+from pipeline.dem.hgt import HGT_VOID, hgt_vsi_path, hgt_zip_name
+from pipeline.errors import SardemError
 
 
-class DemError(ValueError):
+class DemError(SardemError, ValueError):
     """A DEM tile is missing or unreadable."""
 
 

@@ -24,11 +24,11 @@ from numpy.typing import NDArray
 from rasterio.control import GroundControlPoint
 from rasterio.crs import CRS
 
-from ..sar.annotation import ProductAnnotation
-from ..sar.calibration import LutVectors
-from ..simulate.s1_design import ProductDesign
-from .atomic import atomic_path
-from .checksums import file_md5
+from pipeline.sar.annotation import ProductAnnotation
+from pipeline.sar.calibration import LutVectors
+from pipeline.simulate.s1_design import ProductDesign
+from pipeline.io.atomic import atomic_path
+from pipeline.io.checksums import file_md5
 
 IPF_VERSION = "003.31"
 

@@ -1,6 +1,6 @@
 """DEM preparation: void filling, resampling onto a map grid, EGM96 -> ellipsoidal heights.
 
-Pure numerics (the tile reader is :mod:`pipeline.io.dem_tiles`).
+Pure numerics (the tile reader is :mod:`pipeline.dem.tiles`).
 """
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ from numpy.typing import NDArray
 from rasterio.fill import fillnodata
 from scipy import ndimage
 
-from .geoid import find_grid
-from .grid import MapGrid
-from .io.dem_tiles import LonLatRaster
+from pipeline.dem.geoid import find_grid
+from pipeline.core.grid import MapGrid
+from pipeline.dem.tiles import LonLatRaster
 
 
 def fill_voids(values: NDArray, max_search_px: int = 200) -> NDArray[np.float32]:
@@ -56,3 +56,12 @@ def dem_on_grid(
     ortho = sample_lonlat(filled, lat, lon).astype(np.float32)
     ell = (ortho + find_grid(lat, lon, geoid_grid).undulation(lat, lon)).astype(np.float32)
     return ortho, ell
+
+
+def normalise_by_max(height_m: NDArray, dem_max_m: float | None = None) -> tuple[NDArray[np.float32], float]:
+    """Heights divided by the maximum elevation (the array's, NaN ignored, unless ``dem_max_m`` fixes it).
+
+    Returns the normalised heights (float32, dimensionless) and the maximum used (m).
+    """
+    top = float(np.nanmax(height_m)) if dem_max_m is None else float(dem_max_m)
+    return (height_m / top).astype(np.float32), top

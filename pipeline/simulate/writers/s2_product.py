@@ -23,10 +23,10 @@ import rasterio
 from numpy.typing import NDArray
 from rasterio.crs import CRS
 
-from ..grid import MapGrid
-from ..optical.reflectance import reflectance_to_dn
-from ..simulate.s2_forward import BANDS, SCL, OpticalScene, scl_to_20m
-from .atomic import atomic_path
+from pipeline.core.grid import MapGrid
+from pipeline.optical.reflectance import reflectance_to_dn
+from pipeline.simulate.s2_forward import BANDS, SCL, OpticalScene, scl_to_20m
+from pipeline.io.atomic import atomic_path
 
 PROCESSING_BASELINE = "05.00"
 BOA_ADD_OFFSET = -1000.0

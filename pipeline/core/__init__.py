@@ -1,0 +1,1 @@
+"""Shared foundations: map grids, geodesy, physical constants (no I/O)."""

@@ -1,0 +1,140 @@
+"""Terrain-correction tile numerics (no I/O): geometry of an output tile, calibrated power at radar
+positions, the backscatter quantities, and the terrain-flattening area accumulator.
+
+Backward geocoding: for every output pixel, its ellipsoidal height (DEM) gives its ECEF position;
+the zero-Doppler time and slant range come from the exact range-Doppler solution on a lattice
+(:mod:`pipeline.sar.lattice`), then (line, pixel) from the product's timing and
+slant-to-ground-range records; the calibrated, noise-removed power (linear) is interpolated there.
+Radar line and pixel are zero-based, as in the annotation's geolocation grid; angles are radians
+inside, degrees in the written layers. The stage :mod:`pipeline.stages.terrain_correct` reads the
+DEM and measurement windows these functions ask for and writes the results.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+from pipeline.core.geodesy import ellipsoid_normal
+from pipeline.core.grid import MapGrid
+from pipeline.sar.calibration import calibrate, interpolate_lut, noise_power
+from pipeline.sar.lattice import RadarLattice, map_grid_ecef
+from pipeline.sar.radiometry import flattening_area, sample_bicubic, sample_bilinear
+from pipeline.sar.surface import surface_normals
+
+QUANTITIES = ("sigma0", "beta0", "gamma0", "gamma0_t")
+FLAT_AREA_THRESHOLD = 0.05  # gamma0_T: bins under this fraction of the flat-terrain area are shadow
+
+
+@dataclass(frozen=True)
+class TileGeometry:
+    """Radar geometry of one output tile (arrays of the tile's shape, rows north to south)."""
+
+    line: NDArray[np.float64]  # zero-based radar line (NaN outside the image's time span)
+    pixel: NDArray[np.float64]  # zero-based radar pixel
+    cos_local: NDArray[np.float64]  # cosine of the local incidence angle (terrain normal . line of sight)
+    cos_ellipsoid: NDArray[np.float64]  # cosine of the incidence angle on the ellipsoid
+    projected_area_m2: NDArray[np.float64]  # facet area projected normal to the line of sight (>= 0)
+
+
+def output_tiles(height: int, width: int, size: int) -> Iterator[tuple[int, int, int, int]]:
+    """(row, col, rows, cols) of the output tiles of a ``height`` x ``width`` grid, row by row."""
+    for r in range(0, height, size):
+        for c in range(0, width, size):
+            yield r, c, min(size, height - r), min(size, width - c)
+
+
+def margin_window(grid: MapGrid, r: int, c: int, h: int, w: int) -> tuple[int, int, int, int]:
+    """(row0, col0, row1, col1) of the DEM window a tile needs: the tile plus one pixel where the grid
+    has one (central differences for the surface normals)."""
+    return max(r - 1, 0), max(c - 1, 0), min(r + h + 1, grid.height), min(c + w + 1, grid.width)
+
+
+def tile_geometry(lattice: RadarLattice, grid: MapGrid, height_m: NDArray, window: tuple[int, int, int, int],
+                  r: int, c: int, h: int, w: int) -> TileGeometry:
+    """Radar coordinates, incidence cosines and projected facet area of one output tile.
+
+    ``height_m``: ellipsoidal heights (m) of the DEM ``window`` from :func:`margin_window`.
+    """
+    r0, c0, r1, c1 = window
+    height = np.asarray(height_m, dtype=np.float64)
+    ecef, lat, lon = map_grid_ecef(f"EPSG:{grid.epsg}", grid.easting[c0:c1], grid.northing[r0:r1], height)
+    normal, area = surface_normals(ecef, grid.resolution, grid.resolution)
+    inner = (slice(r - r0, r - r0 + h), slice(c - c0, c - c0 + w))
+    ee, nn = np.meshgrid(grid.easting[c:c + w], grid.northing[r:r + h])
+    g = lattice.geometry_at(ee, nn, height[inner])
+    los = g["los"]
+    cos_local = np.einsum("...i,...i->...", normal[inner], los)
+    cos_ell = np.einsum("...i,...i->...", ellipsoid_normal(lat[inner], lon[inner]), los)
+    projected = np.clip(cos_local, 0.0, None) * area[inner]
+    return TileGeometry(g["line"], g["pixel"], cos_local, cos_ell, projected)
+
+
+def incidence_deg(cos: NDArray) -> NDArray[np.float32]:
+    """Angle (deg, float32) of a cosine."""
+    return np.degrees(np.arccos(np.clip(cos, -1, 1))).astype(np.float32)
+
+
+def radar_window(line: NDArray, pixel: NDArray, lines: int, samples: int) -> tuple[int, int, int, int] | None:
+    """(line0, pixel0, line1, pixel1) of the measurement window that interpolation at (line, pixel)
+    needs (two samples of margin for bicubic), clipped to the image; None when nothing falls inside."""
+    valid = np.isfinite(line) & np.isfinite(pixel)
+    if not valid.any():
+        return None
+    l0 = max(int(np.floor(line[valid].min())) - 2, 0)
+    p0 = max(int(np.floor(pixel[valid].min())) - 2, 0)
+    l1 = min(int(np.ceil(line[valid].max())) + 3, lines)
+    p1 = min(int(np.ceil(pixel[valid].max())) + 3, samples)
+    if l1 <= l0 or p1 <= p0:
+        return None
+    return l0, p0, l1, p1
+
+
+def calibrated_power_at(dn: NDArray, window: tuple[int, int, int, int], lut, noise, line: NDArray,
+                        pixel: NDArray, resampling: str) -> NDArray[np.float32]:
+    """Calibrated, noise-removed power (linear) of the DN ``window`` interpolated at (line, pixel).
+
+    ``lut``: the calibration vectors of the quantity (sigma0 or beta0); ``noise``: the product's
+    noise vectors, or None for no noise removal; ``resampling``: 'bilinear' or 'bicubic'.
+    """
+    l0, p0, l1, p1 = window
+    lines, pixels = np.arange(l0, l1), np.arange(p0, p1)
+    lut_values = interpolate_lut(lut, lines, pixels)
+    noise_values = noise_power(noise.range_vectors, noise.azimuth_blocks, lines, pixels) if noise else None
+    power, _ = calibrate(dn, lut_values, noise_values)
+    sample = sample_bicubic if resampling == "bicubic" else sample_bilinear
+    return sample(power, line - l0, pixel - p0)
+
+
+def gamma0_from_sigma0(sigma0: NDArray, cos_ellipsoid: NDArray) -> NDArray:
+    """gamma0 = sigma0 / cos(theta_e) (linear), theta_e the ellipsoid incidence angle."""
+    return sigma0 / np.maximum(cos_ellipsoid, 1e-6)
+
+
+def gamma0_t_from_beta0(beta0: NDArray, area_m2: NDArray, pixel_area_m2: float, cos_ellipsoid: NDArray) -> NDArray:
+    """Terrain-flattened gamma0_T = beta0 A_beta / A_gamma (Small 2011), linear.
+
+    A_beta = pixel area x sin(theta_e) (slant plane); ``area_m2`` is A_gamma, the summed projected
+    area of the facets in the radar bin. Bins under FLAT_AREA_THRESHOLD of the flat-terrain area
+    (pixel area x cos(theta_e)) are shadow: NaN.
+    """
+    flat = FLAT_AREA_THRESHOLD * pixel_area_m2 * np.clip(cos_ellipsoid, 0.05, 1.0)
+    sin_e = np.sqrt(np.clip(1.0 - cos_ellipsoid**2, 0.0, 1.0))
+    return beta0 * pixel_area_m2 * sin_e / np.where(area_m2 > flat, area_m2, np.nan)
+
+
+def flattening_window(tile_bounds: list[tuple[float, float, float, float]]) -> tuple[tuple[int, int], tuple[int, int]]:
+    """Origin (line0, pixel0) and shape of the radar window covering every tile's
+    (line min, line max, pixel min, pixel max), with the interpolation margin."""
+    b = np.array(tile_bounds)
+    l0, p0 = int(np.floor(b[:, 0].min())) - 2, int(np.floor(b[:, 2].min())) - 2
+    shape = (int(np.ceil(b[:, 1].max())) + 3 - l0, int(np.ceil(b[:, 3].max())) + 3 - p0)
+    return (l0, p0), shape
+
+
+def accumulate_flattening_area(acc: NDArray[np.float64], origin: tuple[int, int], g: TileGeometry) -> None:
+    """Add one tile's projected facet areas into the radar-geometry accumulator ``acc`` (in place)."""
+    acc += flattening_area(g.line, g.pixel, g.projected_area_m2, acc.shape, origin)

@@ -1,0 +1,79 @@
+"""Command line of the simulator: ``python -m pipeline.simulate {world,quicklooks} --help``.
+
+The simulator sits beside the pipeline: it writes products in the real formats that the
+pipeline then reads like real data; nothing in the pipeline imports it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+from pipeline.errors import SardemError, UserError
+
+
+def _world(args: argparse.Namespace) -> None:
+    from pipeline.config import load_config, validated_simulation
+    from pipeline.simulate.app import simulate
+
+    if args.simulation and args.config:
+        raise UserError("give either --simulation or --config, not both")
+    if args.config:
+        sim = load_config(args.config)["simulation"]
+    else:
+        try:
+            sim = json.loads(args.simulation or "{}")
+        except json.JSONDecodeError as exc:
+            raise UserError(f"--simulation is not valid JSON: {exc}") from exc
+        sim = validated_simulation(sim)
+    out = Path(args.out or sim.get("directory", "resources/simulated"))
+    sim = {k: v for k, v in sim.items() if k != "directory"}
+    print(simulate(sim, out, args.geoid_grid or None))
+
+
+def _quicklooks(args: argparse.Namespace) -> None:
+    from pipeline.simulate.inspect import world_quicklooks
+
+    for path in world_quicklooks(args.world, args.out, args.date):
+        print(path)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m pipeline.simulate", description=__doc__)
+    parser.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
+    parser.add_argument("--debug", action="store_true", help="show the traceback of known failures too")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("world", help="simulate the offline Alpine world (S1 GRD, S2 L2A, SRTM, truth, STAC)")
+    p.add_argument("--simulation", help="the config's 'simulation' section as JSON (what the rule passes)")
+    p.add_argument("--config", help="or a config.yaml to read the 'simulation' section from")
+    p.add_argument("--out", help="output directory (default: simulation.directory)")
+    p.add_argument("--geoid-grid", default="", help="EGM96 grid path (default: vendored, then PROJ/Debian)")
+    p.set_defaults(func=_world)
+
+    p = sub.add_parser("quicklooks", help="PNG quicklooks of one date of a simulated world")
+    p.add_argument("--world", required=True, help="directory of the simulated world (catalog.json at its root)")
+    p.add_argument("--out", required=True, help="directory for the PNGs")
+    p.add_argument("--date", type=int, default=0, help="index of the date (default 0)")
+    p.set_defaults(func=_quicklooks)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        args.func(args)
+    except SardemError as exc:
+        if args.debug:
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

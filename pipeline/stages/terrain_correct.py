@@ -1,0 +1,262 @@
+"""Stage ``terrain_correct``: calibrate, remove noise, terrain-correct and log-compress one GRD product.
+
+Reads the product (SAFE directory, SAFE zip or local STAC item) and the ellipsoidal DEM on the AOI
+grid, works in output tiles (:mod:`pipeline.sar.backscatter`), each reading only the DEM and
+measurement windows it needs, so memory is bounded by the tile size whatever the AOI size (terrain
+flattening adds one float32 accumulator of the AOI's radar window).
+
+Outputs (float32 COGs on the grid, NaN outside the swath):
+
+- backscatter: one band per polarisation, dB (floored), the chosen quantity
+  (sigma0 by default, beta0, gamma0 = sigma0 / cos(theta_e), or gamma0_T after Small 2011);
+- geometry: local incidence angle (deg), ellipsoid incidence angle (deg),
+  radar line and pixel (zero-based) of each map pixel.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import rasterio
+import rasterio.shutil
+from rasterio.windows import Window
+
+from pipeline.config import validate
+from pipeline.core.grid import MapGrid
+from pipeline.errors import SardemError
+from pipeline.io.atomic import atomic_path
+from pipeline.io.rasters import band_range, grid_of, write_geotiff
+from pipeline.sar import backscatter as bs
+from pipeline.sar.annotation import parse_annotation, parse_calibration, parse_noise
+from pipeline.sar.lattice import RadarLattice
+from pipeline.sar.orbit_file import parse_eof
+from pipeline.sar.product import RadarGeometry
+from pipeline.sar.radiometry import sample_bilinear, to_db
+from pipeline.sar.safe import SafeError, item_orbit_file, open_xml, product_files
+
+log = logging.getLogger(__name__)
+
+QUANTITIES = bs.QUANTITIES
+
+
+class TerrainCorrectionError(SardemError, ValueError):
+    """The product cannot be terrain-corrected onto the grid (names the file and the reason)."""
+
+
+@dataclass(frozen=True)
+class TerrainCorrectionParams:
+    """What changes the result of the terrain correction: the config's ``sar`` section without its
+    performance knob ``tile_size``. Build it with :meth:`from_dict` (defaults: the schema's)."""
+
+    polarisations: tuple[str, ...]
+    quantity: str
+    noise_removal: bool
+    resampling: str
+    db_floor: float
+    skip_scenes_outside_aoi: bool  # AOI outside the swath: write no-data outputs tagged with the reason
+
+    def __post_init__(self) -> None:
+        if self.quantity not in QUANTITIES:
+            raise ValueError(f"quantity must be one of {QUANTITIES}, not {self.quantity!r}")
+        if self.resampling not in ("bilinear", "bicubic"):
+            raise ValueError(f"resampling must be 'bilinear' or 'bicubic', not {self.resampling!r}")
+
+    @classmethod
+    def from_dict(cls, sar: dict[str, Any]) -> TerrainCorrectionParams:
+        """From (part of) the config's ``sar`` section, validated and completed with the schema's defaults."""
+        s = validate({"sar": sar})["sar"]
+        return cls(tuple(s["polarisations"]), s["quantity"], bool(s["noise_removal"]), s["resampling"],
+                   float(s["db_floor"]), bool(s["skip_scenes_outside_aoi"]))
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"polarisations": list(self.polarisations), "quantity": self.quantity,
+                "noise_removal": self.noise_removal, "resampling": self.resampling, "db_floor": self.db_floor,
+                "skip_scenes_outside_aoi": self.skip_scenes_outside_aoi}
+
+
+@dataclass(frozen=True)
+class _Pol:
+    files: Any
+    calibration_lut: Any
+    noise: Any
+    dataset: rasterio.io.DatasetReader
+
+
+def terrain_correct(
+    safe: str | Path,
+    dem_path: str | Path,
+    out_path: str | Path,
+    geometry_path: str | Path,
+    params: TerrainCorrectionParams | None = None,
+    *,
+    orbit_file: str | Path | None = None,
+    tile_size: int = 512,
+) -> None:
+    """Terrain-correct one GRD product onto the grid of ``dem_path`` (ellipsoidal heights, GeoTIFF).
+
+    ``orbit_file``: an AUX_POEORB/RESORB .EOF (default: the one a local item names, else the
+    annotation's state vectors). ``tile_size`` (pixels) bounds memory and does not change the result.
+    """
+    params = params or TerrainCorrectionParams.from_dict({})
+    t0 = time.perf_counter()
+    log.info("terrain correction of %s on %s; parameters %s, tile size %d", safe, dem_path, params.as_dict(),
+             tile_size)
+    with rasterio.Env(GDAL_CACHEMAX=256), contextlib.ExitStack() as stack:  # MB: bounded block cache
+        _terrain_correct(Path(safe), Path(dem_path), out_path, geometry_path, params,
+                         str(orbit_file) if orbit_file else None, tile_size, stack)
+    log.info("wrote %s and %s in %.1f s", out_path, geometry_path, time.perf_counter() - t0)
+
+
+def _terrain_correct(safe: Path, dem_path: Path, out_path, geometry_path, params: TerrainCorrectionParams,
+                     orbit_file: str | None, tile_size: int, stack: contextlib.ExitStack) -> None:
+    files = product_files(safe)
+    for pol in params.polarisations:
+        if pol not in files:
+            raise SafeError(f"{safe}: polarisation {pol} not in the product (has {', '.join(sorted(files))})")
+    try:
+        dem = stack.enter_context(rasterio.open(dem_path))  # read tile by tile: memory does not grow with the AOI
+    except rasterio.errors.RasterioIOError as exc:
+        raise TerrainCorrectionError(f"{dem_path}: cannot open the DEM ({exc})") from exc
+    grid = grid_of(dem)
+    h_min, h_max = band_range(dem)
+    first = files[params.polarisations[0]]
+    with open_xml(first.annotation) as fh:
+        annotation = parse_annotation(fh, first.annotation)
+    orbit_file = orbit_file or item_orbit_file(safe)  # a local item may name a precise orbit
+    orbit = parse_eof(orbit_file, annotation.epoch) if orbit_file else None
+    try:
+        geometry = RadarGeometry(annotation, orbit)
+    except ValueError as exc:
+        raise TerrainCorrectionError(f"{orbit_file}: {exc} ({safe.name})") from exc
+    image = annotation.image
+    lattice = RadarLattice(geometry, f"EPSG:{grid.epsg}", grid.easting, grid.northing, (h_min, h_max))
+    # the AOI must overlap the swath: check a coarse sample of its pixels
+    rows = np.linspace(0, grid.height - 1, 17).round().astype(int)
+    cols = np.linspace(0, grid.width - 1, 17).round().astype(int)
+    rr, cc = np.meshgrid(rows, cols, indexing="ij")
+    probe_h = np.array([[dem.read(1, window=Window(int(c), int(r), 1, 1))[0, 0] for c in cols] for r in rows])
+    probe = lattice.radar_coordinates(grid.easting[cc], grid.northing[rr], probe_h.astype(np.float64))
+    inside = ((probe.line >= 0) & (probe.line < image.number_of_lines)
+              & (probe.pixel >= 0) & (probe.pixel < image.number_of_samples))
+    if not inside.any():
+        reason = (
+            f"{safe}: the AOI {grid.bounds} (EPSG:{grid.epsg}) is outside the swath: it falls at lines "
+            f"{probe.line.min():.0f}..{probe.line.max():.0f}, pixels {probe.pixel.min():.0f}..{probe.pixel.max():.0f} "
+            f"of a {image.number_of_lines} x {image.number_of_samples} image"
+        )
+        if not params.skip_scenes_outside_aoi:
+            raise TerrainCorrectionError(reason)
+        log.warning("skipping: %s", reason)
+        _write_no_data(grid, out_path, geometry_path, len(params.polarisations), reason)
+        return
+    pols = {}
+    for pol in params.polarisations:
+        f = files[pol]
+        with open_xml(f.calibration) as fh:
+            cal = parse_calibration(fh, f.calibration)
+        with open_xml(f.noise) as fh:
+            noise = parse_noise(fh, f.noise)
+        lut = {"sigma0": cal.sigma_nought, "gamma0": cal.sigma_nought, "gamma0_t": cal.beta_nought,
+               "beta0": cal.beta_nought}[params.quantity]
+        try:
+            ds = stack.enter_context(rasterio.open(f.measurement))
+        except rasterio.errors.RasterioIOError as exc:
+            raise SafeError(f"{f.measurement}: unreadable measurement ({exc})") from exc
+        if (ds.height, ds.width) != (image.number_of_lines, image.number_of_samples):
+            raise SafeError(f"{f.measurement}: {ds.height} x {ds.width} pixels, the annotation says "
+                            f"{image.number_of_lines} x {image.number_of_samples}")
+        pols[pol] = _Pol(f, lut, noise if params.noise_removal else None, ds)
+
+    def geometry_of(r: int, c: int, h: int, w: int) -> bs.TileGeometry:
+        window = bs.margin_window(grid, r, c, h, w)
+        r0, c0, r1, c1 = window
+        height = dem.read(1, window=Window(c0, r0, c1 - c0, r1 - r0))
+        return bs.tile_geometry(lattice, grid, height, window, r, c, h, w)
+
+    tiles = list(bs.output_tiles(grid.height, grid.width, tile_size))
+    area_sum = window0 = None
+    if params.quantity == "gamma0_t":
+        area_sum, window0 = _flattening_pass(tiles, geometry_of)
+    pixel_area = image.range_pixel_spacing_m * image.azimuth_pixel_spacing_m
+
+    profile = dict(driver="GTiff", width=grid.width, height=grid.height, dtype="float32", nodata=np.nan,
+                   crs=f"EPSG:{grid.epsg}", transform=grid.transform, tiled=True, blockxsize=256, blockysize=256,
+                   BIGTIFF="IF_SAFER")  # uncompressed scratch: compressed once, into the COG
+    with atomic_path(out_path) as tmp_out, atomic_path(geometry_path) as tmp_geo:
+        raw_out, raw_geo = tmp_out.with_suffix(".raw.tif"), tmp_geo.with_suffix(".raw.tif")
+        with rasterio.open(raw_out, "w", count=len(pols), **profile) as dst, \
+                rasterio.open(raw_geo, "w", count=4, **profile) as gdst:
+            step = max(1, len(tiles) // 10)
+            for i, (r, c, h, w) in enumerate(tiles, start=1):
+                g = geometry_of(r, c, h, w)
+                win = Window(c, r, w, h)
+                gdst.write(bs.incidence_deg(g.cos_local), 1, window=win)
+                gdst.write(bs.incidence_deg(g.cos_ellipsoid), 2, window=win)
+                gdst.write(g.line.astype(np.float32), 3, window=win)
+                gdst.write(g.pixel.astype(np.float32), 4, window=win)
+                for band, p in enumerate(pols.values(), start=1):
+                    power = _sample_calibrated(p, g, image, params.resampling)
+                    if params.quantity == "gamma0":
+                        power = bs.gamma0_from_sigma0(power, g.cos_ellipsoid)
+                    elif params.quantity == "gamma0_t":
+                        area = sample_bilinear(area_sum, g.line - window0[0], g.pixel - window0[1])
+                        power = bs.gamma0_t_from_beta0(power, area, pixel_area, g.cos_ellipsoid)
+                    dst.write(to_db(power, params.db_floor), band, window=win)
+                if i % step == 0 or i == len(tiles):
+                    log.info("tile %d/%d", i, len(tiles))
+            for band, pol in enumerate(pols, start=1):
+                dst.set_band_description(band, pol)
+            dst.update_tags(units="dB", quantity=params.quantity, product=safe.name,
+                            orbit=Path(orbit_file).name if orbit_file else "annotation",
+                            noise_removal=str(params.noise_removal), resampling=params.resampling,
+                            db_floor=str(params.db_floor), geocoding="range-Doppler, backward, DEM ellipsoidal heights")
+            for band, name in enumerate(("local_incidence_deg", "ellipsoid_incidence_deg", "radar_line", "radar_pixel"), 1):
+                gdst.set_band_description(band, name)
+            gdst.update_tags(product=safe.name, line_pixel="zero-based, as in the annotation's geolocation grid")
+        cog = dict(driver="COG", compress="deflate", predictor="3", level=6, num_threads="ALL_CPUS", bigtiff="IF_SAFER")
+        rasterio.shutil.copy(raw_out, tmp_out, **cog)
+        rasterio.shutil.copy(raw_geo, tmp_geo, **cog)
+        raw_out.unlink()
+        raw_geo.unlink()
+
+
+def _write_no_data(grid: MapGrid, out_path, geometry_path, bands: int, reason: str) -> None:
+    """All-NaN outputs tagged ``skipped`` (so the run goes on and later stages can report the scene)."""
+    empty = np.full((grid.height, grid.width), np.nan, np.float32)
+    with atomic_path(out_path) as tmp:
+        write_geotiff(tmp, np.stack([empty] * bands), grid, np.nan, {"skipped": reason})
+    with atomic_path(geometry_path) as tmp:
+        write_geotiff(tmp, np.stack([empty] * 4), grid, np.nan, {"skipped": reason})
+
+
+def _sample_calibrated(p: _Pol, g: bs.TileGeometry, image, resampling: str) -> np.ndarray:
+    """Read the radar window around the tile's (line, pixel), calibrate it, interpolate the linear power there."""
+    out = np.full(g.line.shape, np.nan, np.float32)
+    window = bs.radar_window(g.line, g.pixel, image.number_of_lines, image.number_of_samples)
+    if window is None:
+        return out
+    l0, p0, l1, p1 = window
+    try:
+        dn = p.dataset.read(1, window=Window(p0, l0, p1 - p0, l1 - l0))
+    except rasterio.errors.RasterioIOError as exc:
+        raise SafeError(f"{p.files.measurement}: cannot read lines {l0}-{l1}, pixels {p0}-{p1} ({exc})") from exc
+    return bs.calibrated_power_at(dn, window, p.calibration_lut, p.noise, g.line, g.pixel, resampling)
+
+
+def _flattening_pass(tiles, geometry_of):
+    """Sum of projected facet areas per radar pixel over the AOI's radar window (Small 2011)."""
+    bounds = []
+    for tile in tiles:
+        g = geometry_of(*tile)
+        bounds.append((np.nanmin(g.line), np.nanmax(g.line), np.nanmin(g.pixel), np.nanmax(g.pixel)))
+    origin, shape = bs.flattening_window(bounds)
+    acc = np.zeros(shape, np.float64)
+    for tile in tiles:
+        bs.accumulate_flattening_area(acc, origin, geometry_of(*tile))
+    return acc.astype(np.float32), origin
