@@ -60,6 +60,17 @@ def test_cli_help_lists_the_stages() -> None:
     assert res.returncode == 2 and "not valid JSON" in res.stderr
 
 
+def test_cli_reports_a_missing_input_in_one_line(tmp_path: Path) -> None:
+    missing = tmp_path / "dem_egm96.tif"
+    res = run([sys.executable, "-m", "pipeline", "dem-normalise", "--dem", str(missing), "--out",
+               str(tmp_path / "out.tif")], REPO)
+    assert res.returncode == 2 and f"{missing}: cannot open the DEM (no such file)" in res.stderr
+    assert "Traceback" not in res.stderr and not (tmp_path / "out.tif").exists()
+    res = run([sys.executable, "-m", "pipeline", "--debug", "dem-normalise", "--dem", str(missing), "--out",
+               str(tmp_path / "out.tif")], REPO)
+    assert res.returncode != 0 and "Traceback" in res.stderr and "RasterError" in res.stderr
+
+
 def test_snakemake_lint_and_format_are_clean(tmp_path: Path) -> None:
     work = workflow_copy(tmp_path)
     lint = run(["snakemake", "--lint"], work)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -102,6 +103,44 @@ def test_changing_the_stretch_reruns_only_optical_tiling_and_store(built: Path) 
     for rule in ("terrain_correct", "distortion", "simulate", "dem:", "dem_normalise", "search", "fetch_sentinel1",
                  "fetch_sentinel2", "fetch_dem"):
         assert f"rule {rule}" not in planned and f"checkpoint {rule}" not in planned, rule
+
+
+def planned_rules(built: Path, cfg: dict, name: str) -> str:
+    (built / name).write_text(yaml.safe_dump(cfg))
+    res = run(["snakemake", "dataset", "-n", "--cores", "2", "--configfile", name], built)
+    assert res.returncode == 0, (res.stdout + res.stderr)[-3000:]
+    return res.stdout + res.stderr
+
+
+def test_a_performance_knob_reruns_nothing_a_parameter_reruns_what_it_affects(built: Path) -> None:
+    cfg = small_config()
+    cfg["sar"] = {"tile_size": 128}  # memory only: the same bytes
+    assert "Nothing to be done" in planned_rules(built, cfg, "tile.yaml")
+    cfg["sar"] = {"db_floor": -30}
+    planned = planned_rules(built, cfg, "floor.yaml")
+    for rule in ("terrain_correct", "tiles", "store"):
+        assert f"rule {rule}:" in planned, rule
+    for rule in ("distortion", "dem", "dem_extended", "optical", "simulate", "fetch_sentinel1"):
+        assert f"rule {rule}:" not in planned and f"checkpoint {rule}:" not in planned, rule
+    cfg = small_config()
+    cfg["distortion"] = {"margin_m": 2000}  # the scan margin: the extended DEM and the maps, not the backscatter
+    planned = planned_rules(built, cfg, "margin.yaml")
+    for rule in ("dem_extended", "distortion", "tiles", "store"):
+        assert f"rule {rule}:" in planned, rule
+    for rule in ("terrain_correct", "dem", "optical"):
+        assert f"rule {rule}:" not in planned, rule
+
+
+def test_deleting_the_patch_store_rebuilds_it(built: Path) -> None:
+    store = built / "results" / "dataset" / "patches.zarr"
+    before = {p.relative_to(store): p.read_bytes() for p in store.rglob("*") if p.is_file()}
+    shutil.rmtree(store)
+    res = run(["snakemake", "dataset", "--cores", "2", "--configfile", "test.yaml"], built)
+    assert res.returncode == 0, res.stderr[-3000:]
+    out = res.stdout + res.stderr
+    assert "rule store:" in out and "rule tiles:" not in out and "rule terrain_correct:" not in out
+    after = {p.relative_to(store): p.read_bytes() for p in store.rglob("*") if p.is_file()}
+    assert after == before
 
 
 def test_empty_dataset_fails_clearly(built: Path) -> None:

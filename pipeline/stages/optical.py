@@ -39,7 +39,7 @@ class OpticalParams:
     def from_dict(cls, dataset: dict[str, Any]) -> OpticalParams:
         """From (part of) the config's ``dataset`` section, completed with the schema's defaults."""
         d = validate({"dataset": {k: v for k, v in dataset.items() if k in cls.KEYS}})["dataset"]
-        return cls(tuple(int(c) for c in d["scl_mask_classes"]), tuple(float(p) for p in d["stretch_percentiles"]),
+        return cls(tuple(int(c) for c in d["scl_mask_classes"]), tuple(d["stretch_percentiles"]),
                    float(d["max_scene_masked_fraction"]), d["earth_search_offset"])
 
 
