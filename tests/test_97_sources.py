@@ -550,7 +550,7 @@ def test_slices_of_one_pass_are_paired_and_mosaicked(built: Path, slices, tmp_pa
     (triplet,) = pair_scenes([p[0] for p in paths], [s2_item("s2", full["properties"]["datetime"], 1)], 3)
     assert triplet["s1_items"] == [p[0]["id"] for p in paths] and triplet["s1"] == paths[0][0]["id"]
     dem = built / "results" / "dem" / "dem_wgs84.tif"
-    tiles = built / "resources" / "cache" / "simulated" / "dem"
+    extended = [built / "results" / "dem" / f"dem_{datum}_extended.tif" for datum in ("egm96", "wgs84")]
     grid = json.dumps(aoi_grid_dict(built))
     outputs = {}
     for name, item_path in (("A", paths[0][1]), ("B", paths[1][1]), ("full", full_json)):
@@ -558,8 +558,9 @@ def test_slices_of_one_pass_are_paired_and_mosaicked(built: Path, slices, tmp_pa
         flags, dgeo = tmp_path / f"{name}_flags.tif", tmp_path / f"{name}_dgeometry.tif"
         for cmd in (["terrain-correct", "--safe", str(item_path), "--dem", str(dem), "--out", str(bs),
                      "--geometry", str(geo)],
-                    ["distortion", "--safe", str(item_path), "--tiles-dir", str(tiles), "--grid", grid,
-                     "--out-flags", str(flags), "--out-geometry", str(dgeo)]):
+                    ["distortion", "--safe", str(item_path), "--dem-orthometric", str(extended[0]),
+                     "--dem-ellipsoidal", str(extended[1]), "--grid", grid, "--out-flags", str(flags),
+                     "--out-geometry", str(dgeo)]):
             res = run([sys.executable, "-m", "pipeline", *cmd], REPO)
             assert res.returncode == 0, res.stderr[-2000:]
         outputs[name] = (bs, flags)
