@@ -1,17 +1,20 @@
-"""Stage ``tiles``: cut one triplet into patches (an .npz shard with its rows of the index)."""
+"""Stage ``tiles``: cut one triplet into patches (an .npz shard with its rows of the index), with the
+registration QA of both images against the DEM's predictions (:mod:`pipeline.dataset.registration`)."""
 
 from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from pipeline.config import validate
-from pipeline.dataset.tiling import LAYERS, cut_patches
+from pipeline.core.grid import MapGrid
+from pipeline.dataset import registration as reg
+from pipeline.dataset.tiling import LAYERS, cut_patches, patch_windows
 from pipeline.errors import DatasetError
 from pipeline.io.atomic import atomic_path
 from pipeline.io.rasters import grid_of, open_raster
@@ -26,14 +29,72 @@ class TilingParams:
     patch_size: int
     stride: int
     max_masked_fraction: float
+    registration_max_shift_px: float
+    registration_min_quality: float
+    drop_misregistered: bool
 
-    KEYS = ("patch_size", "stride", "max_masked_fraction")
+    KEYS = ("patch_size", "stride", "max_masked_fraction", "registration_max_shift_px", "registration_min_quality",
+            "drop_misregistered")
 
     @classmethod
     def from_dict(cls, dataset: dict[str, Any]) -> TilingParams:
         """From (part of) the config's ``dataset`` section, completed with the schema's defaults."""
         d = validate({"dataset": {k: v for k, v in dataset.items() if k in cls.KEYS}})["dataset"]
-        return cls(int(d["patch_size"]), int(d["stride"]), float(d["max_masked_fraction"]))
+        return cls(int(d["patch_size"]), int(d["stride"]), float(d["max_masked_fraction"]),
+                   float(d["registration_max_shift_px"]), float(d["registration_min_quality"]),
+                   bool(d["drop_misregistered"]))
+
+
+@dataclass(frozen=True)
+class Registration:
+    """Registration QA of one triplet: per-window shifts of each sensor and the scene's combined shift."""
+
+    windows: list[tuple[int, int]]
+    sar: list[reg.Shift]
+    optical: list[reg.Shift]
+    sar_scene: reg.Shift
+    optical_scene: reg.Shift
+
+
+def measure_registration(grid: MapGrid, sar_db: np.ndarray, sar_tags: dict, optical: np.ndarray, info: dict,
+                         height_m: np.ndarray, size: int, min_quality: float) -> Registration:
+    """Shifts of the SAR (VV dB) and of the optical luminance against the DEM's predictions, on the
+    patch-size windows of the grid (every window, kept or not: the scene's estimate uses them all)."""
+    windows = [(w.row, w.col) for w in patch_windows(grid.height, grid.width, size, size)]
+    nan = [reg.NO_SHIFT] * len(windows)
+    sar_shifts, opt_shifts = nan, nan
+    if "platform_heading_deg" in sar_tags and "incidence_angle_deg" in sar_tags:
+        predicted = reg.sar_prediction_db(height_m, grid.resolution, float(sar_tags["incidence_angle_deg"]),
+                                          float(sar_tags["platform_heading_deg"]),
+                                          sar_tags.get("look_side", "right") == "right")
+        sar_shifts = reg.window_shifts(sar_db, predicted, np.isfinite(sar_db), windows, size)
+    else:
+        log.warning("no viewing geometry in the backscatter's tags: no SAR registration QA")
+    if info.get("sun_zenith_deg") is not None:
+        predicted = reg.optical_prediction(height_m, grid.resolution, info["sun_zenith_deg"], info["sun_azimuth_deg"])
+        luminance = optical[:3].astype(np.float32).mean(axis=0)
+        opt_shifts = reg.window_shifts(luminance, predicted, optical[3] > 0, windows, size)
+    else:
+        log.warning("no sun angles for %s: no optical registration QA", info.get("id"))
+    return Registration(windows, sar_shifts, opt_shifts, reg.combine(sar_shifts, min_quality),
+                        reg.combine(opt_shifts, min_quality))
+
+
+def _registration_columns(rows: list[dict], registration: Registration, params: TilingParams) -> list[bool]:
+    """Add each patch's shifts to its index row; returns which patches are flagged misregistered."""
+    at = {w: i for i, w in enumerate(registration.windows)}
+    flagged = []
+    for row in rows:
+        i = at.get((row["row"], row["col"]))
+        bad = False
+        for name, shifts in (("sar", registration.sar), ("optical", registration.optical)):
+            s = shifts[i] if i is not None else reg.NO_SHIFT
+            row.update({f"{name}_dx_px": s.dx_px, f"{name}_dy_px": s.dy_px, f"{name}_registration_quality": s.quality})
+            bad |= bool(s.quality >= params.registration_min_quality
+                        and s.magnitude_px > params.registration_max_shift_px)
+        row["misregistered"] = bad
+        flagged.append(bad)
+    return flagged
 
 
 def tile_triplet(triplet: dict, sar_tif: Path, flags_tif: Path, optical_tif: Path, optical_json: Path,
@@ -45,7 +106,7 @@ def tile_triplet(triplet: dict, sar_tif: Path, flags_tif: Path, optical_tif: Pat
         raise DatasetError(f"{optical_json}: cannot read the optical scene's record ({exc})") from exc
     with open_raster(sar_tif, "backscatter") as src:
         sar = src.read().astype(np.float32)
-        skipped_sar = src.tags().get("skipped", "")
+        sar_tags = src.tags()
         grid = grid_of(src)
     with open_raster(flags_tif, "distortion flags") as src:
         flags = src.read(1)
@@ -53,19 +114,36 @@ def tile_triplet(triplet: dict, sar_tif: Path, flags_tif: Path, optical_tif: Pat
         opt = src.read()
     with open_raster(dem_norm_tif, "normalised DEM") as src:
         dem = src.read(1).astype(np.float32)
+        dem_max_m = float(src.tags().get("dem_max_m", "nan"))
     rows: list[dict] = []
     arrays: dict[str, list] = {k: [] for k in LAYERS}
+    scene: dict[str, Any] = {}
     if info["skipped"]:
         log.warning("triplet %s: optical scene %s skipped (%s)", triplet["id"], triplet["s2"], info["reason"])
-    elif skipped_sar:
-        log.warning("triplet %s: Sentinel-1 scene %s skipped (%s)", triplet["id"], triplet["s1"], skipped_sar)
+    elif sar_tags.get("skipped", ""):
+        log.warning("triplet %s: Sentinel-1 scene %s skipped (%s)", triplet["id"], triplet["s1"], sar_tags["skipped"])
     else:
+        registration = measure_registration(grid, sar[0], sar_tags, opt, info, dem * dem_max_m, params.patch_size,
+                                            params.registration_min_quality)
+        scene = {"sar": asdict(registration.sar_scene), "optical": asdict(registration.optical_scene),
+                 "windows": len(registration.windows)}
+        log.info("triplet %s registration against the DEM (px, east/south; quality): SAR %s, optical %s",
+                 triplet["id"], registration.sar_scene, registration.optical_scene)
         rows, arrays = cut_patches(triplet, grid, sar, flags, opt, dem, params.patch_size, params.stride,
                                    params.max_masked_fraction)
+        flagged = _registration_columns(rows, registration, params)
+        if any(flagged):
+            log.warning("triplet %s: %d of %d patches misregistered by more than %.2f px%s", triplet["id"],
+                        sum(flagged), len(rows), params.registration_max_shift_px,
+                        " (dropped)" if params.drop_misregistered else " (flagged)")
+        if params.drop_misregistered and any(flagged):
+            keep = [i for i, bad in enumerate(flagged) if not bad]
+            rows = [rows[i] for i in keep]
+            arrays = {k: [v[i] for i in keep] for k, v in arrays.items()}
     with atomic_path(out_npz) as tmp:
         stacked = {k: np.stack(v) if v else np.zeros((0,)) for k, v in arrays.items()}
         with open(tmp, "wb") as fh:
-            np.savez(fh, index=json.dumps(rows), **stacked)
+            np.savez(fh, index=json.dumps(rows), registration=json.dumps({triplet["id"]: scene}), **stacked)
     log.info("triplet %s: %d patches of %d px at stride %d (max masked %.2f) -> %s", triplet["id"], len(rows),
              params.patch_size, params.stride, params.max_masked_fraction, out_npz)
     return len(rows)
