@@ -3,18 +3,20 @@
 The DEM predicts, on the AOI grid, the relief's imprint on each sensor: the radar brightness from
 the local incidence angle (slopes facing the antenna bright, slopes facing away dark, shadow at
 the floor), and the optical brightness as a hillshade under the scene's sun. A misregistered
-image is displaced from that prediction; the displacement is estimated by cross-correlation with
-sub-pixel refinement (upsampled matrix-multiply DFT, Guizar-Sicairos et al. 2008, via
-``skimage.registration.phase_cross_correlation``), window by window.
+image is displaced from that prediction; the displacement is estimated by orientation
+correlation (Fitch, Kadyrov, Christmas and Kittler 2002), window by window: both images are
+reduced to the unit orientation of their gradients and cross-correlated (FFT), the peak searched
+within a few pixels and refined by a parabola, iterating on the re-aligned image.
 
-Why cross-correlation of standardised, smoothed images rather than pure phase correlation: the
-two images are different modalities related by an unknown monotone mapping, and the radar one
-carries speckle. Phase correlation whitens the spectrum, which gives white speckle the weight of
-the relief at high frequencies; plain correlation of images smoothed by a small Gaussian
-(symmetric: no bias) keeps the weight where the relief signal is; the quality of an estimate is
-the correlation coefficient of the two images once aligned (0..1; low where clouds, snow or
-land cover dominate the relief). Masked pixels (clouds, snow, no data)
-are set to the mean, and a Hann window removes the wrap-around edges.
+Why orientation correlation: the two images are different modalities related by an unknown,
+locally varying mapping, and in mountains the land cover (forest, meadow, rock, snow) adds step
+edges that the DEM does not predict. Correlating intensities lets every piecewise-constant
+land-cover patch pull the peak (measured on the simulated world: biases of 1 to 10 px, windows
+locked on land-cover edges); pure phase correlation gives speckle the weight of the relief.
+Orientations weigh every pixel alike whatever its contrast, so the many relief gradients outvote
+the sparse land-cover edges (measured: scene estimates within 0.12 px of zero on all dates of the
+default world). The quality of an estimate is the mean cosine between the aligned orientations
+(0 for unrelated images; 0.1-0.3 for speckled radar, 0.3-0.8 for optical).
 
 Conventions: images are (rows, cols), rows north to south; a shift ``(dx_px, dy_px)`` is the
 displacement of the measured image's content relative to the prediction, in pixels, ``dx`` east,
@@ -80,54 +82,81 @@ def optical_prediction(height_m: NDArray, resolution_m: float, sun_zenith_deg: f
         np.float32)
 
 
-def _prepare(image: NDArray, valid: NDArray[np.bool_], smooth_px: float) -> NDArray[np.float64]:
+def _orientation(image: NDArray, valid: NDArray[np.bool_], smooth_px: float) -> NDArray[np.complex128]:
+    """Unit gradient orientations (gx + i gy) / |g| of the smoothed image, Hann-tapered; 0 on and next to
+    masked pixels. Magnitudes are dropped: only where edges run, not how strong they are, is compared."""
     x = np.asarray(image, dtype=np.float64)
     good = valid & np.isfinite(x)
-    mean = x[good].mean()
-    x = np.where(good, x, mean)
+    x = np.where(good, x, x[good].mean())
     if smooth_px > 0:
         x = ndimage.gaussian_filter(x, smooth_px)
-    x = (x - x.mean()) / (x.std() or 1.0)
-    return x * np.outer(np.hanning(x.shape[0]), np.hanning(x.shape[1]))
+    gy, gx = np.gradient(x)
+    g = gx + 1j * gy
+    magnitude = np.abs(g)
+    g = np.where(magnitude > 1e-12 * (magnitude.max() or 1.0), g / np.maximum(magnitude, 1e-300), 0)
+    g[ndimage.binary_dilation(~good, iterations=2)] = 0
+    return g * np.outer(np.hanning(x.shape[0]), np.hanning(x.shape[1]))
+
+
+def _peak_offset(a: NDArray[np.float64], b: NDArray[np.float64], radius: int) -> tuple[float, float]:
+    """(rows, cols) displacement of ``b``'s content relative to ``a`` at the cross-correlation maximum
+    within ``radius`` pixels, refined by a 3-point parabola on each axis."""
+    cc = np.fft.ifft2(np.fft.fft2(b) * np.conj(np.fft.fft2(a))).real  # sum of cos(angle between orientations)
+    cc = np.fft.fftshift(cc)  # zero displacement at the centre
+    cy, cx = cc.shape[0] // 2, cc.shape[1] // 2
+    r = min(radius, cy - 1, cx - 1)
+    win = cc[cy - r:cy + r + 1, cx - r:cx + r + 1]
+    py, px = np.unravel_index(int(np.argmax(win)), win.shape)
+    py, px = min(max(py, 1), 2 * r - 1), min(max(px, 1), 2 * r - 1)
+
+    def vertex(m1: float, c0: float, p1: float) -> float:
+        d = m1 - 2 * c0 + p1
+        return 0.0 if d >= 0 else float(np.clip(0.5 * (m1 - p1) / d, -0.5, 0.5))
+
+    dy = py - r + vertex(win[py - 1, px], win[py, px], win[py + 1, px])
+    dx = px - r + vertex(win[py, px - 1], win[py, px], win[py, px + 1])
+    return dy, dx
 
 
 def estimate_shift(measured: NDArray, predicted: NDArray, valid: NDArray[np.bool_] | None = None,
-                   smooth_px: float = 1.5, upsample: int = 50, min_valid_fraction: float = 0.5,
-                   iterations: int = 3) -> Shift:
-    """Displacement of ``measured`` relative to ``predicted`` (same grid), to 1/``upsample`` pixel.
+                   smooth_px: float = 1.0, max_shift_px: int = 16, min_valid_fraction: float = 0.5,
+                   iterations: int = 4) -> Shift:
+    """Displacement of ``measured`` relative to ``predicted`` (same grid), searched within
+    ``max_shift_px`` pixels (misregistrations are a few pixels; a wider search only adds false peaks
+    on land-cover edges).
 
-    ``valid``: pixels of ``measured`` to use (others set to its mean). The window that tapers the
-    edges stays put while the content moves, which pulls a single estimate towards zero; so the
-    measured image is moved back by the estimate (cubic spline) and the residual measured again,
-    ``iterations`` times. Returns :data:`NO_SHIFT` when fewer than ``min_valid_fraction`` of the
-    pixels are valid.
+    ``valid``: pixels of ``measured`` to use (others set to its mean). The integer peak is refined by
+    a parabola; the window that tapers the edges stays put while the content moves, which pulls an
+    estimate towards zero, so the measured image is moved back by the estimate (cubic spline) and the
+    residual measured again, ``iterations`` times (the parabola is unbiased at zero displacement).
+    Returns :data:`NO_SHIFT` when fewer than ``min_valid_fraction`` of the pixels are valid.
     """
-    from skimage.registration import phase_cross_correlation
-
     measured = np.asarray(measured, dtype=np.float64)
     valid = np.isfinite(measured) if valid is None else (np.asarray(valid, bool) & np.isfinite(measured))
     valid &= np.isfinite(predicted)
     if valid.mean() < min_valid_fraction:
         return NO_SHIFT
-    a = _prepare(predicted, valid, smooth_px)
+    a = _orientation(predicted, valid, smooth_px)
     filled = np.where(valid, measured, measured[valid].mean())
     total = np.zeros(2)
 
     def moved_back() -> NDArray[np.float64]:
         # the measured image (and its mask) moved back by the displacement found so far
         if not total.any():
-            return _prepare(filled, valid, smooth_px)
+            return _orientation(filled, valid, smooth_px)
         moved = ndimage.shift(filled, -total, order=3, mode="nearest")
         moved_valid = ndimage.shift(valid.astype(np.float32), -total, order=1, mode="constant") > 0.5
-        return _prepare(moved, moved_valid & valid, smooth_px)
+        return _orientation(moved, moved_valid & valid, smooth_px)
 
-    for _ in range(iterations):
-        shift, _, _ = phase_cross_correlation(a, moved_back(), upsample_factor=upsample, normalization=None)
-        # ``shift`` registers b onto a: the content of b sits at -shift (rows, cols) relative to a
-        total = total - np.asarray(shift, dtype=np.float64)
-        if np.abs(shift).max() < 0.5 / upsample:
+    for k in range(iterations):
+        step = np.array(_peak_offset(a, moved_back(), max_shift_px if k == 0 else 2))
+        total += step
+        if np.abs(step).max() < 0.005:
             break
-    quality = float(np.corrcoef(a.ravel(), moved_back().ravel())[0, 1])
+    if np.abs(total).max() > max_shift_px:
+        return NO_SHIFT
+    b = moved_back()
+    quality = float(np.real(np.vdot(a, b)) / (np.linalg.norm(a) * np.linalg.norm(b) or 1.0))  # mean cos, tapered
     return Shift(float(total[1]), float(total[0]), quality)
 
 

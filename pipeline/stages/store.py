@@ -150,10 +150,14 @@ def triplet_quicklooks(triplets: list[dict], sar: list[Path], flags: list[Path],
     for t, sar_tif, flags_tif, optical_tif in zip(triplets, sar, flags, optical, strict=True):
         with open_raster(sar_tif, "backscatter") as src:
             vv, vh = src.read(1), src.read(2)
+            pixel_m = float(src.transform.a)
         with open_raster(flags_tif, "distortion flags") as src:
             flag_values = src.read(1)
         with open_raster(optical_tif, "optical image") as src:
             rgb = np.dstack([src.read(b) for b in (1, 2, 3)])
-        panel = triplet_panel(vv, vh, grey, rgb, flag_values)
-        written.append(q.save_png(out_dir / f"{t['id']}.png", panel, 4 * max_size))
+        titles = (f"Sentinel-1 {t['s1'][:3]} {t['s1_time'][:10]} [VV, VH, 0] dB", "DEM (EGM96)",
+                  f"Sentinel-2 {t['s2'][:3]} {t['s2_time'][:10]} RGB (black: masked)",
+                  "foreshortening, layover, shadow")
+        panel = triplet_panel(vv, vh, grey, rgb, flag_values, pixel_m, titles, max_size)
+        written.append(q.save_png(out_dir / f"{t['id']}.png", panel))
     return written

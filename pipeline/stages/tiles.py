@@ -14,7 +14,7 @@ import numpy as np
 from pipeline.config import validate
 from pipeline.core.grid import MapGrid
 from pipeline.dataset import registration as reg
-from pipeline.dataset.tiling import LAYERS, cut_patches, patch_windows
+from pipeline.dataset.tiling import LAYERS, cut_patches
 from pipeline.errors import DatasetError
 from pipeline.io.atomic import atomic_path
 from pipeline.io.rasters import grid_of, open_raster
@@ -47,48 +47,62 @@ class TilingParams:
 
 @dataclass(frozen=True)
 class Registration:
-    """Registration QA of one triplet: per-window shifts of each sensor and the scene's combined shift."""
+    """Registration QA of one triplet: each sensor's shift per patch (by (row, col)) and for the scene."""
 
-    windows: list[tuple[int, int]]
-    sar: list[reg.Shift]
-    optical: list[reg.Shift]
+    sar: dict[tuple[int, int], reg.Shift]
+    optical: dict[tuple[int, int], reg.Shift]
     sar_scene: reg.Shift
     optical_scene: reg.Shift
 
 
 def measure_registration(grid: MapGrid, sar_db: np.ndarray, sar_tags: dict, optical: np.ndarray, info: dict,
-                         height_m: np.ndarray, size: int, min_quality: float) -> Registration:
-    """Shifts of the SAR (VV dB) and of the optical luminance against the DEM's predictions, on the
-    patch-size windows of the grid (every window, kept or not: the scene's estimate uses them all)."""
-    windows = [(w.row, w.col) for w in patch_windows(grid.height, grid.width, size, size)]
-    nan = [reg.NO_SHIFT] * len(windows)
-    sar_shifts, opt_shifts = nan, nan
+                         height_m: np.ndarray, patches: list[tuple[int, int]], patch_size: int,
+                         min_quality: float) -> Registration:
+    """Shifts of the SAR (VV dB) and of the optical luminance against the DEM's predictions.
+
+    Each patch is measured on a window twice its size centred on it (clipped to the grid: more
+    relief, fewer false peaks); the scene is the median of half-overlapping windows of that size
+    over the whole grid whose quality reaches ``min_quality``.
+    """
+    size = min(2 * patch_size, grid.height, grid.width)
+    step = max(size // 2, 1)
+    scene_windows = [(r, c) for r in range(0, grid.height - size + 1, step) for c in range(0, grid.width - size + 1, step)]
+    around = [(int(np.clip(r - (size - patch_size) // 2, 0, grid.height - size)),
+               int(np.clip(c - (size - patch_size) // 2, 0, grid.width - size))) for r, c in patches]
+    images = []
     if "platform_heading_deg" in sar_tags and "incidence_angle_deg" in sar_tags:
         predicted = reg.sar_prediction_db(height_m, grid.resolution, float(sar_tags["incidence_angle_deg"]),
                                           float(sar_tags["platform_heading_deg"]),
                                           sar_tags.get("look_side", "right") == "right")
-        sar_shifts = reg.window_shifts(sar_db, predicted, np.isfinite(sar_db), windows, size)
+        images.append((sar_db, predicted, np.isfinite(sar_db)))
     else:
         log.warning("no viewing geometry in the backscatter's tags: no SAR registration QA")
+        images.append(None)
     if info.get("sun_zenith_deg") is not None:
         predicted = reg.optical_prediction(height_m, grid.resolution, info["sun_zenith_deg"], info["sun_azimuth_deg"])
-        luminance = optical[:3].astype(np.float32).mean(axis=0)
-        opt_shifts = reg.window_shifts(luminance, predicted, optical[3] > 0, windows, size)
+        images.append((optical[:3].astype(np.float32).mean(axis=0), predicted, optical[3] > 0))
     else:
         log.warning("no sun angles for %s: no optical registration QA", info.get("id"))
-    return Registration(windows, sar_shifts, opt_shifts, reg.combine(sar_shifts, min_quality),
-                        reg.combine(opt_shifts, min_quality))
+        images.append(None)
+    per_patch, scenes = [], []
+    for image in images:
+        if image is None:
+            per_patch.append({p: reg.NO_SHIFT for p in patches})
+            scenes.append(reg.NO_SHIFT)
+            continue
+        shifts = reg.window_shifts(*image, around, size)
+        per_patch.append(dict(zip(patches, shifts)))
+        scenes.append(reg.combine(reg.window_shifts(*image, scene_windows, size), min_quality))
+    return Registration(per_patch[0], per_patch[1], scenes[0], scenes[1])
 
 
 def _registration_columns(rows: list[dict], registration: Registration, params: TilingParams) -> list[bool]:
     """Add each patch's shifts to its index row; returns which patches are flagged misregistered."""
-    at = {w: i for i, w in enumerate(registration.windows)}
     flagged = []
     for row in rows:
-        i = at.get((row["row"], row["col"]))
         bad = False
         for name, shifts in (("sar", registration.sar), ("optical", registration.optical)):
-            s = shifts[i] if i is not None else reg.NO_SHIFT
+            s = shifts.get((row["row"], row["col"]), reg.NO_SHIFT)
             row.update({f"{name}_dx_px": s.dx_px, f"{name}_dy_px": s.dy_px, f"{name}_registration_quality": s.quality})
             bad |= bool(s.quality >= params.registration_min_quality
                         and s.magnitude_px > params.registration_max_shift_px)
@@ -123,14 +137,14 @@ def tile_triplet(triplet: dict, sar_tif: Path, flags_tif: Path, optical_tif: Pat
     elif sar_tags.get("skipped", ""):
         log.warning("triplet %s: Sentinel-1 scene %s skipped (%s)", triplet["id"], triplet["s1"], sar_tags["skipped"])
     else:
-        registration = measure_registration(grid, sar[0], sar_tags, opt, info, dem * dem_max_m, params.patch_size,
-                                            params.registration_min_quality)
-        scene = {"sar": asdict(registration.sar_scene), "optical": asdict(registration.optical_scene),
-                 "windows": len(registration.windows)}
-        log.info("triplet %s registration against the DEM (px, east/south; quality): SAR %s, optical %s",
-                 triplet["id"], registration.sar_scene, registration.optical_scene)
         rows, arrays = cut_patches(triplet, grid, sar, flags, opt, dem, params.patch_size, params.stride,
                                    params.max_masked_fraction)
+        registration = measure_registration(grid, sar[0], sar_tags, opt, info, dem * dem_max_m,
+                                            [(r["row"], r["col"]) for r in rows], params.patch_size,
+                                            params.registration_min_quality)
+        scene = {"sar": asdict(registration.sar_scene), "optical": asdict(registration.optical_scene)}
+        log.info("triplet %s registration against the DEM (px, east/south; quality): SAR %s, optical %s",
+                 triplet["id"], registration.sar_scene, registration.optical_scene)
         flagged = _registration_columns(rows, registration, params)
         if any(flagged):
             log.warning("triplet %s: %d of %d patches misregistered by more than %.2f px%s", triplet["id"],
