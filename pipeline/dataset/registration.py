@@ -45,6 +45,9 @@ class Shift:
     def magnitude_px(self) -> float:
         return float(np.hypot(self.dx_px, self.dy_px))
 
+    def __str__(self) -> str:
+        return f"dx {self.dx_px:+.2f} px, dy {self.dy_px:+.2f} px (quality {self.quality:.2f})"
+
 
 NO_SHIFT = Shift(float("nan"), float("nan"), float("nan"))
 
@@ -179,3 +182,18 @@ def combine(shifts: list[Shift], min_quality: float = 0.2) -> Shift:
         return NO_SHIFT
     return Shift(float(np.median([s.dx_px for s in good])), float(np.median([s.dy_px for s in good])),
                  float(np.median([s.quality for s in good])))
+
+
+def grid_windows(rows: int, cols: int, window_px: int) -> tuple[int, list[tuple[int, int]]]:
+    """Half-overlapping square windows covering a ``rows`` x ``cols`` image: (size, top-left corners).
+    The size is ``window_px``, or the image's shorter side when that is smaller."""
+    size = min(window_px, rows, cols)
+    step = max(size // 2, 1)
+    return size, [(r, c) for r in range(0, rows - size + 1, step) for c in range(0, cols - size + 1, step)]
+
+
+def scene_shift(measured: NDArray, predicted: NDArray, valid: NDArray[np.bool_] | None, window_px: int,
+                min_quality: float) -> Shift:
+    """One displacement for a whole image: :func:`combine` over the :func:`grid_windows`."""
+    size, windows = grid_windows(*np.shape(measured), window_px)
+    return combine(window_shifts(measured, predicted, valid, windows, size), min_quality)

@@ -60,15 +60,14 @@ def measure_registration(grid: MapGrid, sar_db: np.ndarray, sar_tags: dict, opti
                          min_quality: float) -> Registration:
     """Shifts of the SAR (VV dB) and of the optical luminance against the DEM's predictions.
 
-    Each patch is measured on a window twice its size centred on it (clipped to the grid: more
-    relief, fewer false peaks); the scene is the median of half-overlapping windows of that size
-    over the whole grid whose quality reaches ``min_quality``.
+    Measured on half-overlapping windows twice the patch size (more relief, fewer false peaks than
+    one patch); a patch gets the window whose centre is nearest its own (at most a quarter window
+    away), the scene the median of the windows whose quality reaches ``min_quality``.
     """
-    size = min(2 * patch_size, grid.height, grid.width)
-    step = max(size // 2, 1)
-    scene_windows = [(r, c) for r in range(0, grid.height - size + 1, step) for c in range(0, grid.width - size + 1, step)]
-    around = [(int(np.clip(r - (size - patch_size) // 2, 0, grid.height - size)),
-               int(np.clip(c - (size - patch_size) // 2, 0, grid.width - size))) for r, c in patches]
+    size, windows = reg.grid_windows(grid.height, grid.width, 2 * patch_size)
+    centres = np.array([(r + size / 2, c + size / 2) for r, c in windows])
+    nearest = {p: int(np.argmin(np.hypot(*(centres - (p[0] + patch_size / 2, p[1] + patch_size / 2)).T)))
+               for p in patches}
     images = []
     if "platform_heading_deg" in sar_tags and "incidence_angle_deg" in sar_tags:
         predicted = reg.sar_prediction_db(height_m, grid.resolution, float(sar_tags["incidence_angle_deg"]),
@@ -90,9 +89,9 @@ def measure_registration(grid: MapGrid, sar_db: np.ndarray, sar_tags: dict, opti
             per_patch.append({p: reg.NO_SHIFT for p in patches})
             scenes.append(reg.NO_SHIFT)
             continue
-        shifts = reg.window_shifts(*image, around, size)
-        per_patch.append(dict(zip(patches, shifts)))
-        scenes.append(reg.combine(reg.window_shifts(*image, scene_windows, size), min_quality))
+        shifts = reg.window_shifts(*image, windows, size)
+        per_patch.append({p: shifts[k] for p, k in nearest.items()})
+        scenes.append(reg.combine(shifts, min_quality))
     return Registration(per_patch[0], per_patch[1], scenes[0], scenes[1])
 
 
