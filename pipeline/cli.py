@@ -125,7 +125,7 @@ def _store(args: argparse.Namespace) -> None:
     build_store([Path(x) for x in args.shards], [Path(x) for x in args.optical_json], Path(args.triplets),
                 Path(args.dem), [Path(x) for x in args.sar], [Path(x) for x in args.flags],
                 [Path(x) for x in args.optical], StoreParams.from_dict(_json(args.params, "--params")),
-                Path(args.out_dir))
+                Path(args.out_dir), _json(args.configuration, "--configuration"))
 
 
 def _training_section(args: argparse.Namespace) -> dict:
@@ -311,6 +311,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--optical", nargs="*", default=[], help="each triplet's optical image, in triplet order")
     p.add_argument("--params", required=True,
                    help="the config's dataset split and patch keys as JSON (missing keys: the schema's defaults)")
+    p.add_argument("--configuration", default="{}",
+                   help="the config sections that shaped the data, as JSON (recorded in the store and the card)")
     p.add_argument("--out-dir", required=True,
                    help="dataset directory: patches.zarr, index.parquet, README.md, quicklooks/")
     p.set_defaults(func=_store)

@@ -22,10 +22,37 @@ from pipeline.errors import DatasetError
 from pipeline.io.atomic import atomic_path
 
 
+LAYER_ATTRS = {
+    "sar": {"long_name": "backscatter (VV, VH)", "units": "dB"},
+    "dem": {"long_name": "EGM96 elevation divided by the dataset's maximum elevation", "units": "1"},
+    "optical": {"long_name": "Sentinel-2 red, green, blue stretched to 1..255 (0: masked)", "units": "1"},
+    "valid": {"long_name": "optical pixel valid (1) or masked (0)", "units": "1"},
+    "flags": {"long_name": "distortion bits: 1 foreshortening, 2 active layover, 4 passive layover, "
+                           "8 active shadow, 16 passive shadow", "units": "1"},
+}
+
+
+def patch_coordinates(index: pd.DataFrame, patch_size: int, resolution_m: float) -> tuple[np.ndarray, np.ndarray]:
+    """Pixel-centre eastings (patch, x) and northings (patch, y), metres in the index's CRS."""
+    offsets = (np.arange(patch_size) + 0.5) * resolution_m
+    easting = index["left"].to_numpy()[:, None] + offsets[None, :]
+    northing = index["top"].to_numpy()[:, None] - offsets[None, :]
+    return easting, northing
+
+
 def assemble_store(shards: list[Path], out_dir: Path, split_mode: str, fractions: tuple[float, float, float],
-                   seed: int, split_block_px: int, patch_size: int) -> pd.DataFrame:
+                   seed: int, split_block_px: int, patch_size: int, provenance: dict | None = None) -> pd.DataFrame:
     """One sharded zarr store for all patches (``patches.zarr``) and the Parquet index with splits
-    (``index.parquet``) in ``out_dir``, from the per-triplet shards of :mod:`pipeline.stages.tiles`."""
+    (``index.parquet``) in ``out_dir``, from the per-triplet shards of :mod:`pipeline.stages.tiles`.
+
+    The store is self-describing: pixel-centre ``easting_m`` (patch, x) and ``northing_m`` (patch, y),
+    a per-patch GDAL ``geotransform`` (patch, 6) and the CRS as a CF ``spatial_ref`` grid mapping
+    (see :func:`open_patch`); ``provenance`` (parameters, products, versions) goes into its attributes.
+    Its metadata is consolidated, so ``xarray.open_zarr(path)`` opens it directly.
+    """
+    import warnings
+
+    import pyproj
     import zarr
 
     loaded = []
@@ -42,10 +69,17 @@ def assemble_store(shards: list[Path], out_dir: Path, split_mode: str, fractions
     index.insert(0, "patch", np.arange(len(index)))
     split = assign_splits(index["row"].to_numpy(), index["col"].to_numpy(), fractions, seed, split_mode, split_block_px)
     index["split"] = [SPLITS[s] for s in split]
+    crs_names = index["crs"].unique()
+    if len(crs_names) != 1:
+        raise DatasetError(f"the shards mix coordinate systems ({', '.join(crs_names)}): one AOI grid expected")
+    crs = pyproj.CRS(crs_names[0])
+    resolution = float((index["right"] - index["left"]).iloc[0]) / patch_size
+    easting, northing = patch_coordinates(index, patch_size, resolution)
     out_dir = Path(out_dir)
     with atomic_path(out_dir / "patches.zarr") as tmp:
         root = zarr.open_group(str(tmp), mode="w", zarr_format=3)
         n = len(index)
+        coordinates = "easting_m northing_m spatial_ref"
         for name, dtype in (("sar", "float32"), ("dem", "float32"), ("optical", "uint8"), ("valid", "uint8"),
                             ("flags", "uint8")):
             data = np.concatenate([z[name] for z in loaded if z[name].ndim == 4])
@@ -53,10 +87,47 @@ def assemble_store(shards: list[Path], out_dir: Path, split_mode: str, fractions
                                     shards=(min(64, n),) + data.shape[1:],
                                     dimension_names=("patch", f"{name}_channel", "y", "x"))
             arr[:] = data
+            arr.attrs.update({**LAYER_ATTRS[name], "grid_mapping": "spatial_ref", "coordinates": coordinates})
+        for name, values, dim, axis in (("easting_m", easting, "x", "X"), ("northing_m", northing, "y", "Y")):
+            arr = root.create_array(name, shape=values.shape, dtype="float64", chunks=values.shape,
+                                    dimension_names=("patch", dim))
+            arr[:] = values
+            arr.attrs.update({"standard_name": f"projection_{dim}_coordinate", "units": "m", "axis": axis,
+                              "long_name": f"pixel-centre {'easting' if dim == 'x' else 'northing'} of each patch"})
+        geotransform = np.stack([index["left"], np.full(n, resolution), np.zeros(n), index["top"], np.zeros(n),
+                                 np.full(n, -resolution)], axis=1).astype("float64")
+        arr = root.create_array("geotransform", shape=geotransform.shape, dtype="float64", chunks=geotransform.shape,
+                                dimension_names=("patch", "geotransform_coefficient"))
+        arr[:] = geotransform
+        arr.attrs.update({"long_name": "GDAL geotransform of each patch: left, pixel width, 0, top, 0, -pixel height",
+                          "units": "m"})
+        ref = root.create_array("spatial_ref", shape=(), dtype="int32")
+        ref[...] = 0
+        ref.attrs.update({**crs.to_cf(), "spatial_ref": crs.to_wkt(), "crs_wkt": crs.to_wkt()})
         root.attrs.update({"channels": {"sar": ["VV_dB", "VH_dB"], "dem": ["elevation_over_max"],
                                         "optical": ["red", "green", "blue"], "valid": ["optical_valid"],
                                         "flags": ["distortion_bits"]},
-                           "patch_size": patch_size})
+                           "patch_size": patch_size, "crs": crs_names[0], "resolution_m": resolution,
+                           **({"provenance": provenance} if provenance else {})})
+        with warnings.catch_warnings():  # zarr notes that consolidated metadata is not yet in the v3 spec
+            warnings.simplefilter("ignore")
+            zarr.consolidate_metadata(str(tmp))
     with atomic_path(out_dir / "index.parquet") as tmp:
         index.to_parquet(tmp, index=False)
     return index
+
+
+def open_patch(store: str | Path, patch: int):
+    """One patch as an ``xarray.Dataset`` with ``x``/``y`` pixel-centre coordinates and its CRS written
+    (``ds.rio.bounds()``, ``ds.rio.to_raster()`` work with rioxarray installed).
+
+    The same with xarray alone: ``xr.open_zarr(store).isel(patch=i).swap_dims(x="easting_m", y="northing_m")``.
+    """
+    import xarray as xr
+
+    ds = xr.open_zarr(store).isel(patch=patch)
+    ds = ds.assign_coords(x=ds["easting_m"].values, y=ds["northing_m"].values)
+    ds = ds.drop_vars(["easting_m", "northing_m"])
+    for name in ds.data_vars:
+        ds[name].encoding.pop("coordinates", None)
+    return ds

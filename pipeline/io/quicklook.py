@@ -79,3 +79,48 @@ def mosaic(tiles: list[NDArray[np.uint8]], gap: int = 8) -> NDArray[np.uint8]:
     h = max(t.shape[0] for t in tiles)
     padded = [np.pad(t, ((0, h - t.shape[0]), (0, gap), (0, 0)), constant_values=255) for t in tiles]
     return np.concatenate(padded, axis=1)
+
+
+def shrink(rgb: NDArray[np.uint8], max_size: int) -> NDArray[np.uint8]:
+    """The image shrunk (Lanczos) so that its longer side is at most ``max_size`` pixels."""
+    img = Image.fromarray(rgb)
+    if max(img.size) > max_size:
+        img.thumbnail((max_size, max_size), Image.Resampling.LANCZOS)
+    return np.asarray(img)
+
+
+def annotated_mosaic(panels: list[NDArray[np.uint8]], titles: list[str], pixel_m: float,
+                     legend: list[tuple[tuple[int, int, int], str]] | None = None, gap: int = 8,
+                     font_px: int = 14) -> NDArray[np.uint8]:
+    """Panels side by side, each with its title above, a scale bar on the first panel (``pixel_m``: the
+    panels' pixel size in metres) and an optional colour key (swatch, label) under the panels."""
+    from PIL import ImageDraw, ImageFont
+
+    font = ImageFont.load_default(size=font_px)
+    line = font_px + 6
+    body = mosaic(panels, gap)
+    key_rows = 1 if legend else 0
+    canvas = Image.new("RGB", (body.shape[1], body.shape[0] + line * (1 + key_rows) + 4), (255, 255, 255))
+    canvas.paste(Image.fromarray(body), (0, line))
+    draw = ImageDraw.Draw(canvas)
+    x = 0
+    for panel, title in zip(panels, titles):
+        draw.text((x + 2, 2), title, fill=(0, 0, 0), font=font)
+        x += panel.shape[1] + gap
+    # scale bar: a round length near a fifth of the first panel's width
+    width_m = panels[0].shape[1] * pixel_m
+    length_m = max((s for s in (100, 200, 500, 1000, 2000, 5000, 10000, 20000, 50000) if s <= width_m / 5),
+                   default=100)
+    bar_px = int(round(length_m / pixel_m))
+    y = line + panels[0].shape[0] - 12
+    draw.rectangle((8, y, 8 + bar_px, y + 4), fill=(255, 255, 255), outline=(0, 0, 0))
+    label = f"{length_m / 1000:g} km" if length_m >= 1000 else f"{length_m} m"
+    draw.text((12 + bar_px, y - font_px + 4), f"{label} ({pixel_m:g} m/px)", fill=(255, 255, 255), font=font,
+              stroke_width=2, stroke_fill=(0, 0, 0))
+    if legend:
+        x, y = 2, line + body.shape[0] + 2
+        for colour, text in legend:
+            draw.rectangle((x, y + 2, x + font_px, y + 2 + font_px), fill=tuple(colour), outline=(0, 0, 0))
+            draw.text((x + font_px + 4, y), text, fill=(0, 0, 0), font=font)
+            x += font_px + 12 + int(draw.textlength(text, font=font))
+    return np.asarray(canvas)

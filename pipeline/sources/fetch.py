@@ -132,7 +132,7 @@ def _grid_tag(grid: MapGrid) -> str:
 
 def fetch_sentinel2(item: dict[str, Any], cache: Path, grid: MapGrid, asset_layout: str,
                     sign: Callable[[str], str], policy: DownloadPolicy = DownloadPolicy()) -> dict[str, Any]:
-    """Fetch B02, B03, B04, SCL over the AOI (and the product metadata when offered); return the local item."""
+    """Fetch B02, B03, B04, SCL over the AOI (and the product and tile metadata when offered); return the local item."""
     keys = s2_asset_keys(asset_layout)
     root = cache / "sentinel-2-l2a" / item["id"]
     tag = _grid_tag(grid)
@@ -150,6 +150,10 @@ def fetch_sentinel2(item: dict[str, Any], cache: Path, grid: MapGrid, asset_layo
     elif "s2:processing_baseline" not in item["properties"]:
         raise UserError(f"item {item['id']}: neither product metadata nor s2:processing_baseline; the reflectance "
                         "offset cannot be decided")
+    tile_key = keys.get("granule-metadata")
+    if tile_key and tile_key in item["assets"]:  # MTD_TL: the sun angles (registration QA)
+        target = fetch(sign(_href(item, tile_key)), root / "MTD_TL.xml", policy=policy)
+        assets["granule-metadata"] = {"href": str(target.resolve()), "roles": ["metadata"]}
     return local_item(item, assets, {"sardem:aoi_grid": tag, "sardem:s2_asset_layout": asset_layout})
 
 

@@ -16,12 +16,13 @@ from pipeline.errors import SardemError
 # canonical key (the Planetary Computer's) -> the provider's key; None: the provider has no such asset
 S2_ASSET_KEYS: dict[str, dict[str, str | None]] = {
     "planetary_computer": {"B02": "B02", "B03": "B03", "B04": "B04", "SCL": "SCL",
-                           "product-metadata": "product-metadata"},
-    "earth_search": {"B02": "blue", "B03": "green", "B04": "red", "SCL": "scl", "product-metadata": None},
+                           "product-metadata": "product-metadata", "granule-metadata": "granule-metadata"},
+    "earth_search": {"B02": "blue", "B03": "green", "B04": "red", "SCL": "scl", "product-metadata": None,
+                     "granule-metadata": "granule_metadata"},
     "earth_search_c1": {"B02": "blue", "B03": "green", "B04": "red", "SCL": "scl",
-                        "product-metadata": "product_metadata"},
+                        "product-metadata": "product_metadata", "granule-metadata": "granule_metadata"},
     "cdse": {"B02": "B02_10m", "B03": "B03_10m", "B04": "B04_10m", "SCL": "SCL_20m",
-             "product-metadata": "product_metadata"},
+             "product-metadata": "product_metadata", "granule-metadata": None},
 }
 S2_BANDS = ("B02", "B03", "B04", "SCL")
 

@@ -17,8 +17,13 @@ from pipeline.core.grid import MapGrid
 from pipeline.errors import DatasetError
 from pipeline.io.atomic import atomic_path
 from pipeline.io.rasters import open_raster, write_geotiff
-from pipeline.optical.masking import scl_mask, stretch_to_uint8
-from pipeline.optical.metadata import ProductMetadata, metadata_from_properties, parse_product_metadata
+from pipeline.optical.masking import fringe_statistic, refine_mask, scl_mask, stretch_to_uint8
+from pipeline.optical.metadata import (
+    ProductMetadata,
+    metadata_from_properties,
+    parse_product_metadata,
+    parse_tile_metadata,
+)
 from pipeline.optical.reflectance import S2_LAYOUTS_OFFSET_UNRELIABLE, dn_to_reflectance, offset_evidence
 
 log = logging.getLogger(__name__)
@@ -32,15 +37,19 @@ class OpticalParams:
     stretch_percentiles: tuple[float, float]
     max_scene_masked_fraction: float
     earth_search_offset: str  # detect, applied or not_applied
+    mask_dilation_px: int
+    min_valid_island_px: int
 
-    KEYS = ("scl_mask_classes", "stretch_percentiles", "max_scene_masked_fraction", "earth_search_offset")
+    KEYS = ("scl_mask_classes", "stretch_percentiles", "max_scene_masked_fraction", "earth_search_offset",
+            "mask_dilation_px", "min_valid_island_px")
 
     @classmethod
     def from_dict(cls, dataset: dict[str, Any]) -> OpticalParams:
         """From (part of) the config's ``dataset`` section, completed with the schema's defaults."""
         d = validate({"dataset": {k: v for k, v in dataset.items() if k in cls.KEYS}})["dataset"]
         return cls(tuple(int(c) for c in d["scl_mask_classes"]), tuple(d["stretch_percentiles"]),
-                   float(d["max_scene_masked_fraction"]), d["earth_search_offset"])
+                   float(d["max_scene_masked_fraction"]), d["earth_search_offset"], int(d["mask_dilation_px"]),
+                   int(d["min_valid_island_px"]))
 
 
 def _on_grid(path: Path, grid: MapGrid, resampling: Resampling, dtype) -> np.ndarray:
@@ -58,6 +67,19 @@ def _optical_metadata(item: dict, label: str) -> ProductMetadata:
         return metadata_from_properties(item["id"], item["properties"])
     except (KeyError, ValueError) as exc:
         raise DatasetError(f"{label}: no product metadata asset and incomplete properties ({exc})") from exc
+
+
+def sun_angles(item: dict, label: str) -> tuple[float, float] | None:
+    """(zenith, azimuth) of the sun (deg) from the tile metadata (MTD_TL) or the item's properties; None if absent."""
+    if "granule-metadata" in item["assets"]:
+        tile = parse_tile_metadata(item["assets"]["granule-metadata"]["href"], label)
+        return tile.sun_zenith_deg, tile.sun_azimuth_deg
+    props = item["properties"]
+    if "s2:mean_solar_zenith" in props and "s2:mean_solar_azimuth" in props:  # Planetary Computer
+        return float(props["s2:mean_solar_zenith"]), float(props["s2:mean_solar_azimuth"])
+    if "view:sun_elevation" in props and "view:sun_azimuth" in props:  # Earth Search
+        return 90.0 - float(props["view:sun_elevation"]), float(props["view:sun_azimuth"])
+    return None
 
 
 def _read_item(item_json: Path) -> tuple[dict, dict[str, str]]:
@@ -142,17 +164,26 @@ def prepare_optical(item_jsons: str | Path | list[str | Path], grid: MapGrid, ou
         for band in bands:
             bands[band][take] = tile[band][take]
     meta, item = metas[0], items[0]
-    masked = scl_mask(scl, masked_classes) | ~np.isfinite(bands["B04"])
+    scl_masked = scl_mask(scl, masked_classes) | ~np.isfinite(bands["B04"])
+    masked = refine_mask(scl_masked, params.mask_dilation_px, params.min_valid_island_px)
     fraction = float(masked.mean())
     info = {"id": item["id"], "items": [i["id"] for i in items], "time": str(meta.start_time),
             "masked_fraction": fraction, "cloud_cover_percent": float(np.mean([m.cloud_cover_percent for m in metas])),
             "skipped": False, "reason": "", "offset_evidence": evidences}
+    sun = sun_angles(item, str(paths[0]))
+    info["sun_zenith_deg"], info["sun_azimuth_deg"] = sun if sun else (None, None)
     if fraction > max_masked_fraction:
         info.update(skipped=True, reason=f"{100 * fraction:.1f}% of the AOI masked (clouds, snow, no data) "
                                          f"> {100 * max_masked_fraction:.0f}%")
         log.warning("skipping %s: %s", info["id"], info["reason"])
-    rgb, limits = stretch_to_uint8(np.stack([bands[b] for b in ("B04", "B03", "B02")]), ~masked, percentiles)
+    reflectance = np.stack([bands[b] for b in ("B04", "B03", "B02")])
+    rgb, limits = stretch_to_uint8(reflectance, ~masked, percentiles)
     info["stretch_limits"] = limits
+    # bright fringes next to the mask: mean reflectance within 8 px of it vs further away (SCL mask, final mask)
+    fringe = {"scl_mask": fringe_statistic(reflectance, ~scl_masked), "final_mask": fringe_statistic(reflectance, ~masked)}
+    info["fringe_reflectance_near_far"] = {k: [round(v, 5) for v in pair] for k, pair in fringe.items()}
+    info["mask"] = {"scl_fraction": float(scl_masked.mean()), "dilation_px": params.mask_dilation_px,
+                    "min_valid_island_px": params.min_valid_island_px, "final_fraction": fraction}
     data = np.concatenate([rgb, (~masked).astype(np.uint8)[None]])
     with atomic_path(out_tif) as tmp:
         write_geotiff(tmp, data, grid, None, {"stretch_percentiles": json.dumps(list(percentiles)),
@@ -160,6 +191,9 @@ def prepare_optical(item_jsons: str | Path | list[str | Path], grid: MapGrid, ou
                       ["red", "green", "blue", "valid"])
     with atomic_path(out_json) as tmp:
         tmp.write_text(json.dumps(info, indent=2))
-    log.info("%s: %d tile(s), %.1f%% of the AOI masked (classes %s), stretch limits %s -> %s", info["id"],
-             len(paths), 100 * fraction, list(masked_classes), limits, out_tif)
+    log.info("%s: %d tile(s), %.1f%% of the AOI masked (SCL classes %s: %.1f%%, grown by %d px, islands < %d px), "
+             "stretch limits %s -> %s", info["id"], len(paths), 100 * fraction, list(masked_classes),
+             100 * float(scl_masked.mean()), params.mask_dilation_px, params.min_valid_island_px, limits, out_tif)
+    log.info("reflectance near / far from the mask (8 px): SCL mask %s, final mask %s",
+             info["fringe_reflectance_near_far"]["scl_mask"], info["fringe_reflectance_near_far"]["final_mask"])
     return info

@@ -193,8 +193,12 @@ def _terrain_correct(safe: Path, dem_path: Path, out_path, geometry_path, params
         with rasterio.open(raw_out, "w", count=len(pols), **profile) as dst, \
                 rasterio.open(raw_geo, "w", count=4, **profile) as gdst:
             step = max(1, len(tiles) // 10)
+            incidence_sum, incidence_count = 0.0, 0
             for i, (r, c, h, w) in enumerate(tiles, start=1):
                 g = geometry_of(r, c, h, w)
+                inside = np.isfinite(g.line) & np.isfinite(g.cos_ellipsoid)
+                incidence_sum += float(bs.incidence_deg(g.cos_ellipsoid[inside]).astype(np.float64).sum())
+                incidence_count += int(inside.sum())
                 win = Window(c, r, w, h)
                 gdst.write(bs.incidence_deg(g.cos_local), 1, window=win)
                 gdst.write(bs.incidence_deg(g.cos_ellipsoid), 2, window=win)
@@ -215,7 +219,10 @@ def _terrain_correct(safe: Path, dem_path: Path, out_path, geometry_path, params
             dst.update_tags(units="dB", quantity=params.quantity, product=safe.name,
                             orbit=Path(orbit_file).name if orbit_file else "annotation",
                             noise_removal=str(params.noise_removal), resampling=params.resampling,
-                            db_floor=str(params.db_floor), geocoding="range-Doppler, backward, DEM ellipsoidal heights")
+                            db_floor=str(params.db_floor), geocoding="range-Doppler, backward, DEM ellipsoidal heights",
+                            # the viewing geometry over the AOI (registration QA predicts the image from it)
+                            platform_heading_deg=f"{annotation.platform_heading_deg:.4f}", look_side="right",
+                            incidence_angle_deg=f"{incidence_sum / max(incidence_count, 1):.4f}")
             for band, name in enumerate(("local_incidence_deg", "ellipsoid_incidence_deg", "radar_line", "radar_pixel"), 1):
                 gdst.set_band_description(band, name)
             gdst.update_tags(product=safe.name, line_pixel="zero-based, as in the annotation's geolocation grid")

@@ -76,6 +76,23 @@ def search_collections():
     return {S2_COLLECTION: wanted}
 
 
+def dataset_configuration():
+    """The config sections that shape the dataset (recorded in the store): each change of one of them
+    already reruns the store through its inputs; performance knobs are left out."""
+    sections = {
+        "source": config["source"],
+        "aoi": config["aoi"] if config["aoi"] is not None else {"simulation": config["simulation"]["aoi"]},
+        "search": {k: v for k, v in config["search"].items() if k != "frozen"},
+        "sar": {k: v for k, v in config["sar"].items() if k != "tile_size"},
+        "distortion": config["distortion"],
+        "dataset": {k: v for k, v in config["dataset"].items() if k != "directory"},
+        "geoid_grid": config["geoid_grid"],
+    }
+    if SIMULATED:
+        sections["simulation"] = {k: v for k, v in config["simulation"].items() if k != "directory"}
+    return sections
+
+
 def dem_tiles():
     """SRTM tiles under the AOI plus the distortion margin (and 1 km more)."""
     grid = _aoi_grid().expanded(config["distortion"]["margin_m"] + 1000)

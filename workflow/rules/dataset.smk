@@ -24,6 +24,8 @@ rule optical:
                     "stretch_percentiles",
                     "max_scene_masked_fraction",
                     "earth_search_offset",
+                    "mask_dilation_px",
+                    "min_valid_island_px",
                 )
             }
         ),
@@ -91,7 +93,14 @@ rule tiles:
         tiling=as_json(
             {
                 k: config["dataset"][k]
-                for k in ("patch_size", "stride", "max_masked_fraction")
+                for k in (
+                    "patch_size",
+                    "stride",
+                    "max_masked_fraction",
+                    "registration_max_shift_px",
+                    "registration_min_quality",
+                    "drop_misregistered",
+                )
             }
         ),
     shell:
@@ -116,7 +125,9 @@ rule store:
             f"{RESULTS}/optical/{t['s2']}.tif" for t in triplet_list()
         ],
     output:
-        patches=directory(f"{DATASET}/patches.zarr"),
+        # the store's root metadata stands for the store (a directory() output would put Snakemake's
+        # timestamp file inside it, which zarr warns about)
+        patches=f"{DATASET}/patches.zarr/zarr.json",
         index=f"{DATASET}/index.parquet",
         card=f"{DATASET}/README.md",
         quicklooks=directory(f"{DATASET}/quicklooks"),
@@ -140,11 +151,13 @@ rule store:
                 )
             }
         ),
+        configuration=as_json(dataset_configuration()),
         out=lambda wildcards, output: parent_dir(output.index),
     shell:
         "python -m pipeline store --shards {input.shards} --optical-json {input.infos} "
         "--triplets {input.triplets} --dem {input.dem} --sar {input.sar} --flags {input.flags} "
-        "--optical {input.optical} --params '{params.store}' --out-dir {params.out} > {log} 2>&1"
+        "--optical {input.optical} --params '{params.store}' --configuration '{params.configuration}' "
+        "--out-dir {params.out} > {log} 2>&1"
 
 
 rule dataset:
