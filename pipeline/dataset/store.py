@@ -1,7 +1,7 @@
 """The patch store: the writer of ``patches.zarr`` and ``index.parquet`` from the per-triplet shards.
 
 Store layout (``<dataset>/patches.zarr``, zarr v3, sharded, dimensions (patch, <array>_channel, y, x),
-readable with ``xarray.open_zarr(path, consolidated=False)``):
+readable with ``xarray.open_zarr(path)``):
 ``sar`` float32 (VV, VH in dB), ``dem`` float32 (normalised by the maximum elevation),
 ``optical`` uint8 (R, G, B stretched to [0, 255], masked pixels 0), ``valid`` uint8 (optical
 validity, 1 valid), ``flags`` uint8 (distortion bits, :mod:`pipeline.sar.distortion`).
