@@ -1,8 +1,8 @@
 # sardem: Sentinel-1 / SRTM / Sentinel-2 training datasets for SAR-to-optical translation in mountains.
 # The Snakefile only loads and validates the configuration and includes the rules.
-from snakemake.utils import min_version, validate
+from snakemake.utils import min_version
 
-from pipeline.config import SCHEMA_PATH
+from pipeline.config import configure
 
 min_version("8.0")
 
@@ -10,7 +10,8 @@ min_version("8.0")
 configfile: "config.yaml"
 
 
-validate(config, str(SCHEMA_PATH))
+# against pipeline/schema/config.schema.yaml, plus what a schema cannot say (dates, AOI); defaults filled in
+configure(config)
 
 
 report: "workflow/report/workflow.rst"

@@ -40,6 +40,36 @@ def test_invalid_value_names_the_key(patch: dict, key: str) -> None:
         validate(patch)
 
 
+@pytest.mark.parametrize(
+    ("patch", "message"),
+    [
+        ({"search": {"start": "2020-02-30"}}, "'search.start': '2020-02-30' is not a calendar date"),
+        ({"search": {"start": "2021-03-01", "end": "2021-01-01"}}, "'search.start': 2021-03-01 is after search.end"),
+        ({"simulation": {"dates": [{"s1": "2020-13-01T05:34:20", "s2": "2020-05-21T10:37:31", "snow_line_m": 1900,
+                                    "wet_snow": True, "cloud_fraction": 0.1}]}},
+         "'simulation.dates.0.s1': '2020-13-01T05:34:20' is not a calendar date"),
+        ({"aoi": {"bbox": [6.5, 95.0, 6.6, 45.4]}}, "'aoi.bbox.1': 95.0 is greater than the maximum of 90"),
+        ({"aoi": {"bbox": [6.6, 45.3, 6.5, 45.4]}}, "with west < east"),
+        ({"source": "stac", "aoi": {"bbox": [-10.0, 35.0, 30.0, 60.0]}}, "more than aoi_max_area_km2 = 40,000 km^2"),
+        ({"aoi": {"bbox": [8.0, 45.3, 8.1, 45.4]}}, "is outside the simulated world"),
+        ({"sar": {"db_flor": -30}}, "unknown key 'db_flor' (did you mean 'db_floor'?) in 'sar'"),
+        ({"aoi": {"bbx": [6.55, 45.4, 6.6, 45.45]}}, "unknown key 'bbx' (did you mean 'bbox'?) in 'aoi'"),
+    ],
+)
+def test_values_a_schema_cannot_check_are_checked(patch: dict, message: str) -> None:
+    with pytest.raises(UserError) as info:
+        validate(patch)
+    assert message in str(info.value) and "\n" not in str(info.value)
+
+
+def test_a_geojson_aoi_is_checked_too(tmp_path: Path) -> None:
+    continent = tmp_path / "europe.geojson"
+    continent.write_text('{"type": "Polygon", "coordinates": [[[-10, 35], [30, 35], [30, 60], [-10, 60], [-10, 35]]]}')
+    with pytest.raises(UserError, match="aoi.geojson.*more than aoi_max_area_km2"):
+        validate({"source": "stac", "aoi": {"geojson": str(continent)}})
+    assert validate({"source": "stac", "aoi": {"geojson": str(continent)}, "aoi_max_area_km2": 1e7})
+
+
 def test_snakemake_rejects_an_invalid_config_before_any_job(tmp_path: Path) -> None:
     work = workflow_copy(tmp_path)
     bad = tmp_path / "bad.yaml"
@@ -49,6 +79,13 @@ def test_snakemake_rejects_an_invalid_config_before_any_job(tmp_path: Path) -> N
     out = res.stdout + res.stderr
     assert "size_m" in out and "multiple of" in out
     assert not (work / "resources").exists() and not (work / "logs").exists()
+    # an unknown key: one line with a suggestion, not the schema
+    bad.write_text(yaml.safe_dump({"dataset": {"strech_percentiles": [2, 98]}}))
+    res = run(["snakemake", "simulate", "-n", "--cores", "1", "--configfile", str(bad)], work)
+    assert res.returncode != 0
+    errors = [line for line in (res.stdout + res.stderr).splitlines() if line.startswith("error:")]
+    assert errors == [errors[0]] and "did you mean 'stretch_percentiles'" in errors[0]
+    assert len((res.stdout + res.stderr).splitlines()) < 10 and "properties" not in res.stdout + res.stderr
 
 
 def test_cli_help_lists_the_stages() -> None:
