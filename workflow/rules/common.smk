@@ -81,7 +81,11 @@ def dataset_configuration():
     already reruns the store through its inputs; performance knobs are left out."""
     sections = {
         "source": config["source"],
-        "aoi": config["aoi"] if config["aoi"] is not None else {"simulation": config["simulation"]["aoi"]},
+        "aoi": (
+            config["aoi"]
+            if config["aoi"] is not None
+            else {"simulation": config["simulation"]["aoi"]}
+        ),
         "search": {k: v for k, v in config["search"].items() if k != "frozen"},
         "sar": {k: v for k, v in config["sar"].items() if k != "tile_size"},
         "distortion": config["distortion"],
@@ -89,7 +93,9 @@ def dataset_configuration():
         "geoid_grid": config["geoid_grid"],
     }
     if SIMULATED:
-        sections["simulation"] = {k: v for k, v in config["simulation"].items() if k != "directory"}
+        sections["simulation"] = {
+            k: v for k, v in config["simulation"].items() if k != "directory"
+        }
     return sections
 
 
