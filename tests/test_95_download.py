@@ -62,7 +62,41 @@ class Server(LoopbackServer):
                     return
                 if mode == "slow":
                     time.sleep(0.2)
+                if mode in ("longwait", "badwait") and count == 0:
+                    self.send_response(503)
+                    self.send_header("Retry-After", "86400" if mode == "longwait" else "soon, maybe")
+                    self.end_headers()
+                    return
+                if mode == "gzip":
+                    self.send_response(200)
+                    self.send_header("Content-Encoding", "gzip")
+                    self.send_header("Content-Length", "10")
+                    self.end_headers()
+                    self.wfile.write(b"\x1f\x8b" + b"\x00" * 8)
+                    return
+                if mode == "stale416" and rng:
+                    self.send_response(416)
+                    self.send_header("Content-Range", "bytes */999")
+                    self.end_headers()
+                    return
+                if mode == "trickle":  # 64 KiB every 200 ms: slow enough to be killed mid-file
+                    self.send_response(200)
+                    self.send_header("Content-Length", str(len(PAYLOAD)))
+                    self.end_headers()
+                    for i in range(0, len(PAYLOAD), 65536):
+                        self.wfile.write(PAYLOAD[i:i + 65536])
+                        self.wfile.flush()
+                        outer.bytes_served += 65536
+                        time.sleep(0.2)
+                    return
                 start = int(rng.split("=")[1].split("-")[0]) if rng else 0
+                if mode == "badrange" and rng:  # answers a range request with the file from byte 0
+                    self.send_response(206)
+                    self.send_header("Content-Length", str(len(PAYLOAD)))
+                    self.send_header("Content-Range", f"bytes 0-{len(PAYLOAD) - 1}/{len(PAYLOAD)}")
+                    self.end_headers()
+                    self.wfile.write(PAYLOAD)
+                    return
                 body = PAYLOAD[start:]
                 if mode == "corrupt" and count == 0:
                     body = b"\x00" * 100 + body[100:]
@@ -71,7 +105,7 @@ class Server(LoopbackServer):
                 if rng:
                     self.send_header("Content-Range", f"bytes {start}-{len(PAYLOAD) - 1}/{len(PAYLOAD)}")
                 self.end_headers()
-                if mode == "drop" and count == 0:
+                if mode in ("drop", "badrange", "stale416") and count == 0:
                     half = body[: len(body) // 2]
                     self.wfile.write(half)
                     outer.bytes_served += len(half)
@@ -125,7 +159,7 @@ def test_401_is_a_clear_credentials_error(server: Server, tmp_path: Path) -> Non
         download(f"{server.url}/auth/file?sv=2021&sig=SECRET", tmp_path / "f.bin", policy=FAST, progress=False)
     assert server.state["auth"] == 1  # no retries
     assert "SECRET" not in str(err.value)  # signed URLs are redacted in messages
-    assert not list(tmp_path.iterdir())
+    assert [p.name for p in tmp_path.iterdir()] in ([], [".locks"])  # no file, only the lock directory
 
 
 def test_server_down_fails_after_bounded_retries(tmp_path: Path) -> None:
@@ -144,3 +178,79 @@ def test_concurrency_is_bounded_per_host(server: Server, tmp_path: Path) -> None
     download_many(jobs, max_per_host=2, max_workers=8, policy=FAST, progress=False)
     assert server.max_active <= 2
     assert all((tmp_path / f"f{i}.bin").read_bytes() == PAYLOAD for i in range(8))
+
+
+@pytest.mark.parametrize("mode", ["badrange", "stale416"])
+def test_a_range_answer_that_does_not_fit_is_not_kept(mode: str, server: Server, tmp_path: Path) -> None:
+    """The transfer drops half-way; the resume gets a 206 from byte 0 (badrange) or a 416 claiming another
+    total (stale416): neither is appended or taken as complete; the file is fetched again, whole and right."""
+    target = tmp_path / "f.bin"
+    download(f"{server.url}/{mode}/file", target, policy=FAST, progress=False)  # no MD5, no expected size
+    assert target.read_bytes() == PAYLOAD
+    assert not list(tmp_path.glob("*.part"))
+
+
+def test_waits_are_bounded_and_odd_headers_tolerated(server: Server, tmp_path: Path) -> None:
+    policy = DownloadPolicy(connect_timeout_s=2, read_timeout_s=5, max_attempts=3, backoff_s=0.05, backoff_max_s=0.5)
+    t0 = time.perf_counter()
+    download(f"{server.url}/longwait/file", tmp_path / "a.bin", expected_md5=MD5, policy=policy, progress=False)
+    download(f"{server.url}/badwait/file", tmp_path / "b.bin", expected_md5=MD5, policy=policy, progress=False)
+    assert time.perf_counter() - t0 < 10  # a day's Retry-After waited 0.5 s; "soon, maybe" the backoff
+
+
+def test_an_encoded_body_is_refused(server: Server, tmp_path: Path) -> None:
+    with pytest.raises(DownloadError, match=r"gzip/file -> .*f\.bin: giving up.*Content-Encoding 'gzip'"):
+        download(f"{server.url}/gzip/file", tmp_path / "f.bin", policy=FAST, progress=False)
+    assert [p.name for p in tmp_path.iterdir()] == [".locks"]
+    assert all(rng is None for mode, rng in server.requests)  # identity asked, nothing resumed from a bad body
+
+
+DOWNLOAD_ONE = """
+import sys
+from pipeline.io.download import DownloadPolicy, download
+download(sys.argv[1], sys.argv[2], expected_md5=sys.argv[3] or None,
+         policy=DownloadPolicy(connect_timeout_s=2, read_timeout_s=5, max_attempts=4, backoff_s=0.05,
+                               chunk_bytes=65536), progress=False)
+"""
+
+
+def test_two_processes_on_one_target(server: Server, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    target = tmp_path / "f.bin"
+    procs = [subprocess.Popen([sys.executable, "-c", DOWNLOAD_ONE, f"{server.url}/slow/file", str(target), MD5],
+                              stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    for proc in procs:
+        _, err = proc.communicate(timeout=60)
+        assert proc.returncode == 0, err
+    assert target.read_bytes() == PAYLOAD
+    assert server.bytes_served == len(PAYLOAD)  # one fetched, the other found the verified file
+    assert not list(tmp_path.glob("*.part"))
+
+
+def test_a_process_killed_mid_transfer_is_resumed(server: Server, tmp_path: Path) -> None:
+    import signal
+    import subprocess
+    import sys
+
+    target = tmp_path / "f.bin"
+    proc = subprocess.Popen([sys.executable, "-c", DOWNLOAD_ONE, f"{server.url}/trickle/file", str(target), MD5])
+    part = target.with_name("f.bin.part")
+    deadline = time.time() + 30
+    def size() -> int:
+        try:
+            return part.stat().st_size
+        except FileNotFoundError:
+            return 0
+
+    while time.time() < deadline and size() < len(PAYLOAD) // 4:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=10)
+    kept = part.stat().st_size
+    assert 0 < kept < len(PAYLOAD) and not target.exists()
+    # the next run takes the lock the dead process held, resumes from the part, verifies the MD5
+    download(f"{server.url}/slow/file", target, expected_md5=MD5, policy=FAST, progress=False)
+    assert target.read_bytes() == PAYLOAD
+    assert server.requests[-1] == ("slow", f"bytes={kept}-")
