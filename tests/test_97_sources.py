@@ -215,7 +215,7 @@ def test_sentinel2_crop_decodes_like_the_full_band(server: StacServer, built: Pa
     item = server.item(S2_COLLECTION, sorted(i["id"] for i in server.items[S2_COLLECTION])[0])
     grid = aoi_grid_around(45.42, 6.62, 2560)
     local = fetch_sentinel2(item, tmp_path, grid, "planetary_computer", NO_SIGN, FAST)
-    assert set(local["assets"]) == {"B02", "B03", "B04", "SCL", "product-metadata"}
+    assert set(local["assets"]) == {"B02", "B03", "B04", "SCL", "product-metadata", "granule-metadata"}
     with rasterio.open(local["assets"]["B04"]["href"]) as crop:
         rel = item["assets"]["B04"]["href"].split("/files/", 1)[1]
         with rasterio.open(server.world / rel) as full:
