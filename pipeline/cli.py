@@ -371,8 +371,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_report_inputs)
     return parser
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def run_parser(parser: argparse.ArgumentParser, argv: list[str] | None = None) -> int:
+    """Parse, set up logging, run the chosen command; a known failure (:class:`SardemError`) prints one
+    line and returns 2 (``--debug``: the traceback). Shared by this CLI and the simulator's."""
+    args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         args.func(args)
@@ -382,3 +384,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_parser(build_parser(), argv)

@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import sys
 from pathlib import Path
 
-from pipeline.errors import SardemError, UserError
+from pipeline.errors import UserError
 
 
 def _world(args: argparse.Namespace) -> None:
@@ -63,16 +62,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    try:
-        args.func(args)
-    except SardemError as exc:
-        if args.debug:
-            raise
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    return 0
+    from pipeline.cli import run_parser
+
+    return run_parser(build_parser(), argv)
 
 
 if __name__ == "__main__":
