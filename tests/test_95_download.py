@@ -254,3 +254,30 @@ def test_a_process_killed_mid_transfer_is_resumed(server: Server, tmp_path: Path
     download(f"{server.url}/slow/file", target, expected_md5=MD5, policy=FAST, progress=False)
     assert target.read_bytes() == PAYLOAD
     assert server.requests[-1] == ("slow", f"bytes={kept}-")
+
+
+def test_a_cached_file_that_changed_is_fetched_again_and_stops_its_readers(server: Server, tmp_path: Path) -> None:
+    from pipeline.io.checksums import CacheError, record_problem, verify_cached
+
+    target = tmp_path / "N45E006.SRTMGL1.hgt.zip"
+    download(f"{server.url}/plain/file", target, policy=FAST, progress=False)  # no size or MD5 from the caller
+    assert record_problem(target) is None and server.bytes_served == len(PAYLOAD)
+    download(f"{server.url}/plain/file", target, policy=FAST, progress=False)
+    assert server.bytes_served == len(PAYLOAD)  # reused: it matches its record
+    target.write_bytes(PAYLOAD[: len(PAYLOAD) // 2])  # truncated in the cache after it was fetched
+    assert "524288 bytes, 1048576 when fetched" in record_problem(target)
+    # a stage that reads it stops before writing anything, naming the file
+    from pipeline.core.grid import aoi_grid_around
+    from pipeline.stages.dem import prepare_dem
+
+    out = tmp_path / "dem_egm96.tif"
+    with pytest.raises(CacheError, match="N45E006.SRTMGL1.hgt.zip: changed since it was fetched"):
+        prepare_dem(tmp_path, aoi_grid_around(45.42, 6.62, 2560), out, tmp_path / "dem_wgs84.tif")
+    assert not out.exists()
+    # the fetch step (a forced rerun) replaces it, although the caller knows no size or MD5
+    download(f"{server.url}/plain/file", target, policy=FAST, progress=False)
+    assert target.read_bytes() == PAYLOAD and server.bytes_served == 2 * len(PAYLOAD)
+    verify_cached([target])
+    target.write_bytes(PAYLOAD[:-1] + b"\x00")  # same size, other bytes: the MD5 sees it
+    with pytest.raises(CacheError, match="MD5 differs"):
+        verify_cached([target])

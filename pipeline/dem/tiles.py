@@ -13,6 +13,7 @@ from numpy.typing import NDArray
 from pipeline.core.grid import tile_name
 from pipeline.dem.hgt import HGT_VOID, hgt_vsi_path, hgt_zip_name
 from pipeline.errors import SardemError
+from pipeline.io.checksums import verify_cached
 
 
 class DemError(SardemError, ValueError):
@@ -57,6 +58,7 @@ def read_mosaic(directory: str | Path, west: float, south: float, east: float, n
     out = np.full((len(lats) * n + 1, len(lons) * n + 1), np.nan, np.float32)
     for tile in tiles:
         path = tile_path(directory, tile)
+        verify_cached([path])
         lat = int(tile[1:3]) * (1 if tile[0] == "N" else -1)
         lon = int(tile[4:7]) * (1 if tile[3] == "E" else -1)
         try:

@@ -1,9 +1,21 @@
-"""File checksums (the MD5 that SAFE manifests list)."""
+"""File checksums (the MD5 that SAFE manifests list) and the cache's records of what was fetched.
+
+Each cache directory holds ``.sardem-files.json``: the size and MD5 of every file written there
+after it was fetched and verified. Reuse checks a file against its record (size always, MD5 up to
+256 MB), so a file truncated or altered in the cache is fetched again by its fetch step, and a
+stage that reads it stops with a message before it writes anything.
+"""
 
 from __future__ import annotations
 
 import hashlib
 from pathlib import Path
+
+from pipeline.errors import SardemError
+
+
+class CacheError(SardemError):
+    """A cached file changed since it was fetched (names the file)."""
 
 
 def file_md5(path: str | Path, chunk_bytes: int = 1 << 20) -> str:
@@ -13,3 +25,65 @@ def file_md5(path: str | Path, chunk_bytes: int = 1 << 20) -> str:
         for chunk in iter(lambda: f.read(chunk_bytes), b""):
             h.update(chunk)
     return h.hexdigest()
+
+
+# ---------------------------------------------------------------- cache records
+
+RECORD_NAME = ".sardem-files.json"
+MD5_LIMIT_BYTES = 256 << 20  # reuse checks hash files up to this size; larger ones are checked by size
+
+
+def _record_file(path: Path) -> Path:
+    return path.parent / RECORD_NAME
+
+
+def _read_record(record: Path) -> dict:
+    import json
+
+    try:
+        return json.loads(record.read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def write_record(path: str | Path) -> None:
+    """Note ``path``'s size and MD5 in its directory's record (after it was fetched and verified)."""
+    import json
+
+    from filelock import FileLock
+
+    from pipeline.io.atomic import write_bytes_atomic
+
+    path = Path(path)
+    record = _record_file(path)
+    entry = {"size": path.stat().st_size, "md5": file_md5(path)}
+    with FileLock(str(record) + ".lock"):
+        files = _read_record(record)
+        files[path.name] = entry
+        write_bytes_atomic(record, (json.dumps(files, indent=1, sort_keys=True) + "\n").encode())
+
+
+def record_problem(path: str | Path) -> str | None:
+    """What differs between ``path`` and its record: None when it matches, or when it was never recorded
+    (files fetched before records existed). Size always; MD5 up to ``MD5_LIMIT_BYTES``."""
+    path = Path(path)
+    entry = _read_record(_record_file(path)).get(path.name)
+    if entry is None:
+        return None
+    if not path.exists():
+        return "missing"
+    size = path.stat().st_size
+    if size != entry["size"]:
+        return f"{size} bytes, {entry['size']} when fetched"
+    if size <= MD5_LIMIT_BYTES and file_md5(path) != entry["md5"]:
+        return "MD5 differs from when it was fetched"
+    return None
+
+
+def verify_cached(paths: list[str | Path]) -> None:
+    """Raise :class:`CacheError` naming the first cached file that changed since it was fetched."""
+    for path in paths:
+        problem = record_problem(path)
+        if problem:
+            raise CacheError(f"{path}: changed since it was fetched ({problem}); delete it and run again "
+                             "(its fetch rule fetches it anew)")

@@ -48,7 +48,7 @@ import requests
 from filelock import FileLock
 from tqdm import tqdm
 
-from pipeline.io.checksums import file_md5
+from pipeline.io.checksums import file_md5, record_problem, write_record
 from pipeline.errors import SardemError
 
 log = logging.getLogger(__name__)
@@ -144,7 +144,7 @@ def download(
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    if target.exists() and check_file(target, expected_size, expected_md5) is None:
+    if _reusable(target, expected_size, expected_md5):
         return target
     locks = target.parent / ".locks"  # one lock file per target, out of the way of the files themselves
     locks.mkdir(exist_ok=True)
@@ -157,7 +157,7 @@ def download(
 
 def _download_locked(url: str, target: Path, expected_size: int | None, expected_md5: str | None, headers,
                      session: requests.Session | None, policy: DownloadPolicy, progress: bool) -> Path:
-    if target.exists() and check_file(target, expected_size, expected_md5) is None:
+    if _reusable(target, expected_size, expected_md5):
         return target  # another process fetched it while we waited
     part = target.with_name(target.name + ".part")
     session = session or requests.Session()
@@ -226,6 +226,7 @@ def _download_locked(url: str, target: Path, expected_size: int | None, expected
             problem = check_file(part, want, expected_md5)
             if problem is None:
                 os.replace(part, target)
+                write_record(target)
                 return target
             last_problem = problem
             log.warning("%s: %s, fetching it again", redact(url), last_problem)
@@ -251,11 +252,22 @@ def _download_locked(url: str, target: Path, expected_size: int | None, expected
     raise DownloadError(f"{redact(url)} -> {target}: giving up after {policy.max_attempts} attempts: {last_problem}")
 
 
+def _reusable(target: Path, expected_size: int | None, expected_md5: str | None) -> bool:
+    """A file already in the cache passes the caller's checks and its own record (else it is fetched again)."""
+    if not target.exists() or check_file(target, expected_size, expected_md5) is not None:
+        return False
+    problem = record_problem(target)
+    if problem:
+        log.warning("%s: changed since it was fetched (%s): fetching it again", target, problem)
+        return False
+    return True
+
+
 def copy_local(source: str | Path, target: str | Path, expected_size: int | None = None,
                expected_md5: str | None = None) -> Path:
     """The local counterpart of :func:`download` (same checks, same atomic rename, same cache rule)."""
     source, target = Path(source), Path(target)
-    if target.exists() and check_file(target, expected_size, expected_md5) is None:
+    if _reusable(target, expected_size, expected_md5):
         return target
     if not source.is_file():
         raise DownloadError(f"{source}: no such file")
@@ -266,6 +278,7 @@ def copy_local(source: str | Path, target: str | Path, expected_size: int | None
     part = target.with_name(target.name + ".part")
     shutil.copyfile(source, part)
     os.replace(part, target)
+    write_record(target)
     return target
 
 

@@ -34,6 +34,7 @@ from pipeline.errors import UserError
 from pipeline.core.grid import MapGrid
 from pipeline.io.atomic import write_json_atomic
 from pipeline.io.cog_window import copy_map_window, copy_radar_window
+from pipeline.io.checksums import record_problem, write_record
 from pipeline.io.download import DownloadPolicy, fetch
 from pipeline.sar.safe import ManifestEntry, manifest_entries
 from pipeline.sources.providers import S2_BANDS, s2_asset_keys
@@ -118,8 +119,9 @@ def fetch_sentinel1_window(item: dict[str, Any], cache: Path, grid: MapGrid, hei
         href = _href(item, p)
         stem = _name(href).rsplit(".", 1)[0]
         target = root / "measurement" / f"{stem}_l{r0}-{r1}_p{c0}-{c1}.tiff"
-        if not target.exists():
+        if not _cached(target):
             copy_radar_window(sign(href), target, (r0, r1), (c0, c1))
+            write_record(target)
         assets[p] = {"href": str(target.resolve()), "roles": ["data"], "type": "image/tiff; application=geotiff"}
     props = {"sar:polarizations": pols, "sardem:radar_window": [list(window[0]), list(window[1])]}
     return local_item(item, assets, props)
@@ -128,6 +130,17 @@ def fetch_sentinel1_window(item: dict[str, Any], cache: Path, grid: MapGrid, hei
 def _grid_tag(grid: MapGrid) -> str:
     text = json.dumps([grid.epsg, grid.left, grid.top, grid.resolution, grid.width, grid.height])
     return hashlib.sha256(text.encode()).hexdigest()[:10]
+
+
+def _cached(target: Path) -> bool:
+    """A window already in the cache that still matches its record (else it is cut again)."""
+    if not target.exists():
+        return False
+    problem = record_problem(target)
+    if problem:
+        log.warning("%s: changed since it was fetched (%s): fetching it again", target, problem)
+        return False
+    return True
 
 
 def fetch_sentinel2(item: dict[str, Any], cache: Path, grid: MapGrid, asset_layout: str,
@@ -140,8 +153,9 @@ def fetch_sentinel2(item: dict[str, Any], cache: Path, grid: MapGrid, asset_layo
     for band in S2_BANDS:
         href = _href(item, str(keys[band]))
         target = root / f"{band}_{tag}.tif"
-        if not target.exists():
+        if not _cached(target):
             copy_map_window(sign(href), target, grid.bounds, f"EPSG:{grid.epsg}")
+            write_record(target)
         assets[band] = {"href": str(target.resolve()), "roles": ["data"], "type": "image/tiff; application=geotiff"}
     meta_key = keys["product-metadata"]
     if meta_key and meta_key in item["assets"]:

@@ -16,6 +16,7 @@ from pipeline.config import validate
 from pipeline.core.grid import MapGrid
 from pipeline.errors import DatasetError
 from pipeline.io.atomic import atomic_path
+from pipeline.io.checksums import verify_cached
 from pipeline.io.rasters import open_raster, write_geotiff
 from pipeline.optical.masking import fringe_statistic, refine_mask, scl_mask, stretch_to_uint8
 from pipeline.optical.metadata import (
@@ -85,9 +86,11 @@ def sun_angles(item: dict, label: str) -> tuple[float, float] | None:
 def _read_item(item_json: Path) -> tuple[dict, dict[str, str]]:
     try:
         item = json.loads(item_json.read_text())
-        return item, {k: item["assets"][k]["href"] for k in ("B04", "B03", "B02", "SCL")}
+        hrefs = {k: item["assets"][k]["href"] for k in ("B04", "B03", "B02", "SCL")}
     except (OSError, json.JSONDecodeError, KeyError) as exc:
         raise DatasetError(f"{item_json}: not a local Sentinel-2 item with B02, B03, B04 and SCL ({exc})") from exc
+    verify_cached([h for h in hrefs.values() if "://" not in h])
+    return item, hrefs
 
 
 def _band_offsets(item: dict, meta: ProductMetadata, dns: dict[str, np.ndarray], scl: np.ndarray, mode: str,

@@ -31,6 +31,7 @@ from pipeline.config import validate
 from pipeline.core.grid import MapGrid
 from pipeline.errors import SardemError
 from pipeline.io.atomic import atomic_path
+from pipeline.io.checksums import verify_cached
 from pipeline.io.rasters import band_range, grid_of, write_geotiff
 from pipeline.sar import backscatter as bs
 from pipeline.sar.annotation import parse_annotation, parse_calibration, parse_noise
@@ -119,6 +120,8 @@ def _terrain_correct(safe: Path, dem_path: Path, out_path, geometry_path, params
     for pol in params.polarisations:
         if pol not in files:
             raise SafeError(f"{safe}: polarisation {pol} not in the product (has {', '.join(sorted(files))})")
+    verify_cached([files[pol].measurement for pol in params.polarisations
+                   if not str(files[pol].measurement).startswith("/vsi")])
     try:
         dem = stack.enter_context(rasterio.open(dem_path))  # read tile by tile: memory does not grow with the AOI
     except rasterio.errors.RasterioIOError as exc:
