@@ -186,10 +186,16 @@ def _report_inputs(args: argparse.Namespace) -> None:
     write_report_inputs(args.card, _json(args.config_json, "--config-json"), args.out_card, args.out_config)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m pipeline", description=__doc__)
+def base_parser(prog: str, description: str | None) -> argparse.ArgumentParser:
+    """A parser with the options every command line shares (logging, --debug); see :func:`run_parser`."""
+    parser = argparse.ArgumentParser(prog=prog, description=description)
     parser.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
     parser.add_argument("--debug", action="store_true", help="show the traceback of known failures too")
+    return parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = base_parser("python -m pipeline", __doc__)
     sub = parser.add_subparsers(dest="stage", required=True)
 
     p = sub.add_parser("search", help="search Sentinel-1 and Sentinel-2 scenes; freeze the result into a JSON file")

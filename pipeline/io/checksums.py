@@ -80,6 +80,21 @@ def record_problem(path: str | Path) -> str | None:
     return None
 
 
+def matches_record(path: str | Path) -> bool:
+    """Whether a file already in the cache can be reused: it exists and matches its record (a mismatch
+    is logged; the caller fetches the file again)."""
+    import logging
+
+    path = Path(path)
+    if not path.exists():
+        return False
+    problem = record_problem(path)
+    if problem:
+        logging.getLogger(__name__).warning("%s: changed since it was fetched (%s): fetching it again", path, problem)
+        return False
+    return True
+
+
 def verify_cached(paths: list[str | Path]) -> None:
     """Raise :class:`CacheError` naming the first cached file that changed since it was fetched."""
     for path in paths:

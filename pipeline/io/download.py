@@ -48,7 +48,7 @@ import requests
 from filelock import FileLock
 from tqdm import tqdm
 
-from pipeline.io.checksums import file_md5, record_problem, write_record
+from pipeline.io.checksums import file_md5, matches_record, write_record
 from pipeline.errors import SardemError
 
 log = logging.getLogger(__name__)
@@ -254,13 +254,7 @@ def _download_locked(url: str, target: Path, expected_size: int | None, expected
 
 def _reusable(target: Path, expected_size: int | None, expected_md5: str | None) -> bool:
     """A file already in the cache passes the caller's checks and its own record (else it is fetched again)."""
-    if not target.exists() or check_file(target, expected_size, expected_md5) is not None:
-        return False
-    problem = record_problem(target)
-    if problem:
-        log.warning("%s: changed since it was fetched (%s): fetching it again", target, problem)
-        return False
-    return True
+    return target.exists() and check_file(target, expected_size, expected_md5) is None and matches_record(target)
 
 
 def copy_local(source: str | Path, target: str | Path, expected_size: int | None = None,

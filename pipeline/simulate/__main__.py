@@ -41,9 +41,9 @@ def _quicklooks(args: argparse.Namespace) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m pipeline.simulate", description=__doc__)
-    parser.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
-    parser.add_argument("--debug", action="store_true", help="show the traceback of known failures too")
+    from pipeline.cli import base_parser
+
+    parser = base_parser("python -m pipeline.simulate", __doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("world", help="simulate the offline Alpine world (S1 GRD, S2 L2A, SRTM, truth, STAC)")

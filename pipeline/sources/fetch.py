@@ -34,7 +34,7 @@ from pipeline.errors import UserError
 from pipeline.core.grid import MapGrid
 from pipeline.io.atomic import write_json_atomic
 from pipeline.io.cog_window import copy_map_window, copy_radar_window
-from pipeline.io.checksums import record_problem, write_record
+from pipeline.io.checksums import matches_record, write_record
 from pipeline.io.download import DownloadPolicy, fetch
 from pipeline.sar.safe import ManifestEntry, manifest_entries
 from pipeline.sources.providers import S2_BANDS, s2_asset_keys
@@ -119,7 +119,7 @@ def fetch_sentinel1_window(item: dict[str, Any], cache: Path, grid: MapGrid, hei
         href = _href(item, p)
         stem = _name(href).rsplit(".", 1)[0]
         target = root / "measurement" / f"{stem}_l{r0}-{r1}_p{c0}-{c1}.tiff"
-        if not _cached(target):
+        if not matches_record(target):
             copy_radar_window(sign(href), target, (r0, r1), (c0, c1))
             write_record(target)
         assets[p] = {"href": str(target.resolve()), "roles": ["data"], "type": "image/tiff; application=geotiff"}
@@ -132,17 +132,6 @@ def _grid_tag(grid: MapGrid) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:10]
 
 
-def _cached(target: Path) -> bool:
-    """A window already in the cache that still matches its record (else it is cut again)."""
-    if not target.exists():
-        return False
-    problem = record_problem(target)
-    if problem:
-        log.warning("%s: changed since it was fetched (%s): fetching it again", target, problem)
-        return False
-    return True
-
-
 def fetch_sentinel2(item: dict[str, Any], cache: Path, grid: MapGrid, asset_layout: str,
                     sign: Callable[[str], str], policy: DownloadPolicy = DownloadPolicy()) -> dict[str, Any]:
     """Fetch B02, B03, B04, SCL over the AOI (and the product and tile metadata when offered); return the local item."""
@@ -153,7 +142,7 @@ def fetch_sentinel2(item: dict[str, Any], cache: Path, grid: MapGrid, asset_layo
     for band in S2_BANDS:
         href = _href(item, str(keys[band]))
         target = root / f"{band}_{tag}.tif"
-        if not _cached(target):
+        if not matches_record(target):
             copy_map_window(sign(href), target, grid.bounds, f"EPSG:{grid.epsg}")
             write_record(target)
         assets[band] = {"href": str(target.resolve()), "roles": ["data"], "type": "image/tiff; application=geotiff"}

@@ -46,12 +46,11 @@ class StoreParams:
 def software_versions() -> dict[str, str]:
     """The package's version and git commit (when run from a checkout), and the libraries' versions."""
     import subprocess
-    from importlib import metadata
 
     import pyproj
     import rasterio
 
-    versions = {"sardem": metadata.version("sardem") if _installed("sardem") else "unknown"}
+    versions = {"sardem": _version("sardem", "unknown")}
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True,
                                 text=True, timeout=10)
@@ -63,7 +62,7 @@ def software_versions() -> dict[str, str]:
     except (OSError, subprocess.SubprocessError):
         versions["sardem_git_commit"] = "unknown"
     for name in ("numpy", "scipy", "pandas", "zarr", "xarray", "rasterio", "pyproj", "numba"):
-        versions[name] = metadata.version(name) if _installed(name) else "absent"
+        versions[name] = _version(name, "absent")
     versions["gdal"] = rasterio.__gdal_version__
     versions["proj"] = pyproj.proj_version_str
     return versions
@@ -80,14 +79,14 @@ def _json_safe(value: Any) -> Any:
     return value
 
 
-def _installed(name: str) -> bool:
+def _version(name: str, missing: str) -> str:
+    """An installed distribution's version, or ``missing``."""
     from importlib import metadata
 
     try:
-        metadata.version(name)
-        return True
+        return metadata.version(name)
     except metadata.PackageNotFoundError:
-        return False
+        return missing
 
 
 def build_store(shards: list[Path], optical_json: list[Path], triplets_json: Path, dem: Path, sar: list[Path],
@@ -111,10 +110,11 @@ def build_store(shards: list[Path], optical_json: list[Path], triplets_json: Pat
             if "registration" in z:
                 registration.update(json.loads(str(z["registration"])))
     infos = [json.loads(Path(x).read_text()) for x in optical_json]
+    dem_max = float(raster_tag(dem, "dem_max_m"))
     provenance = {
         "configuration": configuration or {},
         "store_parameters": {k: getattr(params, k) for k in StoreParams.KEYS},
-        "dem_max_m": float(raster_tag(dem, "dem_max_m")),
+        "dem_max_m": dem_max,
         "products": {t["id"]: {"sentinel1": t["s1"], "sentinel2": t["s2"]} for t in triplets},
         "optical_scenes": {i["id"]: {"items": i.get("items", [i["id"]]), "skipped": i["skipped"],
                                      "masked_fraction": i["masked_fraction"]} for i in infos},
@@ -123,7 +123,6 @@ def build_store(shards: list[Path], optical_json: list[Path], triplets_json: Pat
     }
     index = assemble_store([Path(x) for x in shards], out_dir, params.split, params.split_fractions, params.seed,
                            params.split_block_patches * params.patch_size, params.patch_size, _json_safe(provenance))
-    dem_max = float(raster_tag(dem, "dem_max_m"))
     skipped_sar = {}
     for t, path in zip(triplets, sar):
         reason = raster_tag(path, "skipped", "")

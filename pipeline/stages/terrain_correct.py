@@ -199,12 +199,13 @@ def _terrain_correct(safe: Path, dem_path: Path, out_path, geometry_path, params
             incidence_sum, incidence_count = 0.0, 0
             for i, (r, c, h, w) in enumerate(tiles, start=1):
                 g = geometry_of(r, c, h, w)
+                ellipsoid_deg = bs.incidence_deg(g.cos_ellipsoid)
                 inside = np.isfinite(g.line) & np.isfinite(g.cos_ellipsoid)
-                incidence_sum += float(bs.incidence_deg(g.cos_ellipsoid[inside]).astype(np.float64).sum())
+                incidence_sum += float(ellipsoid_deg[inside].astype(np.float64).sum())
                 incidence_count += int(inside.sum())
                 win = Window(c, r, w, h)
                 gdst.write(bs.incidence_deg(g.cos_local), 1, window=win)
-                gdst.write(bs.incidence_deg(g.cos_ellipsoid), 2, window=win)
+                gdst.write(ellipsoid_deg, 2, window=win)
                 gdst.write(g.line.astype(np.float32), 3, window=win)
                 gdst.write(g.pixel.astype(np.float32), 4, window=win)
                 for band, p in enumerate(pols.values(), start=1):

@@ -30,9 +30,9 @@ import numpy as np
 import pandas as pd
 import torch
 
+from pipeline.dataset.tiling import SPLITS
 from pipeline.errors import UserError
 
-SPLITS = ("train", "val", "test")
 
 
 @dataclass(frozen=True)
