@@ -115,7 +115,7 @@ def annotated_mosaic(panels: list[NDArray[np.uint8]], titles: list[str], pixel_m
     y = line + panels[0].shape[0] - 12
     draw.rectangle((8, y, 8 + bar_px, y + 4), fill=(255, 255, 255), outline=(0, 0, 0))
     label = f"{length_m / 1000:g} km" if length_m >= 1000 else f"{length_m} m"
-    draw.text((12 + bar_px, y - font_px + 4), f"{label} ({pixel_m:g} m/px)", fill=(255, 255, 255), font=font,
+    draw.text((12 + bar_px, y - font_px + 4), f"{label} ({pixel_m:.3g} m/px)", fill=(255, 255, 255), font=font,
               stroke_width=2, stroke_fill=(0, 0, 0))
     if legend:
         x, y = 2, line + body.shape[0] + 2
