@@ -9,8 +9,10 @@
 - ``/orbits/``: an S3-style bucket (ListObjects v1 with ``prefix`` and ``marker`` paging) of the
   orbit files put in ``server.orbit_files``.
 
-Faults are injected per path (``server.faults[path] = "corrupt-once"`` ...) and every byte served is
-counted per path. This is test infrastructure, independent of the code under test: it filters
+Faults are injected per path (``server.faults[path] = "corrupt-once"`` ...), or at random on every
+request (``server.chaos = Chaos(seed=...)``: drops, stalls, 5xx, 429, wrong ranges, truncations, bounded
+per path and decided by a hash of (seed, path, request number), so a run's faults do not depend on thread
+timing); every byte served is counted per path. This is test infrastructure, independent of the code under test: it filters
 items on its own.
 """
 
@@ -18,6 +20,11 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import random
+import socket
+import time
+from collections import Counter
+from dataclasses import dataclass, field
 import io
 import json
 import threading
@@ -54,6 +61,45 @@ def safe_zip_bytes(safe_dir: Path) -> bytes:
     return buf.getvalue()
 
 
+@dataclass
+class Chaos:
+    """Random faults on every request: each request of a path draws a fault with probability ``rate``,
+    at most ``max_per_path`` faults per path (so every transfer can finish), the draw seeded by
+    (``seed``, path, the path's request number).
+
+    Kinds: ``drop`` (connection closed before any answer), ``stall`` (the answer waits ``stall_s``),
+    ``503`` and ``429`` (``Retry-After: 0``), ``wrong-range`` (a 206 that starts elsewhere than asked,
+    and says so), ``truncate`` (the full Content-Length announced, half the body sent, connection closed).
+    """
+
+    seed: int
+    rate: float = 0.25
+    max_per_path: int = 2
+    stall_s: float = 0.5
+    kinds: tuple[str, ...] = ("drop", "stall", "503", "429", "wrong-range", "truncate")
+    served: Counter = field(default_factory=Counter)
+    _requests: Counter = field(default_factory=Counter)
+    _faults: Counter = field(default_factory=Counter)
+    log: list = field(default_factory=list)  # (request, fault drawn) in order of arrival
+
+    def draw(self, key: str, lock: threading.Lock) -> str:
+        """The fault for this request of ``key`` ('' for none); body faults are decided later, per response."""
+        with lock:
+            n = self._requests[key]
+            self._requests[key] += 1
+            rng = random.Random(f"{self.seed}/{key}/{n}")
+            kind = rng.choice(self.kinds) if rng.random() < self.rate else ""
+            if self._faults[key] >= self.max_per_path:
+                kind = ""
+            self._faults[key] += bool(kind)
+            self.log.append((key, kind))
+            return kind
+
+    def applied(self, kind: str, lock: threading.Lock) -> None:
+        with lock:
+            self.served[kind] += 1
+
+
 class LoopbackServer:
     """An HTTP server on 127.0.0.1 (a free port), serving from a daemon thread."""
 
@@ -79,6 +125,7 @@ class StacServer(LoopbackServer):
         self.bytes_served: dict[str, int] = {}
         self.requests: list[tuple[str, str]] = []
         self.tokens: set[str] = set()
+        self.chaos: Chaos | None = None
         self.lock = threading.Lock()
         self.items = self._load_items()
         self.products = {}
@@ -158,7 +205,20 @@ class StacServer(LoopbackServer):
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
+                if self.chaos == "truncate":
+                    server.chaos.applied("truncate", server.lock)
+                    self.wfile.write(body[: len(body) // 2])
+                    return self._drop()
                 self.wfile.write(body)
+
+            def _drop(self) -> None:
+                """Close the connection at once (what a reset or a dead proxy looks like to the client)."""
+                self.close_connection = True
+                try:
+                    self.wfile.flush()
+                    self.connection.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
 
             def _status(self, status: int, headers: dict | None = None) -> None:
                 self.send_response(status)
@@ -183,6 +243,15 @@ class StacServer(LoopbackServer):
                 path = unquote(url.path)
                 with server.lock:
                     server.requests.append((self.command, path))
+                self.chaos = server.chaos.draw(f"{self.command} {self.path}", server.lock) if server.chaos else ""
+                if self.chaos in ("drop", "stall", "503", "429"):
+                    server.chaos.applied(self.chaos, server.lock)
+                if self.chaos == "drop":
+                    return self._drop()
+                if self.chaos == "stall":
+                    time.sleep(server.chaos.stall_s)
+                if self.chaos in ("503", "429"):
+                    return self._status(int(self.chaos), {"Retry-After": "0"})
                 if path.startswith("/files/"):
                     return self._file(path[len("/files/"):], head)
                 if path.rstrip("/") == "/stac":
@@ -308,6 +377,10 @@ class StacServer(LoopbackServer):
                     end = min(int(b), len(data) - 1) if (a and b) else len(data) - 1
                     if start >= len(data):
                         return self._status(416, {"Content-Range": f"bytes */{len(data)}"})
+                if rng and self.chaos == "wrong-range":  # another range than asked, honestly labelled
+                    server.chaos.applied("wrong-range", server.lock)
+                    start = (start + 7) % max(len(data), 1)
+                    end = max(end, start)
                 body = data[start:end + 1]
                 self.send_response(206 if rng else 200)
                 self.send_header("Accept-Ranges", "bytes")
@@ -315,6 +388,10 @@ class StacServer(LoopbackServer):
                 if rng:
                     self.send_header("Content-Range", f"bytes {start}-{end}/{len(data)}")
                 self.end_headers()
+                if not head and self.chaos == "truncate":
+                    server.chaos.applied("truncate", server.lock)
+                    self.wfile.write(body[: len(body) // 2])
+                    return self._drop()
                 if not head:
                     self.wfile.write(body)
                     with server.lock:

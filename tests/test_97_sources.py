@@ -30,7 +30,7 @@ from pipeline.sources.query import S1_COLLECTION, S2_COLLECTION, SceneQuery, mat
 from pipeline.sources.search import read_result, run_search, search_api, search_static
 
 from .conftest import DATA, REPO, run, small_config, workflow_copy
-from .stac_server import PASSWORD, USER, StacServer
+from .stac_server import PASSWORD, USER, Chaos, StacServer
 
 FAST = DownloadPolicy(connect_timeout_s=2, read_timeout_s=10, max_attempts=3, backoff_s=0.05)
 NO_SIGN = href_signer(None)
@@ -166,7 +166,8 @@ def test_api_search_equals_the_static_catalog_search(server: StacServer, built: 
 def test_unreachable_catalog_says_it_needs_network(tmp_path: Path) -> None:
     q = SceneQuery(bbox=(6.5, 45.3, 6.7, 45.5))
     with pytest.raises(UserError, match="needs network.*search.frozen"):
-        run_search(q, {S1_COLLECTION: "http://127.0.0.1:9/stac", S2_COLLECTION: "http://127.0.0.1:9/stac"}, "stac")
+        run_search(q, {S1_COLLECTION: "http://127.0.0.1:9/stac", S2_COLLECTION: "http://127.0.0.1:9/stac"}, "stac",
+                   policy=FAST)
 
 
 def test_only_the_aoi_radar_window_travels(server: StacServer, built: Path, tmp_path: Path) -> None:
@@ -313,6 +314,39 @@ def test_stac_source_gives_byte_identical_patches(stac_run: Path, built: Path, s
     assert json.loads((stac_run / "results" / "search" / "result.json").read_text())["source"] == "stac"
     assert any(k.endswith(".tiff") for k in server.bytes_served)  # the measurements came over HTTP
     assert not (stac_run / "resources" / "simulated").exists()
+
+
+TEMPORARY = (".part", ".tmp", ".old")
+
+
+@pytest.mark.slow
+def test_the_main_job_survives_a_server_that_fails_at_random(stac_run: Path, built: Path, tmp_path: Path) -> None:
+    """Chaos: every request to the search API, the files and the DEM may be dropped, stalled, answered with
+    503 or 429, given another range than asked or cut short (seeded, at most two faults per request path).
+    The dataset comes out byte-identical to the fault-free run, and no temporary file is left."""
+    chaotic = StacServer(built / "resources" / "simulated")
+    chaotic.chaos = Chaos(seed=4, rate=0.3)
+    try:
+        work = workflow_copy(tmp_path)
+        (work / "stac.yaml").write_text(yaml.safe_dump(stac_config(chaotic.url)))
+        res = run(["snakemake", "dataset", "--cores", "2", "--configfile", "stac.yaml"], work, timeout=1200)
+        (work / "chaos.json").write_text(json.dumps(chaotic.chaos.log, indent=0))
+        failed = [p.name for p in (work / "logs").rglob("*.log") if "error:" in p.read_text(errors="replace")]
+        assert res.returncode == 0, (failed, [e for e in chaotic.chaos.log if any(f[:20] in e[0] for f in failed)])
+    finally:
+        chaotic.close()
+    served = chaotic.chaos.served
+    print(f"chaos: {sum(served.values())} faults in {len(chaotic.requests)} requests: {dict(served)}")
+    assert set(served) == set(Chaos.kinds) and all(n >= 2 for n in served.values()), served
+    a = xr.open_zarr(stac_run / "results" / "dataset" / "patches.zarr", consolidated=False)
+    b = xr.open_zarr(work / "results" / "dataset" / "patches.zarr", consolidated=False)
+    assert a.sizes["patch"] == b.sizes["patch"] > 0
+    for name in ("sar", "dem", "optical", "valid", "flags"):
+        assert a[name].values.tobytes() == b[name].values.tobytes(), name
+    pd.testing.assert_frame_equal(pd.read_parquet(stac_run / "results" / "dataset" / "index.parquet"),
+                                  pd.read_parquet(work / "results" / "dataset" / "index.parquet"))
+    left = [p for p in work.rglob("*") if p.name.endswith(TEMPORARY) or ".tmp" in p.name]
+    assert not left, left
 
 
 def test_frozen_search_result_plans_offline(stac_run: Path, tmp_path: Path) -> None:

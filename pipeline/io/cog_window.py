@@ -58,12 +58,38 @@ def gdal_path(href: str) -> str:
     return href.removeprefix("file://")
 
 
-def _with_retries(what: str, fn, attempts: int = 4, backoff_s: float = 2.0):
+class _IncompleteHeader(Exception):
+    """The raster opened without its georeferencing (a header range that failed on the way): read again."""
+
+
+def _georeferenced(src, href: str) -> None:
+    """Raise :class:`_IncompleteHeader` unless ``src`` has a CRS or GCPs with their CRS.
+
+    GDAL reports a TIFF tag it could not fetch as a warning and opens the file without it; a
+    measurement without its GCPs, or a band without its CRS, must not be copied as if complete.
+    """
+    gcps, gcp_crs = src.gcps
+    if (src.crs is None and not gcps) or (gcps and gcp_crs is None):
+        raise _IncompleteHeader(f"{redact(href)} opened without its georeferencing (a header read failed)")
+
+
+def _with_retries(href: str, fn, attempts: int = 4, backoff_s: float = 2.0):
+    """Call ``fn`` under :data:`GDAL_HTTP_ENV`, retrying a failed read with exponential backoff.
+
+    GDAL keeps what ``/vsicurl/`` saw of a URL (its size, that it does not exist, the bytes of
+    the ranges read) for the life of the process; a retry that read through that cache would meet
+    the same dropped header or wrong range again. Retries therefore bypass it for this URL
+    (``CPL_VSIL_CURL_NON_CACHED``).
+    """
+    what = redact(href)
     for attempt in range(1, attempts + 1):
+        env = dict(GDAL_HTTP_ENV)
+        if attempt > 1:
+            env["CPL_VSIL_CURL_NON_CACHED"] = gdal_path(href)
         try:
-            with rasterio.Env(**GDAL_HTTP_ENV):
+            with rasterio.Env(**env):
                 return fn()
-        except rasterio.errors.RasterioIOError as exc:
+        except (rasterio.errors.RasterioIOError, _IncompleteHeader) as exc:
             problem = redact(str(exc))
             if attempt == attempts:
                 raise WindowReadError(f"{what}: giving up after {attempts} attempts: {problem}") from None
@@ -83,6 +109,7 @@ def copy_radar_window(href: str, target: str | Path, rows: tuple[int, int], cols
 
     def run() -> Path:
         with rasterio.open(gdal_path(href)) as src, atomic_path(target) as tmp:
+            _georeferenced(src, href)
             r0, r1 = max(rows[0], 0), min(rows[1], src.height)
             c0, c1 = max(cols[0], 0), min(cols[1], src.width)
             profile = dict(driver="GTiff", width=src.width, height=src.height, count=1, dtype=src.dtypes[0],
@@ -104,7 +131,7 @@ def copy_radar_window(href: str, target: str | Path, rows: tuple[int, int], cols
                 dst.update_tags(source=redact(href), window_rows=f"{r0},{r1}", window_cols=f"{c0},{c1}")
         return target
 
-    return _with_retries(redact(href), run)
+    return _with_retries(href, run)
 
 
 def copy_map_window(href: str, target: str | Path, bounds: tuple[float, float, float, float],
@@ -121,6 +148,7 @@ def copy_map_window(href: str, target: str | Path, bounds: tuple[float, float, f
 
     def run() -> Path:
         with rasterio.open(gdal_path(href)) as src, atomic_path(target) as tmp:
+            _georeferenced(src, href)
             b = transform_bounds(bounds_crs, src.crs, *bounds, densify_pts=21)
             w = from_bounds(*b, transform=src.transform)
             c0 = max(int(np.floor(w.col_off)) - margin_px, 0)
@@ -139,4 +167,4 @@ def copy_map_window(href: str, target: str | Path, bounds: tuple[float, float, f
                 dst.update_tags(source=redact(href))
         return target
 
-    return _with_retries(redact(href), run)
+    return _with_retries(href, run)

@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from pathlib import Path
 from typing import Any
 
 from pipeline.errors import UserError
 from pipeline.io.atomic import write_json_atomic
+from pipeline.io.download import DownloadPolicy, redact
 from pipeline.sources.query import S1_COLLECTION, S2_COLLECTION, SceneQuery, matches
 
 log = logging.getLogger(__name__)
@@ -63,18 +65,61 @@ def search_static(catalog: str | Path, collection: str, query: SceneQuery) -> li
     return _selected(items, collection, query, str(catalog))
 
 
+SEARCH_POLICY = DownloadPolicy(max_attempts=4, backoff_s=1.0, backoff_max_s=30.0)
+"""Retries of a search: a few, quickly (a machine without network learns it within seconds)."""
+
+
+class _Transient(Exception):
+    """A failure worth another try (connection, timeout, truncated answer, 429, 5xx)."""
+
+
 def search_api(url: str, collection: str, query: SceneQuery, max_items: int = 10000,
-               remote_collection: str | None = None) -> list[dict[str, Any]]:
+               remote_collection: str | None = None, policy: DownloadPolicy = SEARCH_POLICY) -> list[dict[str, Any]]:
     """Items of a STAC API collection that meet the query (``query`` extension as a pre-filter when offered).
 
     ``collection`` is the canonical name (which criteria apply); ``remote_collection`` the catalog's
     collection id when it differs (Earth Search's ``sentinel-2-c1-l2a`` for ``sentinel-2-l2a``).
+    A search that fails on the way (connection dropped, timeout, a truncated page, 429 or 5xx) is run
+    again from its first page, ``policy.max_attempts`` times in all with exponential backoff.
 
     Raises
     ------
     UserError
         The API cannot be reached ("needs network"), or answers with an error.
     """
+    import pystac_client
+    import requests
+
+    last: BaseException | None = None
+    for attempt in range(1, policy.max_attempts + 1):
+        try:
+            found = _search_once(url, collection, query, max_items, remote_collection)
+        except _Transient as exc:
+            last = exc.__cause__
+            if attempt < policy.max_attempts:
+                wait = min(policy.backoff_s * 2 ** (attempt - 1), policy.backoff_max_s)
+                log.warning("%s: %s (attempt %d of %d), searching again in %.1f s", redact(url), redact(str(last)),
+                            attempt, policy.max_attempts, wait)
+                time.sleep(wait)
+            continue
+        log.info("%s %s: %d items before the client-side check", url, collection, len(found))
+        return _selected(found, collection, query, url)
+    cause = last.__cause__ or last.__context__ if isinstance(last, pystac_client.exceptions.APIError) else None
+    if isinstance(cause, requests.RequestException):
+        last = cause
+    if isinstance(last, pystac_client.exceptions.APIError):
+        raise UserError(f"{url}: the STAC API answered with an error {policy.max_attempts} times: {last}") from last
+    assert isinstance(last, requests.RequestException)
+    raise UserError(
+        f"searching {url} needs network, and it failed {policy.max_attempts} times ({last.__class__.__name__}). "
+        "Run the search where the catalog can be reached (snakemake search, or python -m pipeline search), then "
+        "set search.frozen to the result file: every later stage plans from it offline"
+    ) from last
+
+
+def _search_once(url: str, collection: str, query: SceneQuery, max_items: int,
+                 remote_collection: str | None) -> list[dict[str, Any]]:
+    """One search through every page (see :func:`search_api`); transient failures raise ``_Transient``."""
     import pystac_client
     import requests
     from pystac_client.conformance import ConformanceClasses
@@ -89,22 +134,19 @@ def search_api(url: str, collection: str, query: SceneQuery, max_items: int = 10
             from pipeline.sources.query import api_query
 
             kwargs["query"] = api_query(query, collection)
-        found = [_plain(item) for item in client.search(**kwargs).items()]
-    except (requests.ConnectionError, requests.Timeout, pystac_client.exceptions.APIError) as exc:
-        cause = exc if not isinstance(exc, pystac_client.exceptions.APIError) else (exc.__cause__ or exc.__context__)
-        if isinstance(cause, (requests.ConnectionError, requests.Timeout)):
-            raise UserError(
-                f"searching {url} needs network, and it failed ({cause.__class__.__name__}). Run the search "
-                "where the catalog can be reached (snakemake search, or python -m pipeline search), then set "
-                "search.frozen to the result file: every later stage plans from it offline"
-            ) from exc
+        return [_plain(item) for item in client.search(**kwargs).items()]
+    except requests.RequestException as exc:  # connection, timeout, a body cut short
+        raise _Transient() from exc
+    except pystac_client.exceptions.APIError as exc:
+        cause = exc.__cause__ or exc.__context__
+        status = getattr(exc, "status_code", None)
+        if isinstance(cause, requests.RequestException) or status == 429 or (status or 0) >= 500:
+            raise _Transient() from exc
         raise UserError(f"{url}: the STAC API answered with an error: {exc}") from exc
-    log.info("%s %s: %d items before the client-side check", url, collection, len(found))
-    return _selected(found, collection, query, url)
 
 
 def run_search(query: SceneQuery, endpoints: dict[str, str], source: str,
-               collections: dict[str, str] | None = None) -> dict[str, Any]:
+               collections: dict[str, str] | None = None, policy: DownloadPolicy = SEARCH_POLICY) -> dict[str, Any]:
     """Search both collections; ``endpoints`` maps each collection to a STAC API URL or a static catalog path.
 
     ``source`` is recorded in the result ('simulated' or 'stac'); ``collections`` maps a canonical
@@ -118,7 +160,8 @@ def run_search(query: SceneQuery, endpoints: dict[str, str], source: str,
     for collection in (S1_COLLECTION, S2_COLLECTION):
         where = endpoints[collection]
         if where.startswith(("http://", "https://")):
-            items = search_api(where, collection, query, remote_collection=collections.get(collection))
+            items = search_api(where, collection, query, remote_collection=collections.get(collection),
+                               policy=policy)
         else:
             items = search_static(where, collection, query)
         log.info("%s: %d %s items selected", where, len(items), collection)
