@@ -25,6 +25,17 @@ REAL_S1_DESCENDING = DATA / "s1" / "s1b-iw-grd-vv-20210401t052623-20210401t05264
 REAL_S1_ASCENDING = DATA / "s1" / "s1a-iw-grd-vv-20210809t173953-20210809t174018-039156-049f13-001.xml"
 
 
+# Tests that need a fixture built by a whole Snakemake run (or a large world) are slow: `python -m pytest`
+# leaves them out; `python -m pytest -m slow` runs them (.ci/run runs both tiers).
+SLOW_FIXTURES = {"built", "stac_run", "optical_world"}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+
+
 def default_simulation() -> dict:
     """The default config's 'simulation' section, validated with defaults."""
     return validate(yaml.safe_load((REPO / "config.yaml").read_text()))["simulation"]

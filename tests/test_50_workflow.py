@@ -121,6 +121,7 @@ def tree_digest(root: Path) -> dict[str, str]:
             for p in sorted(root.rglob("*")) if p.is_file()}
 
 
+@pytest.mark.slow
 def test_snakemake_simulate_is_deterministic_and_reruns_on_parameter_change(tmp_path: Path) -> None:
     """A real Snakemake run of the simulate rule; the same seed gives identical bytes; a changed seed reruns it."""
     work = workflow_copy(tmp_path)

@@ -125,6 +125,7 @@ def test_forward_backward_and_output_range(name: str) -> None:
     assert any(g is not None and g.abs().sum() > 0 for g in grads)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(models.REGISTRY))
 def test_channels_last_and_bf16_autocast(name: str) -> None:
     torch.manual_seed(0)

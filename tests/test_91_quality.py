@@ -123,6 +123,7 @@ def shifted_safe(safe: Path, out: Path, lines: float) -> Path:
     return out
 
 
+@pytest.mark.slow
 def test_a_sentinel1_azimuth_timing_error_is_measured(alpine_world: BuiltWorld, tmp_path: Path) -> None:
     """The annotation's azimuth start time moved by a fraction of a line: the image moves along the track by
     that fraction of the azimuth pixel spacing (closed form), and the QA measures it within 0.2 px."""

@@ -97,6 +97,7 @@ def extractor():
     return fid.load_extractor("packaged")
 
 
+@pytest.mark.slow
 def test_packaged_inception_is_verified_and_fid_behaves(extractor, tmp_path: Path) -> None:
     assert fid.sha1(fid.packaged_weights()) == fid.PACKAGED_SHA1
     rng = np.random.default_rng(0)

@@ -229,6 +229,39 @@ def test_sentinel2_crop_decodes_like_the_full_band(server: StacServer, built: Pa
             assert left <= grid.left and top >= grid.top and right >= grid.bounds[2] and bottom <= grid.bounds[1]
 
 
+@pytest.fixture(scope="module")
+def alpine_server(alpine_world):
+    s = StacServer(alpine_world.root)
+    yield s
+    s.close()
+
+
+def test_the_catalog_size_and_checksum_guard_whole_files(alpine_server: StacServer, alpine_world,
+                                                          tmp_path: Path) -> None:
+    """Sentinel-2's metadata files are listed in no manifest: the catalog's ``file:size`` and ``file:checksum``
+    (STAC file extension, an MD5 multihash) are checked before the rename. A corrupted answer is fetched
+    again; a file that cannot match the catalog's checksum stops with a DownloadError naming it, and
+    nothing of it is kept."""
+    server = alpine_server
+    item = server.item(S2_COLLECTION, sorted(i["id"] for i in server.items[S2_COLLECTION])[0])
+    spec = alpine_world.world.spec
+    grid = aoi_grid_around(spec.center_lat, spec.center_lon, 2560)
+    asset = item["assets"]["product-metadata"]
+    original = server.world / asset["href"].split("/files/", 1)[1]
+    assert asset["file:size"] == original.stat().st_size and asset["file:checksum"] == "d510" + file_md5(original)
+    key = "/files/" + asset["href"].split("/files/", 1)[1]
+    server.faults[key] = "corrupt-once"
+    local = fetch_sentinel2(item, tmp_path / "a", grid, "planetary_computer", NO_SIGN, FAST)
+    assert Path(local["assets"]["product-metadata"]["href"]).read_bytes() == original.read_bytes()
+    assert server.bytes_served[key] == 2 * original.stat().st_size  # bad once (same size), then good
+
+    bad = json.loads(json.dumps(item))
+    bad["assets"]["granule-metadata"]["file:checksum"] = "d510" + "0" * 32
+    with pytest.raises(DownloadError, match=r"MTD_TL\.xml: giving up after 3 attempts: MD5 mismatch"):
+        fetch_sentinel2(bad, tmp_path / "b", grid, "planetary_computer", NO_SIGN, FAST)
+    assert not [f for f in (tmp_path / "b").rglob("MTD_TL.xml*") if ".locks" not in f.parts]
+
+
 # ---------------------------------------------------------------- CDSE OData
 
 def test_odata_safe_zip_with_token_is_verified_and_reads_like_the_safe(server: StacServer, tmp_path: Path,

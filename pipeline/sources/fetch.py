@@ -52,6 +52,25 @@ def _href(item: dict[str, Any], key: str) -> str:
         raise UserError(f"item {item['id']} has no asset {key!r} (assets: {', '.join(sorted(item['assets']))})") from None
 
 
+MD5_MULTIHASH = "d510"  # multihash prefix of an MD5: function code 0xd5, digest length 0x10
+
+
+def stated_file(item: dict[str, Any], key: str) -> tuple[int | None, str | None]:
+    """The size (bytes) and MD5 (hex) a catalog states for an asset (STAC file extension), where it does.
+
+    ``file:checksum`` is a multihash; an MD5 (prefix ``d510``) is checked, other functions are logged
+    and the file is then checked by its size.
+    """
+    asset = item["assets"][key]
+    size = asset.get("file:size")
+    checksum = str(asset.get("file:checksum") or "").lower()
+    md5 = checksum[len(MD5_MULTIHASH):] if checksum.startswith(MD5_MULTIHASH) and len(checksum) == 36 else None
+    if checksum and md5 is None:
+        log.info("item %s asset %s: checksum %s... is not an MD5 multihash; checked by size", item["id"], key,
+                 checksum[:8])
+    return (int(size) if size is not None else None), md5
+
+
 def _name(href: str) -> str:
     return href.split("?")[0].rstrip("/").rsplit("/", 1)[-1]
 
@@ -96,20 +115,23 @@ def fetch_sentinel1_window(item: dict[str, Any], cache: Path, grid: MapGrid, hei
         raise UserError(f"item {item['id']} has polarisations {sorted(have)}, the configuration asks for {pols}")
     root = cache / "sentinel-1-grd" / item["id"]
     manifest_href = _href(item, "safe-manifest")
-    manifest = fetch(sign(manifest_href), root / "manifest.safe", policy=policy)
+    size, md5 = stated_file(item, "safe-manifest")
+    manifest = fetch(sign(manifest_href), root / "manifest.safe", policy=policy, expected_size=size, expected_md5=md5)
     entries: dict[str, ManifestEntry] = manifest_entries(manifest)
     assets: dict[str, dict[str, Any]] = {"safe-manifest": {"href": str(manifest.resolve()), "roles": ["metadata"]}}
     window = None
     for pol in pols:
         p = pol.lower()
         for kind, folder in S1_XML_KINDS.items():
-            href = _href(item, f"{kind}-{p}")
-            if kind == "schema-product":
-                href = product_annotation_href(href)
+            listed = _href(item, f"{kind}-{p}")
+            href = product_annotation_href(listed) if kind == "schema-product" else listed
             name = _name(href)
-            entry = entries.get(name)  # catalogs that rename files (iw-vv.xml) are checked by size only
-            target = fetch(sign(href), root / folder / name, policy=policy,
-                           expected_md5=entry.md5 if entry else None, expected_size=entry.size if entry else None)
+            entry = entries.get(name)  # the manifest's MD5; else the catalog's size and checksum where stated
+            if entry:
+                size, md5 = entry.size, entry.md5
+            else:  # (not for an RFI annotation's checksum when the product annotation replaces it)
+                size, md5 = stated_file(item, f"{kind}-{p}") if href == listed else (None, None)
+            target = fetch(sign(href), root / folder / name, policy=policy, expected_md5=md5, expected_size=size)
             assets[f"{kind}-{p}"] = {"href": str(target.resolve()), "roles": ["metadata"]}
         if window is None:  # the polarisations share one image geometry
             with open(assets[f"schema-product-{p}"]["href"], "rb") as fh:
@@ -148,14 +170,18 @@ def fetch_sentinel2(item: dict[str, Any], cache: Path, grid: MapGrid, asset_layo
         assets[band] = {"href": str(target.resolve()), "roles": ["data"], "type": "image/tiff; application=geotiff"}
     meta_key = keys["product-metadata"]
     if meta_key and meta_key in item["assets"]:
-        target = fetch(sign(_href(item, meta_key)), root / "MTD_MSIL2A.xml", policy=policy)
+        size, md5 = stated_file(item, meta_key)
+        target = fetch(sign(_href(item, meta_key)), root / "MTD_MSIL2A.xml", policy=policy, expected_size=size,
+                       expected_md5=md5)
         assets["product-metadata"] = {"href": str(target.resolve()), "roles": ["metadata"]}
     elif "s2:processing_baseline" not in item["properties"]:
         raise UserError(f"item {item['id']}: neither product metadata nor s2:processing_baseline; the reflectance "
                         "offset cannot be decided")
     tile_key = keys.get("granule-metadata")
     if tile_key and tile_key in item["assets"]:  # MTD_TL: the sun angles (registration QA)
-        target = fetch(sign(_href(item, tile_key)), root / "MTD_TL.xml", policy=policy)
+        size, md5 = stated_file(item, tile_key)
+        target = fetch(sign(_href(item, tile_key)), root / "MTD_TL.xml", policy=policy, expected_size=size,
+                       expected_md5=md5)
         assets["granule-metadata"] = {"href": str(target.resolve()), "roles": ["metadata"]}
     return local_item(item, assets, {"sardem:aoi_grid": tag, "sardem:s2_asset_layout": asset_layout})
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pystac
 
+from pipeline.io.checksums import file_md5
 from pipeline.sar.annotation import ProductAnnotation
 
 S1_COLLECTION = "sentinel-1-grd"
@@ -124,6 +125,14 @@ def sentinel2_item(
     return item
 
 
+FILE_EXTENSION = "https://stac-extensions.github.io/file/v2.1.0/schema.json"
+
+
+def file_info(path: Path) -> dict:
+    """The STAC file extension's ``file:size`` (bytes) and ``file:checksum`` (an MD5 multihash: 0xd5, 16 bytes)."""
+    return {"file:size": path.stat().st_size, "file:checksum": "d510" + file_md5(path)}
+
+
 def write_catalog(root: Path, s1_items: list[pystac.Item], s2_items: list[pystac.Item], title: str) -> Path:
     """Write ``root/catalog.json`` with one collection per mission; hrefs made relative."""
     catalog = pystac.Catalog(id="sardem-simulated", description=title, title=title)
@@ -143,6 +152,9 @@ def write_catalog(root: Path, s1_items: list[pystac.Item], s2_items: list[pystac
     for item in catalog.get_items(recursive=True):
         for asset in item.assets.values():
             asset.href = str(Path(asset.href).resolve())
+            if "metadata" in (asset.roles or []):  # whole files: their size and checksum, as CDSE's catalog states
+                asset.extra_fields.update(file_info(Path(asset.href)))
+        item.stac_extensions = sorted(set(item.stac_extensions) | {FILE_EXTENSION})
     catalog.make_all_asset_hrefs_relative()
     catalog.save(catalog_type=pystac.CatalogType.SELF_CONTAINED)
     return root / "catalog.json"
