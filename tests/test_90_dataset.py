@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -141,6 +142,48 @@ def test_deleting_the_patch_store_rebuilds_it(built: Path) -> None:
     assert "rule store:" in out and "rule tiles:" not in out and "rule terrain_correct:" not in out
     after = {p.relative_to(store): p.read_bytes() for p in store.rglob("*") if p.is_file()}
     assert after == before
+
+
+def _files(root: Path) -> dict[Path, bytes]:
+    return {p.relative_to(root): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+
+
+def test_a_cached_file_that_changed_is_fetched_again_by_a_plain_rerun(built: Path) -> None:
+    """A truncated measurement window, then a truncated DEM tile, in the cache. While the source cannot serve
+    the measurement, a plain rerun says what changed, fails at the fetch and leaves every good output in
+    place; once it can, the rerun fetches it again and rebuilds an identical store. The same for the tile."""
+    results = built / "results"
+    before = {k: v for k, v in _files(results).items() if k.parts[0] != "products"}
+    product = sorted((results / "products" / "sentinel-1-grd").glob("*.json"))[0]
+    window = Path(json.loads(product.read_text())["assets"]["vv"]["href"])
+    source = built / "resources" / "simulated" / "sentinel1" / f"{product.stem}.SAFE" / "measurement"
+    hidden = source.with_name("measurement-hidden")
+    os.truncate(window, window.stat().st_size // 2)
+    source.rename(hidden)  # the source cannot serve the file any more
+    try:
+        res = run(["snakemake", "dataset", "--cores", "2", "--configfile", "test.yaml"], built)
+    finally:
+        hidden.rename(source)
+    assert res.returncode != 0
+    out = res.stdout + res.stderr
+    assert f"warning: {window}: changed since it was fetched" in out and "Error in rule fetch_sentinel1" in out
+    after = _files(results)
+    assert all(after.get(k) == v for k, v in before.items()), "a good output was deleted or changed"
+
+    res = run(["snakemake", "dataset", "--cores", "2", "--configfile", "test.yaml"], built)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert "rule fetch_sentinel1:" in res.stdout + res.stderr and "rule store:" in res.stdout + res.stderr
+    assert _files(results / "dataset" / "patches.zarr") == {
+        k.relative_to("dataset/patches.zarr"): v for k, v in before.items() if k.parts[:2] == ("dataset", "patches.zarr")}
+
+    tile = next((built / "resources" / "cache" / "simulated" / "dem").glob("*.hgt.zip"))
+    os.truncate(tile, 1000)
+    res = run(["snakemake", "dataset", "--cores", "2", "--configfile", "test.yaml"], built)
+    assert res.returncode == 0, res.stderr[-3000:]
+    out = res.stdout + res.stderr
+    assert f"warning: {tile.relative_to(built)}: changed since it was fetched" in out and "rule fetch_dem:" in out
+    assert _files(results / "dataset" / "patches.zarr") == {
+        k.relative_to("dataset/patches.zarr"): v for k, v in before.items() if k.parts[:2] == ("dataset", "patches.zarr")}
 
 
 def test_empty_dataset_fails_clearly(built: Path) -> None:

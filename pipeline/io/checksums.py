@@ -63,9 +63,9 @@ def write_record(path: str | Path) -> None:
         write_bytes_atomic(record, (json.dumps(files, indent=1, sort_keys=True) + "\n").encode())
 
 
-def record_problem(path: str | Path) -> str | None:
+def record_problem(path: str | Path, check_md5: bool = True) -> str | None:
     """What differs between ``path`` and its record: None when it matches, or when it was never recorded
-    (files fetched before records existed). Size always; MD5 up to ``MD5_LIMIT_BYTES``."""
+    (files fetched before records existed). Size always; MD5 up to ``MD5_LIMIT_BYTES`` when ``check_md5``."""
     path = Path(path)
     entry = _read_record(_record_file(path)).get(path.name)
     if entry is None:
@@ -75,7 +75,7 @@ def record_problem(path: str | Path) -> str | None:
     size = path.stat().st_size
     if size != entry["size"]:
         return f"{size} bytes, {entry['size']} when fetched"
-    if size <= MD5_LIMIT_BYTES and file_md5(path) != entry["md5"]:
+    if check_md5 and size <= MD5_LIMIT_BYTES and file_md5(path) != entry["md5"]:
         return "MD5 differs from when it was fetched"
     return None
 

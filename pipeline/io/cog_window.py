@@ -82,10 +82,13 @@ def _with_retries(href: str, fn, attempts: int = 4, backoff_s: float = 2.0):
     (``CPL_VSIL_CURL_NON_CACHED``).
     """
     what = redact(href)
+    path = gdal_path(href)
+    if not path.startswith("/vsi") and not Path(path).is_file():
+        raise WindowReadError(f"{what}: no such file")  # nothing to wait for
     for attempt in range(1, attempts + 1):
         env = dict(GDAL_HTTP_ENV)
         if attempt > 1:
-            env["CPL_VSIL_CURL_NON_CACHED"] = gdal_path(href)
+            env["CPL_VSIL_CURL_NON_CACHED"] = path
         try:
             with rasterio.Env(**env):
                 return fn()

@@ -10,6 +10,7 @@ from typing import Any
 from pipeline.errors import UserError
 from pipeline.core.grid import MapGrid
 from pipeline.io.atomic import write_bytes_atomic
+from pipeline.io.checksums import record_problem
 from pipeline.io.rasters import band_range, open_raster
 from pipeline.sources.fetch import fetch_dem_tile, fetch_sentinel1_window, write_local_item
 from pipeline.sources.providers import href_signer
@@ -41,6 +42,43 @@ def write_triplets(search_result: str | Path, max_days: float, out: str | Path) 
     write_bytes_atomic(out, json.dumps(pairs, indent=2).encode())
     log.info("%d triplets (Sentinel-1 / Sentinel-2 at most %s days apart) -> %s", len(pairs), max_days, out)
     return pairs
+
+
+def note_changed_cache(products: str | Path, dem_tiles: list[str | Path], markers: str | Path) -> list[str]:
+    """Before a run is planned: mark every product and DEM tile whose cached files changed since they were fetched.
+
+    The mark is a file ``<markers>/<product id or tile file name>`` touched now. The workflow makes it an
+    input of the product's fetch rule and of the rules that read the product, so a plain rerun fetches
+    what changed (the fetch finds the file off its record and fetches it anew), then reruns the readers;
+    a failed fetch leaves the readers' good outputs untouched, and the next run tries again.
+    DEM tiles are compared by size and MD5; a product's files (``<products>/<collection>/<id>.json``,
+    the local item) by size (the stages compare MD5s before they write). Returns one message per change.
+    """
+    markers = Path(markers)
+    changed: dict[str, str] = {}
+    for tile in map(Path, dem_tiles):
+        problem = record_problem(tile) if tile.exists() else None
+        if problem:
+            changed[tile.name] = f"{tile}: changed since it was fetched ({problem})"
+    for local in sorted(Path(products).glob("*/*.json")):
+        try:
+            assets = json.loads(local.read_text()).get("assets", {})
+        except (OSError, ValueError):
+            continue  # not ours to judge: the stage that reads it says what is wrong
+        for asset in assets.values():
+            problem = record_problem(asset["href"], check_md5=False)
+            if problem:
+                changed[local.stem] = f"{asset['href']}: changed since it was fetched ({problem})"
+                break
+    for name in changed:
+        markers.mkdir(parents=True, exist_ok=True)
+        (markers / name).touch()
+    return [f"{message}: fetching {name} again" for name, message in changed.items()]
+
+
+def changed_markers(markers: str | Path, names: list[str]) -> list[str]:
+    """The marks :func:`note_changed_cache` left for ``names`` (products or tile file names), as paths."""
+    return [str(Path(markers) / n) for n in names if (Path(markers) / n).exists()]
 
 
 def _height_range_m(dem_tif: str | Path) -> tuple[float, float]:

@@ -1,6 +1,7 @@
 # Helpers shared by the workflow: config slices as plain, JSON-serialisable parameters; the scene lists.
 import json
 import os
+import sys
 from pathlib import Path
 
 from pipeline.core.grid import aoi_grid_around, aoi_grid_for_bbox, lonlat_bounds
@@ -8,6 +9,7 @@ from pipeline.io.aoi import geojson_bbox
 from pipeline.dem.tiles import tiles_covering
 from pipeline.sources.query import S1_COLLECTION, S2_COLLECTION, pair_scenes
 from pipeline.sources.search import read_result
+from pipeline.stages.sources import changed_markers, note_changed_cache
 
 
 def as_json(value):
@@ -187,6 +189,28 @@ SEARCH_RESULT = FROZEN or f"{RESULTS}/search/result.json"
 PRODUCTS = f"{RESULTS}/products"
 # the tile file's name after the tile id: ".SRTMGL1.hgt.zip" (ESA), ".hgt.gz" (skadi)
 DEM_SUFFIX = Path(dem_url_template().split("?")[0]).name.split("{tile}")[-1]
+
+# a product or DEM tile whose cached files changed since they were fetched gets a mark (a file touched now);
+# the mark is an input of its fetch job and of the jobs that read the product, so they rerun, the fetch first
+CHANGED = f"{RESULTS}/cache_changed"
+for message in note_changed_cache(
+    PRODUCTS, [f"{CACHE}/dem/{tile}{DEM_SUFFIX}" for tile in dem_tiles()], CHANGED
+):
+    print(f"warning: {message}", file=sys.stderr)
+
+
+def changed(*names):
+    """The marks of products or tiles (file names) whose cached files changed (none in a normal run)."""
+    return changed_markers(CHANGED, list(names))
+
+
+def changed_dem_tiles(wildcards):
+    return changed(*[f"{tile}{DEM_SUFFIX}" for tile in dem_tiles()])
+
+
+def changed_s2_of_acquisition(wildcards):
+    t = next(t for t in triplet_list() if t["s2"] == wildcards.s2)
+    return changed(*t["s2_items"])
 
 
 wildcard_constraints:

@@ -4,6 +4,7 @@
 rule optical:
     input:
         tiles=s2_acquisition_items,
+        changed=changed_s2_of_acquisition,
     output:
         image=f"{RESULTS}/optical/{{s2}}.tif",
         info=f"{RESULTS}/optical/{{s2}}.json",

@@ -4,6 +4,7 @@
 rule dem:
     input:
         tiles=expand(f"{CACHE}/dem/{{tile}}{DEM_SUFFIX}", tile=dem_tiles()),
+        changed=changed_dem_tiles,
     output:
         orthometric=f"{RESULTS}/dem/dem_egm96.tif",
         ellipsoidal=f"{RESULTS}/dem/dem_wgs84.tif",
@@ -40,6 +41,7 @@ rule terrain_correct:
     input:
         item=f"{PRODUCTS}/sentinel-1-grd/{{scene}}.json",
         dem=rules.dem.output.ellipsoidal,
+        changed=lambda wildcards: changed(wildcards.scene),
     output:
         backscatter=f"{RESULTS}/sar/{{scene}}_backscatter.tif",
         geometry=f"{RESULTS}/sar/{{scene}}_geometry.tif",
@@ -76,6 +78,7 @@ rule distortion:
         item=f"{PRODUCTS}/sentinel-1-grd/{{scene}}.json",
         orthometric=rules.dem_extended.output.orthometric,
         ellipsoidal=rules.dem_extended.output.ellipsoidal,
+        changed=lambda wildcards: changed(wildcards.scene),
     output:
         flags=f"{RESULTS}/distortion/{{scene}}_flags.tif",
         geometry=f"{RESULTS}/distortion/{{scene}}_geometry.tif",

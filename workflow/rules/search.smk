@@ -27,6 +27,7 @@ checkpoint search:
 rule fetch_dem:
     input:
         [SIM_CATALOG] if SIMULATED else [],
+        changed=lambda wildcards: changed(f"{wildcards.tile}{DEM_SUFFIX}"),
     output:
         f"{CACHE}/dem/{{tile}}{DEM_SUFFIX}",
     log:
@@ -48,6 +49,7 @@ rule fetch_sentinel1:
     input:
         search=SEARCH_RESULT,
         dem=f"{RESULTS}/dem/dem_wgs84.tif",
+        changed=lambda wildcards: changed(wildcards.scene),
     output:
         f"{PRODUCTS}/sentinel-1-grd/{{scene}}.json",
     log:
@@ -81,6 +83,7 @@ rule fetch_sentinel1:
 rule fetch_sentinel2:
     input:
         search=SEARCH_RESULT,
+        changed=lambda wildcards: changed(wildcards.s2),
     output:
         f"{PRODUCTS}/sentinel-2-l2a/{{s2}}.json",
     log:
