@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 from pipeline.errors import SardemError, UserError
+from pipeline.io.download import RedactingFormatter, redact
 
 
 def _grid(text: str):
@@ -381,13 +382,15 @@ def run_parser(parser: argparse.ArgumentParser, argv: list[str] | None = None) -
     """Parse, set up logging, run the chosen command; a known failure (:class:`SardemError`) prints one
     line and returns 2 (``--debug``: the traceback). Shared by this CLI and the simulator's."""
     args = parser.parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=args.log_level.upper())
+    for handler in logging.getLogger().handlers:  # signed URLs never reach a log, at any level
+        handler.setFormatter(RedactingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     try:
         args.func(args)
     except SardemError as exc:
         if args.debug:
             raise
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {redact(str(exc))}", file=sys.stderr)
         return 2
     return 0
 

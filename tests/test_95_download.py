@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import subprocess
+import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler
@@ -215,8 +217,6 @@ download(sys.argv[1], sys.argv[2], expected_md5=sys.argv[3] or None,
 
 
 def test_two_processes_on_one_target(server: Server, tmp_path: Path) -> None:
-    import subprocess
-    import sys
 
     target = tmp_path / "f.bin"
     procs = [subprocess.Popen([sys.executable, "-c", DOWNLOAD_ONE, f"{server.url}/slow/file", str(target), MD5],
@@ -231,8 +231,6 @@ def test_two_processes_on_one_target(server: Server, tmp_path: Path) -> None:
 
 def test_a_process_killed_mid_transfer_is_resumed(server: Server, tmp_path: Path) -> None:
     import signal
-    import subprocess
-    import sys
 
     target = tmp_path / "f.bin"
     proc = subprocess.Popen([sys.executable, "-c", DOWNLOAD_ONE, f"{server.url}/trickle/file", str(target), MD5])
@@ -281,3 +279,24 @@ def test_a_cached_file_that_changed_is_fetched_again_and_stops_its_readers(serve
     target.write_bytes(PAYLOAD[:-1] + b"\x00")  # same size, other bytes: the MD5 sees it
     with pytest.raises(CacheError, match="MD5 differs"):
         verify_cached([target])
+
+
+SIGNED_LOG = """
+import sys
+from pipeline.cli import base_parser, run_parser
+from pipeline.io import cog_window
+cog_window.time.sleep = lambda s: None  # the retries' backoff: not what is tested here
+parser = base_parser("t", None)
+parser.set_defaults(func=lambda args: cog_window.copy_map_window(sys.argv[1], sys.argv[2], (0, 0, 1, 1), "EPSG:4326"))
+sys.exit(run_parser(parser, ["--log-level", "DEBUG"]))
+"""
+
+
+def test_signed_urls_stay_out_of_logs_at_every_level(server: Server, tmp_path: Path) -> None:
+    """GDAL's own messages name the URL it reads; with the CLI's logging, their query strings are redacted too."""
+    url = f"{server.url}/plain/band.tif?se=2030&sig=SECRET"
+    res = subprocess.run([sys.executable, "-c", SIGNED_LOG, url, str(tmp_path / "b.tif")],
+                         capture_output=True, text=True, timeout=120)
+    assert res.returncode == 2, res.stderr[-2000:]
+    assert f"{server.url}/plain/band.tif?..." in res.stderr  # the URL is logged (by GDAL and by us), redacted
+    assert "rasterio" in res.stderr and "SECRET" not in res.stderr and "se=2030" not in res.stderr

@@ -75,8 +75,16 @@ class DownloadPolicy:
 
 
 def redact(text: str) -> str:
-    """``text`` with URL query strings (signatures, SAS tokens) replaced by ``?...``: safe to log."""
-    return re.sub(r"\?[^\s'\"]*", "?...", text)
+    """``text`` with the query strings of its URLs (signatures, SAS tokens) replaced by ``?...``: safe to log."""
+    return re.sub(r"((?:https?|s3)://[^\s?'\"]*)\?[^\s'\"]*", r"\1?...", text)
+
+
+class RedactingFormatter(logging.Formatter):
+    """A log formatter that :func:`redact` s every line, whoever logged it (GDAL's messages name the URLs
+    it reads, signed ones included)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return redact(super().format(record))
 
 
 def check_file(path: Path, expected_size: int | None, expected_md5: str | None) -> str | None:
