@@ -5,6 +5,7 @@ Pure numerics. Powers are linear unless a name says dB.
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 from numpy.typing import NDArray
 from scipy import ndimage
@@ -13,21 +14,38 @@ from scipy import ndimage
 def splat(
     line: NDArray, pixel: NDArray, values: NDArray, shape: tuple[int, int]
 ) -> NDArray[np.float64]:
-    """Sum ``values`` into an image of ``shape`` at fractional (line, pixel), bilinear weights."""
-    l = np.ravel(line)
-    p = np.ravel(pixel)
-    v = np.ravel(values).astype(np.float64)
-    l0 = np.floor(l).astype(np.int64)
-    p0 = np.floor(p).astype(np.int64)
-    fl, fp = l - l0, p - p0
-    out = np.zeros(shape[0] * shape[1])
-    for dl, wl in ((0, 1 - fl), (1, fl)):
-        for dp, wp in ((0, 1 - fp), (1, fp)):
-            li, pi = l0 + dl, p0 + dp
-            ok = (li >= 0) & (li < shape[0]) & (pi >= 0) & (pi < shape[1])
-            out += np.bincount(li[ok] * shape[1] + pi[ok], weights=(v * wl * wp)[ok], minlength=out.size)
-    return out.reshape(shape)
+    """Sum ``values`` into an image of ``shape`` at fractional (line, pixel), bilinear weights.
 
+    Each value goes to the four pixels around its position with weights (1 - fl, fl) x (1 - fp, fp),
+    where (fl, fp) are the fractional parts; contributions outside the image are dropped, as are
+    positions that are not finite. One compiled pass, no temporaries (numba).
+    """
+    l = np.ascontiguousarray(np.ravel(line), dtype=np.float64)
+    p = np.ascontiguousarray(np.ravel(pixel), dtype=np.float64)
+    v = np.ascontiguousarray(np.ravel(values), dtype=np.float64)
+    out = np.zeros(shape, dtype=np.float64)
+    _splat_into(l, p, v, out)
+    return out
+
+
+@numba.njit(cache=True, nogil=True)
+def _splat_into(line, pixel, values, out):  # pragma: no cover - compiled
+    rows, cols = out.shape
+    for i in range(line.size):
+        li, pi = line[i], pixel[i]
+        if not (li > -1.0 and li < rows and pi > -1.0 and pi < cols):  # also False for NaN
+            continue
+        l0, p0 = int(np.floor(li)), int(np.floor(pi))
+        fl, fp = li - l0, pi - p0
+        for dl in range(2):
+            r = l0 + dl
+            if r < 0 or r >= rows:
+                continue
+            vl = values[i] * (fl if dl else 1.0 - fl)
+            for dp in range(2):
+                c = p0 + dp
+                if 0 <= c < cols:
+                    out[r, c] += vl * (fp if dp else 1.0 - fp)
 
 
 def sample_bilinear(image: NDArray, line: NDArray, pixel: NDArray) -> NDArray[np.float32]:
