@@ -13,6 +13,7 @@ slant-to-ground-range records are honoured.
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 import pyproj
 from numpy.typing import NDArray
@@ -87,24 +88,14 @@ class RadarLattice:
     ) -> dict[str, NDArray[np.float64]]:
         """Trilinear interpolation of several lattice fields at points (broadcast arrays), sharing the weights."""
         cols = [self.names.index(n) for n in names]
-        f = self.stack[..., cols]
+        flat = np.ascontiguousarray(self.stack[..., cols].reshape(-1, len(cols)))
         fi = (np.asarray(northing_m, dtype=np.float64) - self.n0) / self.step
         fj = (np.asarray(easting_m, dtype=np.float64) - self.e0) / self.step
         fk = (np.asarray(height_m, dtype=np.float64) - self.h0) / self.hstep
         fi, fj, fk = np.broadcast_arrays(fi, fj, fk)
-        i = np.clip(np.floor(fi).astype(np.int64), 0, self.shape[0] - 2)
-        j = np.clip(np.floor(fj).astype(np.int64), 0, self.shape[1] - 2)
-        k = np.clip(np.floor(fk).astype(np.int64), 0, self.shape[2] - 2)
-        wi, wj, wk = (fi - i)[..., None], (fj - j)[..., None], (fk - k)[..., None]
-        flat = f.reshape(-1, len(cols))
-        base = (i * self.shape[1] + j) * self.shape[2] + k
-        si, sj = self.shape[1] * self.shape[2], self.shape[2]
-        out = np.zeros(fi.shape + (len(cols),))
-        for di, ai in ((0, 1 - wi), (1, wi)):
-            for dj, aj in ((0, 1 - wj), (1, wj)):
-                aij = ai * aj
-                for dk, ak in ((0, 1 - wk), (1, wk)):
-                    out += (aij * ak) * flat[base + di * si + dj * sj + dk]
+        out = np.empty(fi.shape + (len(cols),))
+        _trilinear(flat, np.array(self.shape, dtype=np.int64), np.ascontiguousarray(fi).ravel(),
+                   np.ascontiguousarray(fj).ravel(), np.ascontiguousarray(fk).ravel(), out.reshape(-1, len(cols)))
         return {n: out[..., q] for q, n in enumerate(names)}
 
     def interpolate(self, name: str, easting_m: NDArray, northing_m: NDArray, height_m: NDArray) -> NDArray:
@@ -130,3 +121,27 @@ class RadarLattice:
         f = self.interpolate_many(("los_x", "los_y", "los_z"), easting_m, northing_m, height_m)
         los = np.stack([f["los_x"], f["los_y"], f["los_z"]], axis=-1)
         return los / np.linalg.norm(los, axis=-1, keepdims=True)
+
+
+@numba.njit(cache=True, nogil=True)
+def _trilinear(flat, shape, fi, fj, fk, out):  # pragma: no cover - compiled
+    """Trilinear interpolation of the fields ``flat`` (nodes, fields) of a (ni, nj, nk) lattice at fractional
+    node coordinates (fi, fj, fk); outside the lattice, the nearest cell's weights extrapolate linearly."""
+    ni, nj, nk = shape[0], shape[1], shape[2]
+    si, sj = nj * nk, nk
+    for p in range(fi.size):
+        i = min(max(int(np.floor(fi[p])), 0), ni - 2)
+        j = min(max(int(np.floor(fj[p])), 0), nj - 2)
+        k = min(max(int(np.floor(fk[p])), 0), nk - 2)
+        wi, wj, wk = fi[p] - i, fj[p] - j, fk[p] - k
+        base = (i * nj + j) * nk + k
+        out[p, :] = 0.0
+        for di in range(2):
+            ai = wi if di else 1.0 - wi
+            for dj in range(2):
+                aij = ai * (wj if dj else 1.0 - wj)
+                for dk in range(2):
+                    w = aij * (wk if dk else 1.0 - wk)
+                    node = base + di * si + dj * sj + dk
+                    for q in range(flat.shape[1]):
+                        out[p, q] += w * flat[node, q]
