@@ -123,6 +123,7 @@ def main() -> None:
                                (float(heights.min()), float(heights.max())))
         build_s = time.perf_counter() - t0
         ee, nn = np.meshgrid(grid.easting[tile[1]], grid.northing[tile[0]])
+        lattice.radar_coordinates(ee[:1, :1], nn[:1, :1], h_t[:1, :1])  # load the compiled kernel (once a process)
         t0 = time.perf_counter()
         fast = lattice.radar_coordinates(ee, nn, h_t)
         lattice_s = time.perf_counter() - t0
