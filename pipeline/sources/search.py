@@ -70,7 +70,8 @@ SEARCH_POLICY = DownloadPolicy(max_attempts=4, backoff_s=1.0, backoff_max_s=30.0
 
 
 class _Transient(Exception):
-    """A failure worth another try (connection, timeout, truncated answer, 429, 5xx)."""
+    """A failure worth another try (connection, timeout, truncated answer, 429, 5xx); its cause is the
+    network error where there is one, else the API's error."""
 
 
 def search_api(url: str, collection: str, query: SceneQuery, max_items: int = 10000,
@@ -104,9 +105,6 @@ def search_api(url: str, collection: str, query: SceneQuery, max_items: int = 10
             continue
         log.info("%s %s: %d items before the client-side check", url, collection, len(found))
         return _selected(found, collection, query, url)
-    cause = last.__cause__ or last.__context__ if isinstance(last, pystac_client.exceptions.APIError) else None
-    if isinstance(cause, requests.RequestException):
-        last = cause
     if isinstance(last, pystac_client.exceptions.APIError):
         raise UserError(f"{url}: the STAC API answered with an error {policy.max_attempts} times: {last}") from last
     assert isinstance(last, requests.RequestException)
@@ -139,8 +137,10 @@ def _search_once(url: str, collection: str, query: SceneQuery, max_items: int,
         raise _Transient() from exc
     except pystac_client.exceptions.APIError as exc:
         cause = exc.__cause__ or exc.__context__
+        if isinstance(cause, requests.RequestException):  # pystac-client wraps the network error
+            raise _Transient() from cause
         status = getattr(exc, "status_code", None)
-        if isinstance(cause, requests.RequestException) or status == 429 or (status or 0) >= 500:
+        if status == 429 or (status or 0) >= 500:
             raise _Transient() from exc
         raise UserError(f"{url}: the STAC API answered with an error: {exc}") from exc
 

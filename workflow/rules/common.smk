@@ -164,10 +164,14 @@ def s2_items(wildcards):
     return sorted({i for t in triplet_list() for i in t["s2_items"]})
 
 
+def s2_acquisition_tiles(wildcards):
+    """The Sentinel-2 product ids (MGRS tiles) of one acquisition (wildcard s2)."""
+    return next(t for t in triplet_list() if t["s2"] == wildcards.s2)["s2_items"]
+
+
 def s2_acquisition_items(wildcards):
     """The local items of the tiles of one acquisition (wildcard s2)."""
-    t = next(t for t in triplet_list() if t["s2"] == wildcards.s2)
-    return [f"{PRODUCTS}/sentinel-2-l2a/{i}.json" for i in t["s2_items"]]
+    return [f"{PRODUCTS}/sentinel-2-l2a/{i}.json" for i in s2_acquisition_tiles(wildcards)]
 
 
 def triplet_ids(wildcards):
@@ -209,8 +213,7 @@ def changed_dem_tiles(wildcards):
 
 
 def changed_s2_of_acquisition(wildcards):
-    t = next(t for t in triplet_list() if t["s2"] == wildcards.s2)
-    return changed(*t["s2_items"])
+    return changed(*s2_acquisition_tiles(wildcards))
 
 
 wildcard_constraints:
