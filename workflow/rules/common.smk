@@ -171,7 +171,9 @@ def s2_acquisition_tiles(wildcards):
 
 def s2_acquisition_items(wildcards):
     """The local items of the tiles of one acquisition (wildcard s2)."""
-    return [f"{PRODUCTS}/sentinel-2-l2a/{i}.json" for i in s2_acquisition_tiles(wildcards)]
+    return [
+        f"{PRODUCTS}/sentinel-2-l2a/{i}.json" for i in s2_acquisition_tiles(wildcards)
+    ]
 
 
 def triplet_ids(wildcards):
