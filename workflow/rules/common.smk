@@ -1,5 +1,6 @@
 # Helpers shared by the workflow: config slices as plain, JSON-serialisable parameters; the scene lists.
 import json
+import math
 import os
 import sys
 from pathlib import Path
@@ -43,6 +44,36 @@ def aoi_grid(margin_m=0):
         "width": grid.width,
         "height": grid.height,
     }
+
+
+# Resource requests from measured peaks (benchmarks/resources.py over the `benchmark:` files of two runs; README
+# "Resources"): a job's peak memory and run time grow linearly with the AOI's size in Mpx of the 10 m grid.
+AOI_MPX = _aoi_grid().width * _aoi_grid().height / 1e6
+# on a cluster, a job's own Snakemake process runs beside the rule's command (about 210 MB measured)
+JOB_OVERHEAD_MB = 250
+
+
+def mem_mb(base_mb, per_mpx_mb=0, headroom=1.5):
+    """A rule's memory request (MB): its measured peak ``base_mb + per_mpx_mb * AOI_MPX`` with 50 % headroom
+    (``headroom=1`` where ``base_mb`` is an estimate, not a measurement), plus the job's own Snakemake; doubled
+    at each retry (a job killed for memory asks for twice as much)."""
+
+    def request(wildcards, attempt):
+        need = (base_mb + per_mpx_mb * AOI_MPX) * headroom + JOB_OVERHEAD_MB
+        return math.ceil(need * 2 ** (attempt - 1))
+
+    return request
+
+
+def runtime_min(base_s, per_mpx_s=0):
+    """A rule's run-time request (minutes): three times its measured ``base_s + per_mpx_s * AOI_MPX`` seconds,
+    at least 10 minutes (a busy shared file system is slower than the machine it was measured on); growing with
+    the attempt (a job killed for time gets more)."""
+
+    def request(wildcards, attempt):
+        return math.ceil(max(10.0, 3 * (base_s + per_mpx_s * AOI_MPX) / 60) * attempt)
+
+    return request
 
 
 def search_query():

@@ -10,11 +10,14 @@ rule optical:
         info=f"{RESULTS}/optical/{{s2}}.json",
     log:
         "logs/optical/{s2}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/optical/{{s2}}.tsv"
     conda:
         "../../envs/pipeline.yaml"
     threads: 1
     resources:
-        mem_mb=3000,
+        mem_mb=mem_mb(107, 97),
+        runtime=runtime_min(1.5, 1.0),
     params:
         grid=as_json(aoi_grid()),
         optical=as_json(
@@ -42,11 +45,14 @@ rule dem_normalise:
         f"{RESULTS}/dem/dem_normalised.tif",
     log:
         "logs/dem_normalise.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/dem_normalise.tsv"
     conda:
         "../../envs/pipeline.yaml"
     threads: 1
     resources:
-        mem_mb=2000,
+        mem_mb=mem_mb(107, 30),
+        runtime=runtime_min(1.2, 0.2),
     params:
         dem_max=config["dataset"]["dem_max_m"] or "",
     shell:
@@ -61,11 +67,14 @@ rule triplets:
         triplets=f"{DATASET}/triplets.json",
     log:
         "logs/triplets.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/triplets.tsv"
     conda:
         "../../envs/pipeline.yaml"
     threads: 1
     resources:
-        mem_mb=1000,
+        mem_mb=mem_mb(70, 4),
+        runtime=runtime_min(0.8, 0),
     params:
         max_days=config["dataset"]["max_days"],
     shell:
@@ -85,11 +94,14 @@ rule tiles:
         f"{DATASET}/shards/{{triplet}}.npz",
     log:
         "logs/tiles/{triplet}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/tiles/{{triplet}}.tsv"
     conda:
         "../../envs/pipeline.yaml"
     threads: 1
     resources:
-        mem_mb=4000,
+        mem_mb=mem_mb(193, 58),
+        runtime=runtime_min(0.9, 8.3),
     params:
         tiling=as_json(
             {
@@ -134,11 +146,14 @@ rule store:
         quicklooks=directory(f"{DATASET}/quicklooks"),
     log:
         "logs/store.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/store.tsv"
     conda:
         "../../envs/pipeline.yaml"
     threads: 1
     resources:
-        mem_mb=6000,
+        mem_mb=mem_mb(296, 58),
+        runtime=runtime_min(3.2, 2.3),
     params:
         store=as_json(
             {

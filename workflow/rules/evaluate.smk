@@ -17,7 +17,8 @@ rule evaluate_model:
         "../../envs/torch.yaml"
     threads: 2
     resources:
-        mem_mb=8000,
+        # not measured yet: an estimate
+        mem_mb=mem_mb(8000, headroom=1),
         gpu=1,
         eval_device=config["evaluation"]["device"],
     params:
@@ -51,11 +52,14 @@ rule evaluation_table:
         ),
     log:
         "logs/evaluation_table.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/evaluation_table.tsv"
     conda:
         "../../envs/torch.yaml"
     threads: 1
     resources:
-        mem_mb=2000,
+        # not measured yet: an estimate
+        mem_mb=mem_mb(2000, headroom=1),
     params:
         evaluation=as_json(evaluation_params()),
         db_range=as_json(config["training"]["sar_db_range"]),
@@ -92,11 +96,14 @@ rule evaluation_figures:
         ),
     log:
         "logs/evaluation_figures.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/evaluation_figures.tsv"
     conda:
         "../../envs/torch.yaml"
     threads: 1
     resources:
-        mem_mb=4000,
+        # not measured yet: an estimate
+        mem_mb=mem_mb(4000, headroom=1),
     params:
         evaluation=as_json(evaluation_params()),
         db_range=as_json(config["training"]["sar_db_range"]),
@@ -126,11 +133,14 @@ rule report_inputs:
         ),
     log:
         "logs/report_inputs.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/report_inputs.tsv"
     conda:
         "../../envs/pipeline.yaml"
     threads: 1
     resources:
-        mem_mb=500,
+        # not measured yet: an estimate
+        mem_mb=mem_mb(500, headroom=1),
     params:
         config=as_json(config),
     shell:

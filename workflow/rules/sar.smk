@@ -10,11 +10,14 @@ rule dem:
         ellipsoidal=f"{RESULTS}/dem/dem_wgs84.tif",
     log:
         "logs/dem.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/dem.tsv"
     conda:
         "../../envs/pipeline.yaml"
     threads: 1
     resources:
-        mem_mb=4000,
+        mem_mb=mem_mb(239, 23),
+        runtime=runtime_min(1.6, 1.0),
     params:
         grid=as_json(aoi_grid()),
         tiles=lambda wildcards, input: parent_dir(input.tiles[0]),
@@ -31,6 +34,11 @@ use rule dem as dem_extended with:
         ellipsoidal=f"{RESULTS}/dem/dem_wgs84_extended.tif",
     log:
         "logs/dem_extended.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/dem_extended.tsv"
+    resources:
+        mem_mb=mem_mb(249, 83),
+        runtime=runtime_min(3.1, 0.6),
     params:
         grid=as_json(aoi_grid(config["distortion"]["margin_m"])),
         tiles=lambda wildcards, input: parent_dir(input.tiles[0]),
@@ -47,11 +55,14 @@ rule terrain_correct:
         geometry=f"{RESULTS}/sar/{{scene}}_geometry.tif",
     log:
         "logs/terrain_correct/{scene}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/terrain_correct/{{scene}}.tsv"
     conda:
         "../../envs/pipeline.yaml"
     threads: 1
     resources:
-        mem_mb=4000,
+        mem_mb=mem_mb(281, 30),
+        runtime=runtime_min(2.5, 4.1),
         # a performance knob: it changes no byte of the result, so it is no parameter (no rerun)
         tile_size=config["sar"]["tile_size"],
     params:
@@ -84,11 +95,14 @@ rule distortion:
         geometry=f"{RESULTS}/distortion/{{scene}}_geometry.tif",
     log:
         "logs/distortion/{scene}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/distortion/{{scene}}.tsv"
     conda:
         "../../envs/pipeline.yaml"
     threads: 1
     resources:
-        mem_mb=6000,
+        mem_mb=mem_mb(313, 116),
+        runtime=runtime_min(4.6, 5.7),
     params:
         grid=as_json(aoi_grid()),
     shell:
@@ -120,11 +134,14 @@ rule mosaic_slices:
         flags=f"{RESULTS}/sar/mosaic/{{s1}}_flags.tif",
     log:
         "logs/mosaic_slices/{s1}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/mosaic_slices/{{s1}}.tsv"
     conda:
         "../../envs/pipeline.yaml"
     threads: 1
     resources:
-        mem_mb=4000,
+        # not measured yet: an estimate
+        mem_mb=mem_mb(4000, headroom=1),
     shell:
         "python -m pipeline mosaic-slices --backscatter {input.backscatter} --flags {input.flags} "
         "--out-backscatter {output.backscatter} --out-flags {output.flags} > {log} 2>&1"

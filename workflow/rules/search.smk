@@ -8,11 +8,14 @@ checkpoint search:
         result=f"{RESULTS}/search/result.json",
     log:
         "logs/search.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/search.tsv"
     conda:
         "../../envs/pipeline.yaml"
     threads: 1
     resources:
-        mem_mb=1000,
+        mem_mb=mem_mb(70, 9),
+        runtime=runtime_min(1.0, 0.1),
         http=1,
     params:
         query=as_json(search_query()),
@@ -32,11 +35,14 @@ rule fetch_dem:
         f"{CACHE}/dem/{{tile}}{DEM_SUFFIX}",
     log:
         "logs/fetch_dem/{tile}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/fetch_dem/{{tile}}.tsv"
     conda:
         "../../envs/pipeline.yaml"
     threads: 1
     resources:
-        mem_mb=500,
+        mem_mb=mem_mb(81, 1),
+        runtime=runtime_min(0.7, 0),
         http=1,
     params:
         url=dem_url_template(),
@@ -54,11 +60,14 @@ rule fetch_sentinel1:
         f"{PRODUCTS}/sentinel-1-grd/{{scene}}.json",
     log:
         "logs/fetch_sentinel1/{scene}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/fetch_sentinel1/{{scene}}.tsv"
     conda:
         "../../envs/pipeline.yaml"
     threads: 1
     resources:
-        mem_mb=2000,
+        mem_mb=mem_mb(107, 8),
+        runtime=runtime_min(1.1, 0.1),
         http=1,
     params:
         grid=as_json(aoi_grid()),
@@ -88,11 +97,14 @@ rule fetch_sentinel2:
         f"{PRODUCTS}/sentinel-2-l2a/{{s2}}.json",
     log:
         "logs/fetch_sentinel2/{s2}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/fetch_sentinel2/{{s2}}.tsv"
     conda:
         "../../envs/pipeline.yaml"
     threads: 1
     resources:
-        mem_mb=2000,
+        mem_mb=mem_mb(100, 7),
+        runtime=runtime_min(1.1, 0.1),
         http=1,
     params:
         grid=as_json(aoi_grid()),

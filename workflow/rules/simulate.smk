@@ -6,11 +6,14 @@ rule simulate:
         catalog=f"{SIM_DIR}/catalog.json",
     log:
         "logs/simulate.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/simulate.tsv"
     conda:
         "../../envs/pipeline.yaml"
     threads: 2
     resources:
-        mem_mb=6000,
+        mem_mb=mem_mb(711, 446),
+        runtime=runtime_min(57.3, 32.7),
     params:
         simulation=as_json(
             {k: v for k, v in config["simulation"].items() if k != "directory"}

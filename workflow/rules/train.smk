@@ -20,7 +20,8 @@ rule train_model:
         "../../envs/torch.yaml"
     threads: config["training"]["runtime"]["threads"]
     resources:
-        mem_mb=8000,
+        # not measured yet: an estimate
+        mem_mb=mem_mb(8000, headroom=1),
         gpu=1,
         train_flags=training_runtime_flags(),
     params:

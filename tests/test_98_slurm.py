@@ -1,0 +1,137 @@
+"""The workflow on a real one-node SLURM cluster, through Snakemake's SLURM executor plugin and the project's
+SLURM profile (workflow/profiles/slurm): identical outputs, a cancelled job retried, a job killed for memory
+retried with more. Slow tier; `.ci/run` installs Debian's slurmctld, slurmd and munge and sets
+SARDEM_REQUIRE_SLURM=1, so there a missing SLURM fails these tests instead of skipping them."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from .conftest import REPO, run, small_config, workflow_copy
+from .slurm_cluster import SlurmCluster, available
+
+pytestmark = pytest.mark.slow
+
+PROFILE = REPO / "workflow" / "profiles" / "slurm"
+# squeue: the test cluster keeps no accounting database (no sacct); short first status query for a fast test
+SLURM_FLAGS = ["--slurm-status-command", "squeue", "--slurm-init-seconds-before-status-checks", "2"]
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory):
+    missing = available()
+    try:
+        import snakemake_executor_plugin_slurm  # noqa: F401
+    except ImportError:
+        missing = (missing + "; " if missing else "") + "snakemake-executor-plugin-slurm"
+    if missing:
+        if os.environ.get("SARDEM_REQUIRE_SLURM"):
+            pytest.fail(f"SLURM required (SARDEM_REQUIRE_SLURM) but {missing}")
+        pytest.skip(missing)
+    with SlurmCluster(tmp_path_factory.mktemp("slurm"), memory_mb=12000) as c:
+        yield c
+
+
+def snakemake_env(cluster: SlurmCluster) -> dict[str, str]:
+    return dict(cluster.env, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
+
+
+def digests(root: Path, skip: tuple[str, ...]) -> dict[str, str]:
+    return {
+        p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and not p.relative_to(root).as_posix().startswith(skip)
+    }
+
+
+def squeue(cluster: SlurmCluster) -> list[tuple[str, str, str]]:
+    """(job id, state, comment) of every job the cluster knows; the plugin puts the rule in the comment."""
+    res = subprocess.run(
+        ["squeue", "--noheader", "--states=all", "--format=%i|%T|%k"],
+        env=cluster.env, capture_output=True, text=True, check=True,
+    )
+    return [tuple(line.split("|", 2)) for line in res.stdout.splitlines() if line.strip()]
+
+
+def test_the_dataset_on_slurm_is_identical_to_the_local_run_and_survives_a_cancelled_job(
+    cluster: SlurmCluster, tmp_path: Path
+) -> None:
+    config = yaml.safe_dump(small_config())
+    local, remote = workflow_copy(tmp_path / "local"), workflow_copy(tmp_path / "slurm")
+    for work in (local, remote):
+        (work / "test.yaml").write_text(config)
+    res = run(["snakemake", "dataset", "--cores", "2", "--configfile", "test.yaml"], local)
+    assert res.returncode == 0, res.stderr[-3000:]
+
+    cmd = ["snakemake", "dataset", "--profile", str(PROFILE), "--configfile", "test.yaml", *SLURM_FLAGS]
+    log = tmp_path / "slurm.log"
+    with open(log, "w") as out:
+        proc = subprocess.Popen(cmd, cwd=remote, env=snakemake_env(cluster), stdout=out, stderr=subprocess.STDOUT)
+        cancelled = None
+        deadline = time.monotonic() + 900
+        try:
+            # cancel the first per-scene job (fetch, terrain correction, distortion) once it runs
+            while proc.poll() is None and time.monotonic() < deadline:
+                if cancelled is None:
+                    running = [j for j, state, comment in squeue(cluster) if state == "RUNNING" and "scene" in comment]
+                    if running:
+                        time.sleep(3)  # well inside the job, its outputs partly written
+                        subprocess.run(["scancel", running[0]], env=cluster.env, check=True)
+                        cancelled = running[0]
+                time.sleep(0.5)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    text = log.read_text()
+    assert proc.returncode == 0, text[-4000:]
+    assert cancelled is not None, "no per-scene job was seen running"
+    assert f"SLURM-job '{cancelled}' failed, SLURM status is: 'CANCELLED'" in text, text[-4000:]
+    assert "submitted with SLURM jobid" in text and "rule terrain_correct" in text
+
+    # what each job writes, byte for byte; left out: the runs' own records (timings, logs) and the local
+    # product items, which name the clone's absolute path
+    skip = ("results/benchmarks/", "results/products/", "logs/", ".snakemake/")
+    tree_local = digests(local, skip + ("test.yaml",))
+    tree_slurm = digests(remote, skip + ("test.yaml",))
+    produced = {k for k in tree_local if k.startswith(("results/", "resources/"))}
+    assert {"results/dataset/index.parquet", "results/dem/dem_wgs84.tif"} <= produced
+    assert any(k.startswith("results/dataset/patches.zarr/") for k in produced)
+    differing = sorted(k for k in produced if tree_slurm.get(k) != tree_local[k])
+    assert not differing, differing[:20]
+    assert {k for k in tree_slurm if k.startswith(("results/", "resources/"))} == produced
+
+
+MEMORY_WORKFLOW = '''
+rule grow:
+    output:
+        "grown.txt",
+    log:
+        "logs/grow.log",
+    threads: 1
+    resources:
+        # too little on the first attempt for the 800 MB the job holds; the retry asks for four times as much
+        mem_mb=lambda wildcards, attempt: 500 * 4 ** (attempt - 1),
+        runtime=5,
+    shell:
+        "python -c 'import numpy, time; a = numpy.ones(100_000_000); time.sleep(6); print(a.sum())' > {log} 2>&1 "
+        "&& echo {resources.mem_mb} > {output}"
+'''
+
+
+def test_a_job_killed_for_memory_is_retried_with_more(cluster: SlurmCluster, tmp_path: Path) -> None:
+    (tmp_path / "Snakefile").write_text(MEMORY_WORKFLOW)
+    cmd = ["snakemake", "--profile", str(PROFILE), *SLURM_FLAGS]
+    res = subprocess.run(cmd, cwd=tmp_path, env=snakemake_env(cluster), capture_output=True, text=True, timeout=600)
+    text = res.stdout + res.stderr
+    assert res.returncode == 0, text[-4000:]
+    # the first attempt was killed by SLURM's memory enforcement, the second ran with four times the memory
+    assert "SLURM status is: 'OUT_OF_MEMORY'" in text or "SLURM status is: 'FAILED'" in text, text[-4000:]
+    assert (tmp_path / "grown.txt").read_text().strip() == "2000"
