@@ -33,13 +33,26 @@ MARK = "# test cluster of sardem's tests/slurm_cluster.py"
 
 
 def available() -> str | None:
-    """None when the SLURM and munge programs are installed, else what is missing."""
+    """None when the SLURM and munge programs are installed and this is root, else what is missing."""
     missing = [name for name in (*DAEMONS, "mungekey", "sbatch", "squeue", "scancel") if not _which(name)]
-    return f"not installed: {', '.join(missing)}" if missing else None
+    if missing:
+        return f"not installed: {', '.join(missing)}"
+    if os.geteuid() != 0:
+        return "needs root (slurmd starts jobs as their user; the configuration goes to /etc/slurm)"
+    return None
 
 
 def _which(name: str) -> str | None:
     return shutil.which(name) or shutil.which(name, path="/usr/sbin:/sbin")
+
+
+def _alive(pid: int) -> bool:
+    """Whether a process runs (an exited daemon that no init reaps stays a zombie: gone for us)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
 def _free_port() -> int:
@@ -176,9 +189,7 @@ PartitionName=main Nodes={node} Default=YES MaxTime=INFINITE State=UP
             except ProcessLookupError:
                 continue
             for _ in range(200):
-                try:
-                    os.kill(pid, 0)
-                except ProcessLookupError:
+                if not _alive(pid):
                     break
                 time.sleep(0.05)
             else:

@@ -228,12 +228,14 @@ PRODUCTS = f"{RESULTS}/products"
 DEM_SUFFIX = Path(dem_url_template().split("?")[0]).name.split("{tile}")[-1]
 
 # a product or DEM tile whose cached files changed since they were fetched gets a mark (a file touched now);
-# the mark is an input of its fetch job and of the jobs that read the product, so they rerun, the fetch first
+# the mark is an input of its fetch job and of the jobs that read the product, so they rerun, the fetch first.
+# Checked once, by the Snakemake that plans the run: a cluster job parses this file again and must not.
 CHANGED = f"{RESULTS}/cache_changed"
-for message in note_changed_cache(
-    PRODUCTS, [f"{CACHE}/dem/{tile}{DEM_SUFFIX}" for tile in dem_tiles()], CHANGED
-):
-    print(f"warning: {message}", file=sys.stderr)
+if workflow.is_main_process:
+    for message in note_changed_cache(
+        PRODUCTS, [f"{CACHE}/dem/{tile}{DEM_SUFFIX}" for tile in dem_tiles()], CHANGED
+    ):
+        print(f"warning: {message}", file=sys.stderr)
 
 
 def changed(*names):
