@@ -412,3 +412,20 @@ def test_stac_catalog_has_planetary_computer_shapes(alpine_world: BuiltWorld) ->
     # hrefs are relative: the catalog can be moved
     raw = json.loads(next((alpine_world.root / "sentinel-1-grd").glob("*/*.json")).read_text())
     assert all(not a["href"].startswith("/") for a in raw["assets"].values())
+
+
+def test_dates_written_side_by_side_give_the_same_bytes(alpine_world: BuiltWorld, tmp_path: Path) -> None:
+    """The session world was written one date at a time; two at a time must write identical files."""
+    from pipeline.simulate.app import write_world
+
+    again = tmp_path / "simulated"
+    write_world(alpine_world.world, again, threads=2)
+
+    def digests(root: Path) -> dict[str, str]:
+        here = str(root).encode()
+        return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes().replace(here, b"<root>")).hexdigest()
+                for p in sorted(root.rglob("*")) if p.is_file()}
+
+    first, second = digests(alpine_world.root), digests(again)
+    assert len(first) > 40 and any(k.endswith(".tiff") for k in first)
+    assert [k for k in first if first[k] != second.get(k)] == [] and first.keys() == second.keys()

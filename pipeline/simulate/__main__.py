@@ -30,7 +30,7 @@ def _world(args: argparse.Namespace) -> None:
         sim = validated_simulation(sim)
     out = Path(args.out or sim.get("directory", "resources/simulated"))
     sim = {k: v for k, v in sim.items() if k != "directory"}
-    print(simulate(sim, out, args.geoid_grid or None))
+    print(simulate(sim, out, args.geoid_grid or None, args.threads))
 
 
 def _quicklooks(args: argparse.Namespace) -> None:
@@ -51,6 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", help="or a config.yaml to read the 'simulation' section from")
     p.add_argument("--out", help="output directory (default: simulation.directory)")
     p.add_argument("--geoid-grid", default="", help="EGM96 grid path (default: vendored, then PROJ/Debian)")
+    p.add_argument("--threads", type=int, default=1,
+                   help="dates simulated at a time (a speed setting: the bytes do not depend on it)")
     p.set_defaults(func=_world)
 
     p = sub.add_parser("quicklooks", help="PNG quicklooks of one date of a simulated world")

@@ -22,4 +22,4 @@ rule simulate:
         out=lambda wildcards, output: parent_dir(output.catalog),
     shell:
         "python -m pipeline.simulate world --simulation '{params.simulation}' "
-        "--geoid-grid '{params.geoid}' --out {params.out} > {log} 2>&1"
+        "--geoid-grid '{params.geoid}' --threads {threads} --out {params.out} > {log} 2>&1"
