@@ -209,3 +209,28 @@ def test_patch_windows_and_splits() -> None:
     random = assign_splits(rows, cols, (0.8, 0.1, 0.1), 0, "random", 512)
     leaks = sum(len(set(random[(rows == r) & (cols == c)])) > 1 for r, c in set(zip(rows, cols)))
     assert leaks > 0  # random splits put one ground location in several splits
+
+
+def test_stratified_splits_keep_fractions_and_regions_where_spatial_blocks_drift() -> None:
+    """Blocks of unequal size (an irregular AOI edge: some blocks hold 1 patch, others 4, on 3 dates) with
+    radar shadow only in one corner: the stratified split keeps 80/10/10 of the patches and gives every split
+    shadow; a ground block is still in one split only."""
+    rng = np.random.default_rng(3)
+    cells = [(r, c) for r in range(0, 40 * 256, 256) for c in range(0, 40 * 256, 256)]
+    keep = [(r, c) for r, c in cells if rng.random() < (0.9 if (r // 512 + c // 512) % 3 else 0.3)]
+    rows = np.tile([r for r, _ in keep], 3)
+    cols = np.tile([c for _, c in keep], 3)
+    shadow = (rows < 2560) & (cols < 2560)  # one corner of the AOI
+    strata = np.column_stack([shadow, cols > 7680]).astype(float)
+    want = np.array([0.8, 0.1, 0.1])
+    result = {}
+    for mode in ("spatial", "stratified"):
+        split = assign_splits(rows, cols, tuple(want), 0, mode, 512, strata)
+        for key in set(zip(rows // 512, cols // 512)):
+            sel = (rows // 512 == key[0]) & (cols // 512 == key[1])
+            assert len(set(split[sel])) == 1
+        share = np.bincount(split, minlength=3) / split.size
+        shadow_share = np.bincount(split[shadow], minlength=3) / shadow.sum()
+        result[mode] = (np.abs(share - want).max(), np.abs(shadow_share - want).max())
+    assert result["stratified"][0] < 0.01 and result["stratified"][1] < 0.03, result
+    assert result["stratified"][0] < result["spatial"][0] and result["stratified"][1] < result["spatial"][1], result

@@ -76,10 +76,12 @@ def dataset_card(index: pd.DataFrame, triplets: list[dict], optical_infos: list[
     warnings = split_warnings(index, fractions)
     if warnings:
         lines += ["## Warnings", ""] + [f"- {w}" for w in warnings] + [""]
-    lines += ["## Splits", "", "| split | patches | shadow | foreshortening | masked optical |", "|---|---|---|---|---|"]
+    lines += ["## Splits", "", "| split | patches | share | with shadow | with foreshortening | shadow | foreshortening "
+              "| masked optical |", "|---|---|---|---|---|---|---|---|"]
     for name in SPLITS:
         part = index[index["split"] == name]
-        lines.append(f"| {name} | {len(part)} | {part['shadow_fraction'].mean():.3f} | "
+        lines.append(f"| {name} | {len(part)} | {len(part) / len(index):.1%} | {(part['shadow_fraction'] > 0).sum()} | "
+                     f"{(part['foreshortening_fraction'] > 0).sum()} | {part['shadow_fraction'].mean():.3f} | "
                      f"{part['foreshortening_fraction'].mean():.3f} | {part['masked_fraction'].mean():.3f} |")
     if registration is not None:
         lines += [""] + registration_lines(index, registration, max_shift_px)

@@ -67,7 +67,10 @@ def assemble_store(shards: list[Path], out_dir: Path, split_mode: str, fractions
                            "no S1/S2 pair within dataset.max_days, or patches dropped for no data or masking)")
     index = pd.DataFrame(rows)
     index.insert(0, "patch", np.arange(len(index)))
-    split = assign_splits(index["row"].to_numpy(), index["col"].to_numpy(), fractions, seed, split_mode, split_block_px)
+    # strata of the stratified split: whether a patch shows radar shadow, foreshortening (per-region metrics)
+    strata = np.column_stack([index["shadow_fraction"] > 0, index["foreshortening_fraction"] > 0]).astype(float)
+    split = assign_splits(index["row"].to_numpy(), index["col"].to_numpy(), fractions, seed, split_mode,
+                          split_block_px, strata)
     index["split"] = [SPLITS[s] for s in split]
     crs_names = index["crs"].unique()
     if len(crs_names) != 1:
