@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import os
 import shutil
@@ -93,6 +94,18 @@ def flat_world(tmp_path_factory: pytest.TempPathFactory) -> BuiltWorld:
 def run(cmd: list[str], cwd: Path, timeout: int = 600) -> subprocess.CompletedProcess:
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
     return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def tree_digest(root: Path, skip: tuple[str, ...] = ()) -> dict[str, str]:
+    """SHA-256 of every file under ``root`` (relative POSIX path -> hex digest), but those whose path starts
+    with one of ``skip``; ``root``'s own path inside the bytes (cache tags and local items name where their
+    files came from) is replaced by a placeholder, so that runs in two directories compare."""
+    here = str(root).encode()
+    return {
+        p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes().replace(here, b"<root>")).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and not p.relative_to(root).as_posix().startswith(skip)
+    }
 
 
 def workflow_copy(tmp_path: Path) -> Path:

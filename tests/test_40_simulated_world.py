@@ -23,7 +23,7 @@ from pipeline.sar.orbit import OrbitPolynomial
 from pipeline.simulate.landcover import Cover
 from pipeline.simulate.s2_forward import SCL
 
-from .conftest import DATA, REAL_S1_DESCENDING, BuiltWorld
+from .conftest import DATA, REAL_S1_DESCENDING, BuiltWorld, tree_digest
 from .test_20_geocoding_real import check_grid_identities
 
 ISO_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}$")
@@ -420,12 +420,6 @@ def test_dates_written_side_by_side_give_the_same_bytes(alpine_world: BuiltWorld
 
     again = tmp_path / "simulated"
     write_world(alpine_world.world, again, threads=2)
-
-    def digests(root: Path) -> dict[str, str]:
-        here = str(root).encode()
-        return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes().replace(here, b"<root>")).hexdigest()
-                for p in sorted(root.rglob("*")) if p.is_file()}
-
-    first, second = digests(alpine_world.root), digests(again)
+    first, second = tree_digest(alpine_world.root), tree_digest(again)
     assert len(first) > 40 and any(k.endswith(".tiff") for k in first)
     assert [k for k in first if first[k] != second.get(k)] == [] and first.keys() == second.keys()

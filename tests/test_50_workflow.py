@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import subprocess
@@ -15,7 +14,7 @@ import yaml
 from pipeline.errors import UserError
 from pipeline.config import load_config, validate
 
-from .conftest import REPO, run, small_simulation, workflow_copy
+from .conftest import REPO, run, small_simulation, tree_digest, workflow_copy
 
 
 def test_default_config_is_valid_and_complete() -> None:
@@ -114,11 +113,6 @@ def test_snakemake_lint_and_format_are_clean(tmp_path: Path) -> None:
     assert lint.returncode == 0, lint.stdout + lint.stderr
     fmt = run(["snakefmt", "--check", "Snakefile", "workflow"], work)
     assert fmt.returncode == 0, fmt.stdout + fmt.stderr
-
-
-def tree_digest(root: Path) -> dict[str, str]:
-    return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file()}
 
 
 @pytest.mark.slow

@@ -5,7 +5,6 @@ SARDEM_REQUIRE_SLURM=1, so there a missing SLURM fails these tests instead of sk
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import subprocess
@@ -16,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from .conftest import REPO, run, small_config, workflow_copy
+from .conftest import REPO, run, small_config, tree_digest, workflow_copy
 from .slurm_cluster import SlurmCluster, available
 
 pytestmark = pytest.mark.slow
@@ -43,17 +42,6 @@ def cluster(tmp_path_factory: pytest.TempPathFactory):
 
 def snakemake_env(cluster: SlurmCluster) -> dict[str, str]:
     return dict(cluster.env, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
-
-
-def digests(root: Path, skip: tuple[str, ...]) -> dict[str, str]:
-    """SHA-256 of every file under ``root`` (but those under ``skip``), with ``root``'s own path in the bytes
-    (cache tags and local items name the files they came from) replaced by a placeholder."""
-    here = str(root).encode()
-    return {
-        p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes().replace(here, b"<run>")).hexdigest()
-        for p in sorted(root.rglob("*"))
-        if p.is_file() and not p.relative_to(root).as_posix().startswith(skip)
-    }
 
 
 def squeue(cluster: SlurmCluster) -> list[tuple[str, str, str]]:
@@ -112,7 +100,7 @@ def test_the_dataset_on_slurm_is_identical_to_the_local_run_and_survives_a_cance
     # (checksums of the cached files, whose bytes name their path; the files themselves are compared)
     skip = ("results/benchmarks/", "logs/", ".snakemake/")
     tree_local, tree_slurm = (
-        {k: v for k, v in digests(work, skip).items() if not k.endswith("/.sardem-files.json")}
+        {k: v for k, v in tree_digest(work, skip).items() if not k.endswith("/.sardem-files.json")}
         for work in (local, remote)
     )
     produced = {k for k in tree_local if k.startswith(("results/", "resources/"))}

@@ -48,7 +48,8 @@ def aoi_grid(margin_m=0):
 
 # Resource requests from measured peaks (benchmarks/resources.py over the `benchmark:` files of two runs; README
 # "On a SLURM cluster"): a job's peak memory and run time grow linearly with the AOI's size in Mpx of the 10 m grid.
-AOI_MPX = _aoi_grid().width * _aoi_grid().height / 1e6
+_AOI = _aoi_grid()
+AOI_MPX = _AOI.width * _AOI.height / 1e6
 # on a cluster, a job's own Snakemake process runs beside the rule's command (about 210 MB measured)
 JOB_OVERHEAD_MB = 250
 
