@@ -45,8 +45,11 @@ def _terrain_correct(args: argparse.Namespace) -> None:
 
 
 def _distortion(args: argparse.Namespace) -> None:
+    import numba
+
     from pipeline.stages.distortion import distortion_maps
 
+    numba.set_num_threads(max(1, min(args.threads, numba.config.NUMBA_NUM_THREADS)))
     distortion_maps(args.safe, args.dem_orthometric, args.dem_ellipsoidal, _grid(args.grid), args.out_flags,
                     args.out_geometry)
 
@@ -266,6 +269,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out-flags", required=True, help="distortion bits on the AOI grid (uint8 COG)")
     p.add_argument("--out-geometry", required=True,
                    help="local incidence, slope, aspect (deg) and evaluation region (float32 COG)")
+    p.add_argument("--threads", type=int, default=1, help="compiled kernels' threads (the result does not change)")
     p.set_defaults(func=_distortion)
 
     p = sub.add_parser("mosaic-slices", help="one pass's terrain-corrected Sentinel-1 slices as one image")

@@ -17,8 +17,11 @@ Layover and shadow may coincide. Algorithm: as Meier et al. (1993), SNAP's SAR s
 isce3 (OPERA RTC-S1), one scan per azimuth line, here along exact zero-Doppler terrain profiles:
 for every image line the DEM is sampled along the line's ground track (two samples per DEM
 pixel across track), then running maxima/minima of the elevation angle and the slant range are
-taken from near to far and far to near: O(N) per line, vectorised over blocks of lines, memory
-bounded by the block. Each map pixel takes the flags of its nearest profile sample.
+taken from near to far and far to near: O(N) per line. Each map pixel takes the flags of its
+nearest profile sample. The work runs in compiled kernels (numba, lines and rows in parallel),
+strip by strip of map rows (:func:`distortion_strips`): the profiles a strip needs are scanned
+once each and kept while later strips need them, the DEM rows they cross are read once each, so
+memory grows with the grid's width, not its area.
 Differences to the references: isce3 flags 1 shadow, 2 layover, 3 both and sorts DEM points by
 cross-track distance within an azimuth bin (which mixes neighbouring azimuths in rough terrain;
 the exact profiles avoid that); SNAP uses 1 layover, 2 shadow; GAMMA 4 layover, 16 shadow; none
@@ -31,14 +34,17 @@ else foreshortening (foreshortening or any layover bit), else non-distorted.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import numba
 import numpy as np
 import pyproj
 from numpy.typing import NDArray
-from scipy import ndimage
 
-from pipeline.sar.lattice import RadarLattice, map_grid_ecef
-from pipeline.sar.product import RadarGeometry
-from pipeline.sar.surface import surface_normals
+from pipeline.core.constants import WGS84_A_M, WGS84_E2
+from pipeline.sar.lattice import RadarLattice, trilinear2, trilinear3
+from pipeline.sar.product import RadarGeometry, radar_line, radar_pixel
 
 FORESHORTENING = 1
 ACTIVE_LAYOVER = 2
@@ -59,29 +65,126 @@ REGION_FORESHORTENING = 1
 REGION_SHADOW = 2
 
 
-def _fit_inverse(lattice: RadarLattice, easting_m: NDArray, northing_m: NDArray, h_ref: float, degree: int = 3):
-    """Bivariate polynomials E(line, cross), N(line, cross) inverting the lattice at height ``h_ref``."""
+@dataclass(frozen=True)
+class ProfileInverse:
+    """Bivariate polynomials E(line, cross), N(line, cross) (m) inverting the radar geometry at the
+    reference height: where the zero-Doppler profile of an image line crosses the map.
+    ``line`` is the image line, ``cross`` the radar pixel at the reference height, both normalised
+    as u = (line - l0) / ls, v = (cross - c0) / cs; terms u^i v^j in the order of ``powers``."""
+
+    l0: float
+    ls: float
+    c0: float
+    cs: float
+    powers: NDArray[np.int64]  # (terms, 2): exponents (i, j)
+    coef_e: NDArray[np.float64]
+    coef_n: NDArray[np.float64]
+
+    def __call__(self, line: NDArray, cross: NDArray) -> tuple[NDArray, NDArray]:
+        """(easting, northing) in metres of profile positions."""
+        u, v = (np.asarray(line) - self.l0) / self.ls, (np.asarray(cross) - self.c0) / self.cs
+        terms = [u**i * v**j for i, j in self.powers]
+        return sum(c * x for c, x in zip(self.coef_e, terms)), sum(c * x for c, x in zip(self.coef_n, terms))
+
+    def args(self) -> tuple:
+        return self.l0, self.ls, self.c0, self.cs, self.powers, self.coef_e, self.coef_n
+
+
+def fit_profile_inverse(lattice: RadarLattice, easting_m: NDArray, northing_m: NDArray, h_ref: float,
+                        degree: int = 3) -> tuple[ProfileInverse, float]:
+    """:class:`ProfileInverse` at height ``h_ref`` (m), fitted on 80 x 80 points of the grid, and its largest
+    residual (m)."""
     e = np.linspace(easting_m.min(), easting_m.max(), 80)
     n = np.linspace(northing_m.min(), northing_m.max(), 80)
     ee, nn = np.meshgrid(e, n)
-    hh = np.full_like(ee, h_ref)
-    rc = lattice.radar_coordinates(ee, nn, hh)
+    rc = lattice.radar_coordinates(ee, nn, np.full_like(ee, h_ref))
     li, ct = rc.line.ravel(), rc.pixel.ravel()
-    l0, ls = li.mean(), li.std()
-    c0, cs = ct.mean(), ct.std()
+    l0, ls, c0, cs = li.mean(), li.std(), ct.mean(), ct.std()
     u, v = (li - l0) / ls, (ct - c0) / cs
-    terms = [u**i * v**j for i in range(degree + 1) for j in range(degree + 1 - i)]
-    a = np.stack(terms, axis=1)
+    powers = np.array([(i, j) for i in range(degree + 1) for j in range(degree + 1 - i)], np.int64)
+    a = np.stack([u**i * v**j for i, j in powers], axis=1)
     ce, *_ = np.linalg.lstsq(a, ee.ravel(), rcond=None)
     cn, *_ = np.linalg.lstsq(a, nn.ravel(), rcond=None)
-
-    def inverse(line: NDArray, cross: NDArray) -> tuple[NDArray, NDArray]:
-        uu, vv = (line - l0) / ls, (cross - c0) / cs
-        t = [uu**i * vv**j for i in range(degree + 1) for j in range(degree + 1 - i)]
-        return sum(c * x for c, x in zip(ce, t)), sum(c * x for c, x in zip(cn, t))
-
+    inverse = ProfileInverse(float(l0), float(ls), float(c0), float(cs), powers, ce, cn)
     residual = np.hypot(*(np.subtract(inverse(li, ct), (ee.ravel(), nn.ravel()))))
     return inverse, float(residual.max())
+
+
+@dataclass(frozen=True)
+class ProfileGrid:
+    """Where the zero-Doppler profiles are sampled: image lines ``l_start + i`` (i < ``n_lines``), each at
+    cross-track positions ``c_start + step * j`` (radar pixels at the reference height, j < ``n_samples``)."""
+
+    l_start: int
+    n_lines: int
+    c_start: float
+    step: float
+    n_samples: int
+
+    @classmethod
+    def covering(cls, line_range: tuple[float, float], cross_range: tuple[float, float], map_diagonal_m: float,
+                 map_spacing_m: float, oversampling: int = 2) -> ProfileGrid:
+        """Every image line of ``line_range`` (one line of margin) and ``oversampling`` samples per map spacing
+        across the track over ``cross_range`` (two samples of margin)."""
+        pixel_per_m = (cross_range[1] - cross_range[0]) / max(map_diagonal_m, 1.0)
+        step = map_spacing_m * pixel_per_m / oversampling
+        c_start = float(cross_range[0]) - 2 * step
+        n_samples = int(np.ceil((cross_range[1] + 2 * step - c_start) / step)) + 1
+        l_start = int(np.floor(line_range[0])) - 1
+        return cls(l_start, int(np.ceil(line_range[1])) + 2 - l_start, c_start, float(step), n_samples)
+
+    def index(self, line: NDArray, cross: NDArray) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+        """(profile line, sample) nearest to facets at (line, cross), clipped to the grid."""
+        i = np.clip(np.round(line).astype(np.int64) - self.l_start, 0, self.n_lines - 1)
+        j = np.clip(np.round((cross - self.c_start) / self.step).astype(np.int64), 0, self.n_samples - 1)
+        return i, j
+
+
+@dataclass(frozen=True)
+class _MapAxes:
+    """The map grid as the compiled kernels see it."""
+
+    e0: float  # easting of column 0 (m)
+    n0: float  # northing of row 0 (m)
+    dx: float
+    dy: float  # northing step, positive (rows go south)
+    rows: int
+    cols: int
+
+
+def _lattice_args(lattice: RadarLattice, names: tuple[str, ...]) -> tuple:
+    """The lattice's fields ``names`` as (nodes, fields), its shape and its origin and steps, for kernels."""
+    flat = lattice.stack[..., [lattice.names.index(n) for n in names]]
+    ni, nj, nk = lattice.shape
+    return (np.ascontiguousarray(flat.reshape(-1, len(names))), ni, nj, nk, lattice.e0, lattice.n0, lattice.h0,
+            lattice.step, lattice.hstep)
+
+
+def profile_rows(inverse: ProfileInverse, grid: ProfileGrid, axes: _MapAxes, first: int, stop: int) -> tuple[int, int]:
+    """Map rows [row0, row1) that the profiles of profile lines [first, stop) read (bilinear, clamped)."""
+    lines = grid.l_start + np.array([first, (first + stop - 1) / 2, stop - 1], float)
+    cross = grid.c_start + grid.step * np.arange(grid.n_samples)
+    _, n = inverse(*np.meshgrid(lines, cross, indexing="ij"))
+    row = (axes.n0 - n) / axes.dy
+    lo = int(np.clip(np.floor(row.min()) - 2, 0, axes.rows - 1))
+    hi = int(np.clip(np.ceil(row.max()) + 3, 0, axes.rows - 1))
+    return lo, hi + 1
+
+
+def scan_profiles(lattice: RadarLattice, inverse: ProfileInverse, grid: ProfileGrid, axes: _MapAxes,
+                  height_rows: NDArray, row0: int, first: int, stop: int) -> NDArray[np.uint8]:
+    """Profile bits (``PROFILE_*``) of profile lines [first, stop) (lines ``grid.l_start + first`` ...), shape
+    (lines, grid.n_samples).
+
+    ``height_rows``: ellipsoidal heights (m) of map rows [row0, row0 + len) covering
+    :func:`profile_rows`, every column. Lines run in parallel (numba threads).
+    """
+    out = np.zeros((stop - first, grid.n_samples), np.uint8)
+    rows = np.ascontiguousarray(height_rows, dtype=np.float32)
+    _scan_kernel(float(grid.l_start + first), grid.c_start, grid.step, *inverse.args(), rows, row0,
+                 axes.e0, axes.n0, axes.dx, axes.dy, axes.rows, axes.cols,
+                 *_lattice_args(lattice, ("elevation_deg", "slant_range_m")), out)
+    return out
 
 
 def profile_flags(
@@ -93,9 +196,8 @@ def profile_flags(
     facet_cross: NDArray,
     h_ref: float,
     oversampling: int = 2,
-    block_lines: int = 128,
 ) -> NDArray[np.uint8]:
-    """Shadow and layover bits of every facet from exact zero-Doppler profiles.
+    """Shadow and layover bits of every facet of a whole map grid from exact zero-Doppler profiles.
 
     For every image line, the terrain is sampled along the line's
     zero-Doppler ground track (a true 1-D profile, ``oversampling`` samples
@@ -106,76 +208,24 @@ def profile_flags(
     - layover: slant range < running maximum of nearer samples, or > running
       minimum of farther ones; active where it decreases along the profile.
 
-    Each facet takes the bits of its nearest profile sample.
+    Each facet takes the bits of its nearest profile sample. ``facet_line``: the facets' image lines;
+    ``facet_cross``: their radar pixels at height ``h_ref`` (m). :func:`distortion_strips` does the same
+    in bounded memory.
     """
-    inverse, residual = _fit_inverse(lattice, easting_m, northing_m, h_ref)
+    inverse, residual = fit_profile_inverse(lattice, easting_m, northing_m, h_ref)
     if residual > 2.0:  # record-to-record srgr steps (< 0.1 px) are not polynomial
         raise RuntimeError(f"zero-Doppler profile mapping is inaccurate ({residual:.2f} m)")
-    dx = float(easting_m[1] - easting_m[0])
-    dy = float(northing_m[0] - northing_m[1])
-    # cross-track sample spacing in pixel units
-    pixel_per_m = (facet_cross.max() - facet_cross.min()) / max(
-        np.hypot(easting_m.max() - easting_m.min(), northing_m.max() - northing_m.min()), 1.0
-    )
-    step = dx * pixel_per_m / oversampling
-    c_start = float(facet_cross.min()) - 2 * step
-    n_samples = int(np.ceil((facet_cross.max() + 2 * step - c_start) / step)) + 1
-    cross = c_start + step * np.arange(n_samples)
-    l_start = int(np.floor(facet_line.min())) - 1
-    l_stop = int(np.ceil(facet_line.max())) + 2
-    lines = np.arange(l_start, l_stop)
-    flags_profile = np.zeros((lines.size, n_samples), np.uint8)
-    for b in range(0, lines.size, block_lines):
-        ll, cc = np.meshgrid(lines[b : b + block_lines].astype(float), cross, indexing="ij")
-        e, n = inverse(ll, cc)
-        col = (e - easting_m[0]) / dx
-        row = (northing_m[0] - n) / dy
-        inside = (col >= 0) & (col <= easting_m.size - 1) & (row >= 0) & (row <= northing_m.size - 1)
-        h = ndimage.map_coordinates(height_m, [row, col], order=1, mode="nearest")
-        el = lattice.interpolate("elevation_deg", e, n, h)
-        r = lattice.interpolate("slant_range_m", e, n, h)
-        near_el = np.maximum.accumulate(el, axis=1)
-        near_r = np.maximum.accumulate(r, axis=1)
-        far_r = np.minimum.accumulate(r[:, ::-1], axis=1)[:, ::-1]
-        shadow = np.zeros(el.shape, bool)
-        shadow[:, 1:] = el[:, 1:] <= near_el[:, :-1] + 1e-9
-        layover = np.zeros(r.shape, bool)
-        layover[:, 1:] |= r[:, 1:] < near_r[:, :-1] - 1e-6
-        layover[:, :-1] |= r[:, :-1] > far_r[:, 1:] + 1e-6
-        active_shadow = np.zeros(el.shape, bool)
-        active_shadow[:, 1:] = np.diff(el, axis=1) < 0
-        active_layover = np.zeros(r.shape, bool)
-        active_layover[:, 1:] = np.diff(r, axis=1) < 0
-        f = (
-            shadow * PROFILE_SHADOW
-            | layover * PROFILE_LAYOVER
-            | active_shadow * PROFILE_ACTIVE_SHADOW
-            | active_layover * PROFILE_ACTIVE_LAYOVER
-        ).astype(np.uint8)
-        f[~inside] = 0
-        flags_profile[b : b + block_lines] = f
-    i = np.clip(np.round(facet_line).astype(np.int64) - l_start, 0, lines.size - 1)
-    j = np.clip(np.round((facet_cross - c_start) / step).astype(np.int64), 0, n_samples - 1)
-    return flags_profile[i, j]
+    axes = _axes(easting_m, northing_m)
+    diagonal = np.hypot(easting_m.max() - easting_m.min(), northing_m.max() - northing_m.min())
+    grid = ProfileGrid.covering((float(facet_line.min()), float(facet_line.max())),
+                                (float(facet_cross.min()), float(facet_cross.max())), diagonal, axes.dx, oversampling)
+    bits = scan_profiles(lattice, inverse, grid, axes, height_m, 0, 0, grid.n_lines)
+    return bits[grid.index(facet_line, facet_cross)]
 
 
-
-
-def encode_flags(profile_bits: NDArray[np.uint8], cos_local: NDArray, cos_ellipsoid: NDArray,
-                 tolerance: float = 1e-6) -> NDArray[np.uint8]:
-    """Map flags (see the module docstring) from the scan's bits and the incidence cosines."""
-    active_layover = (profile_bits & PROFILE_ACTIVE_LAYOVER) > 0
-    layover = ((profile_bits & PROFILE_LAYOVER) > 0) | active_layover
-    active_shadow = (profile_bits & PROFILE_ACTIVE_SHADOW) > 0
-    shadow = ((profile_bits & PROFILE_SHADOW) > 0) | active_shadow
-    facing = np.asarray(cos_local) > np.asarray(cos_ellipsoid) + tolerance
-    flags = np.zeros(profile_bits.shape, np.uint8)
-    flags[facing & ~active_layover & ~shadow] |= FORESHORTENING
-    flags[active_layover] |= ACTIVE_LAYOVER
-    flags[layover & ~active_layover] |= PASSIVE_LAYOVER
-    flags[active_shadow] |= ACTIVE_SHADOW
-    flags[shadow & ~active_shadow] |= PASSIVE_SHADOW
-    return flags
+def _axes(easting_m: NDArray, northing_m: NDArray) -> _MapAxes:
+    return _MapAxes(float(easting_m[0]), float(northing_m[0]), float(easting_m[1] - easting_m[0]),
+                    float(northing_m[0] - northing_m[1]), int(northing_m.size), int(easting_m.size))
 
 
 def evaluation_regions(flags: NDArray[np.uint8]) -> NDArray[np.uint8]:
@@ -186,52 +236,317 @@ def evaluation_regions(flags: NDArray[np.uint8]) -> NDArray[np.uint8]:
     return regions
 
 
+def distortion_strips(
+    geometry: RadarGeometry,
+    crs: pyproj.CRS | str,
+    easting_m: NDArray,
+    northing_m: NDArray,
+    read_heights: Callable[[int, int], NDArray],
+    height_range_m: tuple[float, float],
+    region: tuple[int, int, int, int] | None = None,
+    strip_rows: int = 128,
+    oversampling: int = 2,
+) -> Iterator[tuple[int, dict[str, NDArray]]]:
+    """Flags and geometry layers of a map grid (rows north to south), strip after strip of rows, in bounded
+    memory.
+
+    ``read_heights(row0, row1)``: ellipsoidal heights (m) of map rows [row0, row1), every column (a
+    window read of a file, or a slice of an array); ``height_range_m``: their minimum and maximum.
+    ``region``: (row0, row1, col0, col1), the part of the grid to map (default: all of it); the
+    profiles see the whole grid, so ridges outside the region still shadow and lay over into it.
+    Yields ``(row, layers)`` for strips of ``strip_rows`` rows of the region from its top, ``layers``
+    as :func:`distortion_map`'s (the region's columns). Memory: the strip's arrays (about 100 bytes a pixel), the profiles its
+    pixels fall on (one byte a sample, ``oversampling`` samples a pixel across the track, the lines of the
+    strip plus those its width spans in azimuth) and the DEM rows those profiles cross: it grows with the
+    grid's width, not its height. The result does not depend on ``strip_rows``.
+    """
+    axes = _axes(easting_m, northing_m)
+    h_min, h_max = float(height_range_m[0]), float(height_range_m[1])
+    lattice = RadarLattice(geometry, crs, easting_m, northing_m, (h_min, h_max))
+    inverse, residual = fit_profile_inverse(lattice, easting_m, northing_m, h_min)
+    if residual > 2.0:  # record-to-record srgr steps (< 0.1 px) are not polynomial
+        raise RuntimeError(f"zero-Doppler profile mapping is inaccurate ({residual:.2f} m)")
+    # the profiles' extent from a coarse sample of the grid at the extreme heights (smooth, extremes at the edges)
+    rr, cc = _nodes(axes.rows, 16), _nodes(axes.cols, 16)
+    ee, nn = np.meshgrid(easting_m[cc], northing_m[rr])
+    lines = [lattice.radar_coordinates(ee, nn, np.full(ee.shape, h)).line for h in (h_min, h_max)]
+    cross = lattice.radar_coordinates(ee, nn, np.full(ee.shape, h_min)).pixel
+    diagonal = float(np.hypot(easting_m.max() - easting_m.min(), northing_m.max() - northing_m.min()))
+    grid = ProfileGrid.covering((min(x.min() for x in lines), max(x.max() for x in lines)),
+                                (float(cross.min()), float(cross.max())), diagonal, axes.dx, oversampling)
+    # latitude and longitude: PROJ on nodes every 8 pixels, bilinear in between (sub-millimetre)
+    node_rows, node_cols = _nodes(axes.rows, 8), _nodes(axes.cols, 8)
+    to_geo = pyproj.Transformer.from_crs(crs, "EPSG:4326", always_xy=True)
+    lon_nodes, lat_nodes = to_geo.transform(*np.meshgrid(easting_m[node_cols], northing_m[node_rows]))
+    col_index, col_weight = _node_weights(node_cols, np.arange(axes.cols))
+    timing = geometry.timing().args()
+    lattice_radar = _lattice_args(lattice, ("zero_doppler_time_s", "slant_range_m"))
+    lattice_los = _lattice_args(lattice, ("los_x", "los_y", "los_z"))
+    profiles = _ProfileCache(lattice, inverse, grid, axes, _RowCache(read_heights))
+    row_start, row_stop, c0, c1 = region or (0, axes.rows, 0, axes.cols)
+    w0, w1 = max(c0 - 1, 0), min(c1 + 1, axes.cols)  # columns with the normals' margin
+    easting = np.ascontiguousarray(easting_m[c0:c1], np.float64)
+    col_index, col_weight = col_index[w0:w1], col_weight[w0:w1]
+    for r in range(row_start, row_stop, strip_rows):
+        h = min(strip_rows, row_stop - r)
+        r0, r1 = max(r - 1, 0), min(r + h + 1, axes.rows)
+        window = np.ascontiguousarray(read_heights(r0, r1)[:, w0:w1], np.float32)
+        inner = window[r - r0 : r - r0 + h, c0 - w0 : c0 - w0 + c1 - c0]
+        northing = np.ascontiguousarray(northing_m[r : r + h], np.float64)
+        line, cross = np.empty(inner.shape), np.empty(inner.shape)
+        _radar_kernel(easting, northing, inner, h_min, *lattice_radar, *timing, line, cross)
+        lo, hi = grid.index(np.array([np.nanmin(line), np.nanmax(line)]), np.zeros(2))[0]
+        bits, first = profiles.lines(int(lo), int(hi) + 1)
+        row_index, row_weight = _node_weights(node_rows, np.arange(r0, r1))
+        ecef = np.empty(window.shape + (3,))
+        normal = np.empty(window.shape + (3,))
+        _ecef_kernel(lat_nodes, lon_nodes, row_index, row_weight, col_index, col_weight, window, ecef, normal)
+        flags = np.empty(inner.shape, np.uint8)
+        local = np.empty(inner.shape, np.float32)
+        ellipsoid = np.empty(inner.shape, np.float32)
+        _facet_kernel(ecef, normal, r - r0, c0 - w0, axes.dx, axes.dy, easting, northing, inner, *lattice_los, line,
+                      cross, bits, grid.l_start + first, grid.c_start, grid.step, flags, local, ellipsoid)
+        yield r, {"flags": flags, "local_incidence_deg": local, "ellipsoid_incidence_deg": ellipsoid}
+
+
 def distortion_map(
     geometry: RadarGeometry, crs: pyproj.CRS | str, easting_m: NDArray, northing_m: NDArray, height_m: NDArray,
-    tile_size: int = 512,
+    strip_rows: int = 128,
 ) -> dict[str, NDArray]:
-    """Flags and geometry layers of a map grid (rows north to south) with ellipsoidal heights (m).
+    """Flags and geometry layers of a map grid (rows north to south) with ellipsoidal heights (m) in memory.
 
-    Returns ``flags`` (uint8), ``local_incidence_deg``, ``ellipsoid_incidence_deg`` (float32).
-    Work is done in map tiles and blocks of image lines; besides the inputs and outputs, memory
-    holds two float32 arrays per map pixel (its radar line and cross-track position) and one
-    uint8 per profile sample.
+    Returns ``flags`` (uint8, the bits of the module docstring), ``local_incidence_deg``,
+    ``ellipsoid_incidence_deg`` (float32). :func:`distortion_strips` on the whole array.
     """
-    from pipeline.core.geodesy import ellipsoid_normal
-
     height_m = np.asarray(height_m, dtype=np.float32)
-    rows, cols = height_m.shape
-    dx = float(easting_m[1] - easting_m[0])
-    dy = float(northing_m[0] - northing_m[1])
-    h_min, h_max = float(height_m.min()), float(height_m.max())
-    lattice = RadarLattice(geometry, crs, easting_m, northing_m, (h_min, h_max))
-    tiles = [(r, c, min(tile_size, rows - r), min(tile_size, cols - c))
-             for r in range(0, rows, tile_size) for c in range(0, cols, tile_size)]
+    out = {"flags": np.empty(height_m.shape, np.uint8), "local_incidence_deg": np.empty(height_m.shape, np.float32),
+           "ellipsoid_incidence_deg": np.empty(height_m.shape, np.float32)}
+    strips = distortion_strips(geometry, crs, easting_m, northing_m, lambda a, b: height_m[a:b],
+                               (float(height_m.min()), float(height_m.max())), strip_rows=strip_rows)
+    for r, layers in strips:
+        for name, values in layers.items():
+            out[name][r : r + values.shape[0]] = values
+    return out
 
-    line = np.empty(height_m.shape, np.float32)
-    cross = np.empty(height_m.shape, np.float32)
-    for r, c, h, w in tiles:
-        ee, nn = np.meshgrid(easting_m[c : c + w], northing_m[r : r + h])
-        line[r : r + h, c : c + w] = lattice.radar_coordinates(ee, nn, height_m[r : r + h, c : c + w]).line
-        cross[r : r + h, c : c + w] = lattice.radar_coordinates(ee, nn, np.full(ee.shape, h_min)).pixel
-    bits = profile_flags(lattice, easting_m, northing_m, height_m, line, cross, h_min)
-    del line, cross
 
-    flags = np.empty(height_m.shape, np.uint8)
-    local = np.empty(height_m.shape, np.float32)
-    ellipsoid = np.empty(height_m.shape, np.float32)
-    for r, c, h, w in tiles:
-        r0, c0 = max(r - 1, 0), max(c - 1, 0)
-        r1, c1 = min(r + h + 1, rows), min(c + w + 1, cols)
-        ecef, lat, lon = map_grid_ecef(crs, easting_m[c0:c1], northing_m[r0:r1], height_m[r0:r1, c0:c1].astype(np.float64))
-        normal, _ = surface_normals(ecef, dx, dy)
-        inner = (slice(r - r0, r - r0 + h), slice(c - c0, c - c0 + w))
-        ee, nn = np.meshgrid(easting_m[c : c + w], northing_m[r : r + h])
-        los = lattice.line_of_sight(ee, nn, height_m[r : r + h, c : c + w])
-        cos_local = np.einsum("...i,...i->...", normal[inner], los)
-        cos_ell = np.einsum("...i,...i->...", ellipsoid_normal(lat[inner], lon[inner]), los)
-        out = (slice(r, r + h), slice(c, c + w))
-        flags[out] = encode_flags(bits[out], cos_local, cos_ell)
-        local[out] = np.degrees(np.arccos(np.clip(cos_local, -1, 1)))
-        ellipsoid[out] = np.degrees(np.arccos(np.clip(cos_ell, -1, 1)))
-    return {"flags": flags, "local_incidence_deg": local, "ellipsoid_incidence_deg": ellipsoid}
+def _nodes(n: int, every: int) -> NDArray[np.int64]:
+    """Indices 0, every, 2 every, ... and n - 1."""
+    return np.unique(np.append(np.arange(0, n, every), n - 1))
+
+
+def _node_weights(nodes: NDArray[np.int64], at: NDArray) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
+    """Cell index (into ``nodes``) and linear weight of the next node for positions ``at``."""
+    k = np.clip(np.searchsorted(nodes, at, side="right") - 1, 0, max(nodes.size - 2, 0))
+    if nodes.size < 2:
+        return k, np.zeros(np.shape(at))
+    return k, (at - nodes[k]) / (nodes[k + 1] - nodes[k])
+
+
+class _RowCache:
+    """The last rows read, so that consecutive overlapping requests read only the new rows."""
+
+    def __init__(self, read_rows: Callable[[int, int], NDArray]):
+        self.read_rows, self.first, self.rows = read_rows, 0, None
+
+    def get(self, first: int, stop: int) -> NDArray:
+        if self.rows is not None and self.first <= first and stop <= self.first + len(self.rows):
+            return self.rows[first - self.first : stop - self.first]
+        parts, end = [], self.first + (0 if self.rows is None else len(self.rows))
+        if self.rows is None or stop <= self.first or first >= end:
+            parts.append(np.asarray(self.read_rows(first, stop), np.float32))
+        else:
+            if first < self.first:
+                parts.append(np.asarray(self.read_rows(first, self.first), np.float32))
+            parts.append(self.rows[max(first, self.first) - self.first : min(stop, end) - self.first])
+            if stop > end:
+                parts.append(np.asarray(self.read_rows(end, stop), np.float32))
+        self.first, self.rows = first, np.ascontiguousarray(np.concatenate(parts) if len(parts) > 1 else parts[0])
+        return self.rows
+
+
+class _ProfileCache:
+    """Profile bits of a run of profile lines, computed once each as the strips move along the track."""
+
+    BLOCK = 256  # profile lines scanned together: bounds the DEM rows read for them
+
+    def __init__(self, lattice, inverse, grid: ProfileGrid, axes: _MapAxes, heights: _RowCache):
+        self.lattice, self.inverse, self.grid, self.axes, self.heights = lattice, inverse, grid, axes, heights
+        self.first, self.bits = 0, np.zeros((0, grid.n_samples), np.uint8)
+
+    def _scan(self, first: int, stop: int) -> list[NDArray[np.uint8]]:
+        parts = []
+        for a in range(first, stop, self.BLOCK):
+            b = min(a + self.BLOCK, stop)
+            r0, r1 = profile_rows(self.inverse, self.grid, self.axes, a, b)
+            parts.append(scan_profiles(self.lattice, self.inverse, self.grid, self.axes, self.heights.get(r0, r1),
+                                       r0, a, b))
+        return parts
+
+    def lines(self, first: int, stop: int) -> tuple[NDArray[np.uint8], int]:
+        """Bits of profile lines [first, stop) and the index of the first line of the returned array."""
+        end = self.first + len(self.bits)
+        if not (self.first <= first and stop <= end):
+            if stop <= self.first or first >= end or not len(self.bits):
+                parts = self._scan(first, stop)
+            else:
+                kept = self.bits[max(first, self.first) - self.first : min(stop, end) - self.first]
+                parts = self._scan(first, self.first) if first < self.first else []
+                parts += [kept] + (self._scan(end, stop) if stop > end else [])
+            self.first, self.bits = first, np.concatenate(parts)
+        return self.bits[first - self.first : stop - self.first], first
+
+
+@numba.njit(parallel=True, cache=True, nogil=True)
+def _scan_kernel(line0, c_start, step, l0, ls, c0, cs, powers, coef_e, coef_n, heights, row0, e0, n0, dx, dy,
+                 n_rows, n_cols, flat, ni, nj, nk, le0, ln0, lh0, lstep, lhstep, out):  # pragma: no cover
+    """Profile bits of lines line0, line0 + 1, ... (``out`` (lines, samples)); ``heights``: map rows from
+    ``row0``. Per line: positions from the inverse polynomials, heights bilinear (coordinates clamped to the
+    grid), elevation angle and slant range from the lattice, then the near-to-far and far-to-near scans."""
+    n_lines, n_samples = out.shape
+    last_row = heights.shape[0] - 2
+    inv_cs, inv_dx, inv_dy, inv_step, inv_hstep = 1.0 / cs, 1.0 / dx, 1.0 / dy, 1.0 / lstep, 1.0 / lhstep
+    for a in numba.prange(n_lines):
+        el, rng = np.empty(n_samples), np.empty(n_samples)
+        inside = np.empty(n_samples, np.bool_)
+        # the line's profile as polynomials in v alone: coefficients sum_i c_ij u^i
+        u = (line0 + a - l0) / ls
+        degree = powers[:, 1].max()
+        ae, an = np.zeros(degree + 1), np.zeros(degree + 1)
+        for t in range(powers.shape[0]):
+            ui = u ** powers[t, 0]
+            ae[powers[t, 1]] += coef_e[t] * ui
+            an[powers[t, 1]] += coef_n[t] * ui
+        for j in range(n_samples):
+            v = (c_start + step * j - c0) * inv_cs
+            e, n = ae[degree], an[degree]
+            for k in range(degree - 1, -1, -1):
+                e = e * v + ae[k]
+                n = n * v + an[k]
+            col, row = (e - e0) * inv_dx, (n0 - n) * inv_dy
+            inside[j] = col >= 0.0 and col <= n_cols - 1 and row >= 0.0 and row <= n_rows - 1
+            col = min(max(col, 0.0), n_cols - 1.0)
+            row = min(max(row, 0.0), n_rows - 1.0)
+            ic, ir = min(int(col), n_cols - 2), min(int(row), n_rows - 2)
+            wc, wr = col - ic, row - ir
+            ib = min(max(ir - row0, 0), last_row)
+            h = ((1.0 - wr) * ((1.0 - wc) * heights[ib, ic] + wc * heights[ib, ic + 1])
+                 + wr * ((1.0 - wc) * heights[ib + 1, ic] + wc * heights[ib + 1, ic + 1]))
+            el[j], rng[j] = trilinear2(flat, ni, nj, nk, (n - ln0) * inv_step, (e - le0) * inv_step,
+                                       (h - lh0) * inv_hstep)
+        near_el, near_r = el[0], rng[0]
+        for j in range(1, n_samples):
+            f = 0
+            if el[j] <= near_el + 1e-9:
+                f |= PROFILE_SHADOW
+            if rng[j] < near_r - 1e-6:
+                f |= PROFILE_LAYOVER
+            if el[j] < el[j - 1]:
+                f |= PROFILE_ACTIVE_SHADOW
+            if rng[j] < rng[j - 1]:
+                f |= PROFILE_ACTIVE_LAYOVER
+            out[a, j] = f
+            near_el, near_r = max(near_el, el[j]), max(near_r, rng[j])
+        out[a, 0] = 0
+        far_r = rng[n_samples - 1]
+        for j in range(n_samples - 2, -1, -1):
+            if rng[j] > far_r + 1e-6:
+                out[a, j] |= PROFILE_LAYOVER
+            far_r = min(far_r, rng[j])
+        for j in range(n_samples):
+            if not inside[j]:
+                out[a, j] = 0
+
+
+@numba.njit(parallel=True, cache=True, nogil=True)
+def _radar_kernel(easting, northing, heights, h_ref, flat, ni, nj, nk, le0, ln0, lh0, lstep, lhstep,
+                  record_time_s, sr0_m, srgr, bistatic, tau_mid, ati, rps, line, cross):  # pragma: no cover
+    """Image line of every pixel at its height, and its radar pixel at ``h_ref`` (the cross-track order)."""
+    fk_ref = (h_ref - lh0) / lhstep
+    for a in numba.prange(heights.shape[0]):
+        fi = (northing[a] - ln0) / lstep
+        for b in range(heights.shape[1]):
+            fj = (easting[b] - le0) / lstep
+            t, r = trilinear2(flat, ni, nj, nk, fi, fj, (heights[a, b] - lh0) / lhstep)
+            line[a, b] = radar_line(t, r, bistatic, tau_mid, ati)
+            t, r = trilinear2(flat, ni, nj, nk, fi, fj, fk_ref)
+            cross[a, b] = radar_pixel(t, r, record_time_s, sr0_m, srgr, rps)
+
+
+@numba.njit(parallel=True, cache=True, nogil=True)
+def _ecef_kernel(lat_nodes, lon_nodes, row_index, row_weight, col_index, col_weight, heights, ecef,
+                 normal):  # pragma: no cover
+    """ECEF position and ellipsoid normal of every pixel: latitude and longitude bilinear between nodes."""
+    a_wgs, e2 = WGS84_A_M, WGS84_E2
+    for a in numba.prange(heights.shape[0]):
+        i, wi = row_index[a], row_weight[a]
+        for b in range(heights.shape[1]):
+            j, wj = col_index[b], col_weight[b]
+            lat = np.radians((1 - wi) * ((1 - wj) * lat_nodes[i, j] + wj * lat_nodes[i, j + 1])
+                             + wi * ((1 - wj) * lat_nodes[i + 1, j] + wj * lat_nodes[i + 1, j + 1]))
+            lon = np.radians((1 - wi) * ((1 - wj) * lon_nodes[i, j] + wj * lon_nodes[i, j + 1])
+                             + wi * ((1 - wj) * lon_nodes[i + 1, j] + wj * lon_nodes[i + 1, j + 1]))
+            sin_lat, cos_lat, sin_lon, cos_lon = np.sin(lat), np.cos(lat), np.sin(lon), np.cos(lon)
+            n = a_wgs / np.sqrt(1.0 - e2 * sin_lat**2)
+            h = np.float64(heights[a, b])
+            ecef[a, b, 0] = (n + h) * cos_lat * cos_lon
+            ecef[a, b, 1] = (n + h) * cos_lat * sin_lon
+            ecef[a, b, 2] = (n * (1.0 - e2) + h) * sin_lat
+            normal[a, b, 0] = cos_lat * cos_lon
+            normal[a, b, 1] = cos_lat * sin_lon
+            normal[a, b, 2] = sin_lat
+
+
+@numba.njit(cache=True, nogil=True)
+def _encode(bits, cos_local, cos_ellipsoid):  # pragma: no cover - compiled
+    """Map flags (the module docstring's bits) from a facet's profile bits and incidence cosines."""
+    active_layover = (bits & PROFILE_ACTIVE_LAYOVER) > 0
+    layover = (bits & PROFILE_LAYOVER) > 0 or active_layover
+    active_shadow = (bits & PROFILE_ACTIVE_SHADOW) > 0
+    shadow = (bits & PROFILE_SHADOW) > 0 or active_shadow
+    f = 0
+    if cos_local > cos_ellipsoid + 1e-6 and not active_layover and not shadow:
+        f |= FORESHORTENING
+    if active_layover:
+        f |= ACTIVE_LAYOVER
+    elif layover:
+        f |= PASSIVE_LAYOVER
+    if active_shadow:
+        f |= ACTIVE_SHADOW
+    elif shadow:
+        f |= PASSIVE_SHADOW
+    return f
+
+
+@numba.njit(parallel=True, cache=True, nogil=True)
+def _facet_kernel(ecef, normal, r_off, c_off, dx, dy, easting, northing, heights, flat, ni, nj, nk, le0, ln0, lh0, lstep,
+                  lhstep, line, cross, bits, bits_l_start, c_start, step, flags, local,
+                  ellipsoid):  # pragma: no cover
+    """Flags and incidence angles (deg) of a strip: terrain normals by central differences of the ECEF
+    window (one-sided at the grid's edges, as numpy.gradient; the strip starts at row ``r_off``, column
+    ``c_off`` of the window), the line of sight from the lattice, the nearest profile sample's bits."""
+    rows, cols = ecef.shape[0], ecef.shape[1]
+    n_lines, n_samples = bits.shape
+    for a in numba.prange(line.shape[0]):
+        wa = a + r_off
+        up, down = max(wa - 1, 0), min(wa + 1, rows - 1)
+        fi = (northing[a] - ln0) / lstep
+        for b in range(line.shape[1]):
+            wb = b + c_off
+            left, right = max(wb - 1, 0), min(wb + 1, cols - 1)
+            de0 = (ecef[wa, right, 0] - ecef[wa, left, 0]) / ((right - left) * dx)
+            de1 = (ecef[wa, right, 1] - ecef[wa, left, 1]) / ((right - left) * dx)
+            de2 = (ecef[wa, right, 2] - ecef[wa, left, 2]) / ((right - left) * dx)
+            dn0 = -(ecef[down, wb, 0] - ecef[up, wb, 0]) / ((down - up) * dy)
+            dn1 = -(ecef[down, wb, 1] - ecef[up, wb, 1]) / ((down - up) * dy)
+            dn2 = -(ecef[down, wb, 2] - ecef[up, wb, 2]) / ((down - up) * dy)
+            nx, ny, nz = de1 * dn2 - de2 * dn1, de2 * dn0 - de0 * dn2, de0 * dn1 - de1 * dn0
+            nn = np.sqrt(nx * nx + ny * ny + nz * nz)
+            lx, ly, lz = trilinear3(flat, ni, nj, nk, fi, (easting[b] - le0) / lstep, (heights[a, b] - lh0) / lhstep)
+            ln = np.sqrt(lx * lx + ly * ly + lz * lz)
+            cos_local = (nx * lx + ny * ly + nz * lz) / (nn * ln)
+            cos_ell = (normal[wa, wb, 0] * lx + normal[wa, wb, 1] * ly + normal[wa, wb, 2] * lz) / ln
+            i = min(max(int(np.rint(line[a, b])) - bits_l_start, 0), n_lines - 1)
+            j = min(max(int(np.rint((cross[a, b] - c_start) / step)), 0), n_samples - 1)
+            flags[a, b] = _encode(bits[i, j], cos_local, cos_ell)
+            local[a, b] = np.degrees(np.arccos(min(max(cos_local, -1.0), 1.0)))
+            ellipsoid[a, b] = np.degrees(np.arccos(min(max(cos_ell, -1.0), 1.0)))

@@ -123,25 +123,75 @@ class RadarLattice:
         return los / np.linalg.norm(los, axis=-1, keepdims=True)
 
 
+@numba.njit(cache=True, nogil=True, inline="always")
+def trilinear_at(flat, ni, nj, nk, fi, fj, fk, fields, out):  # pragma: no cover - compiled
+    """Trilinear interpolation of the lattice fields ``fields`` (indices into the columns of ``flat``, (nodes,
+    fields)) of a (ni, nj, nk) lattice at fractional node coordinates (fi, fj, fk) into ``out``; outside the
+    lattice, the nearest cell's weights extrapolate linearly. Callable from other compiled kernels."""
+    i = min(max(int(np.floor(fi)), 0), ni - 2)
+    j = min(max(int(np.floor(fj)), 0), nj - 2)
+    k = min(max(int(np.floor(fk)), 0), nk - 2)
+    wi, wj, wk = fi - i, fj - j, fk - k
+    base = (i * nj + j) * nk + k
+    for q in range(fields.size):
+        out[q] = 0.0
+    for di in range(2):
+        ai = wi if di else 1.0 - wi
+        for dj in range(2):
+            aij = ai * (wj if dj else 1.0 - wj)
+            for dk in range(2):
+                w = aij * (wk if dk else 1.0 - wk)
+                node = base + di * nj * nk + dj * nk + dk
+                for q in range(fields.size):
+                    out[q] += w * flat[node, fields[q]]
+
+
 @numba.njit(cache=True, nogil=True)
 def _trilinear(flat, shape, fi, fj, fk, out):  # pragma: no cover - compiled
-    """Trilinear interpolation of the fields ``flat`` (nodes, fields) of a (ni, nj, nk) lattice at fractional
-    node coordinates (fi, fj, fk); outside the lattice, the nearest cell's weights extrapolate linearly."""
-    ni, nj, nk = shape[0], shape[1], shape[2]
-    si, sj = nj * nk, nk
+    """:func:`trilinear_at` of every field of ``flat`` at the points (fi, fj, fk) into ``out`` (points, fields)."""
+    fields = np.arange(flat.shape[1])
     for p in range(fi.size):
-        i = min(max(int(np.floor(fi[p])), 0), ni - 2)
-        j = min(max(int(np.floor(fj[p])), 0), nj - 2)
-        k = min(max(int(np.floor(fk[p])), 0), nk - 2)
-        wi, wj, wk = fi[p] - i, fj[p] - j, fk[p] - k
-        base = (i * nj + j) * nk + k
-        out[p, :] = 0.0
-        for di in range(2):
-            ai = wi if di else 1.0 - wi
-            for dj in range(2):
-                aij = ai * (wj if dj else 1.0 - wj)
-                for dk in range(2):
-                    w = aij * (wk if dk else 1.0 - wk)
-                    node = base + di * si + dj * sj + dk
-                    for q in range(flat.shape[1]):
-                        out[p, q] += w * flat[node, q]
+        trilinear_at(flat, shape[0], shape[1], shape[2], fi[p], fj[p], fk[p], fields, out[p])
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _cell(ni, nj, nk, fi, fj, fk):  # pragma: no cover - compiled
+    """First node, node strides and weights of the lattice cell of (fi, fj, fk) (nearest cell outside)."""
+    # truncation toward zero equals floor once clamped at 0, and is cheaper
+    i = min(max(int(fi), 0), ni - 2)
+    j = min(max(int(fj), 0), nj - 2)
+    k = min(max(int(fk), 0), nk - 2)
+    return (i * nj + j) * nk + k, nj * nk, nk, fi - i, fj - j, fk - k
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def trilinear2(flat, ni, nj, nk, fi, fj, fk):  # pragma: no cover - compiled
+    """:func:`trilinear_at` of the two fields of ``flat`` (nodes, 2), unrolled for compiled loops."""
+    base, si, sj, wi, wj, wk = _cell(ni, nj, nk, fi, fj, fk)
+    a0 = a1 = 0.0
+    for di in range(2):
+        ai = wi if di else 1.0 - wi
+        for dj in range(2):
+            aij = ai * (wj if dj else 1.0 - wj)
+            node = base + di * si + dj * sj
+            w0, w1 = aij * (1.0 - wk), aij * wk
+            a0 += w0 * flat[node, 0] + w1 * flat[node + 1, 0]
+            a1 += w0 * flat[node, 1] + w1 * flat[node + 1, 1]
+    return a0, a1
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def trilinear3(flat, ni, nj, nk, fi, fj, fk):  # pragma: no cover - compiled
+    """:func:`trilinear_at` of the three fields of ``flat`` (nodes, 3), unrolled for compiled loops."""
+    base, si, sj, wi, wj, wk = _cell(ni, nj, nk, fi, fj, fk)
+    a0 = a1 = a2 = 0.0
+    for di in range(2):
+        ai = wi if di else 1.0 - wi
+        for dj in range(2):
+            aij = ai * (wj if dj else 1.0 - wj)
+            node = base + di * si + dj * sj
+            w0, w1 = aij * (1.0 - wk), aij * wk
+            a0 += w0 * flat[node, 0] + w1 * flat[node + 1, 0]
+            a1 += w0 * flat[node, 1] + w1 * flat[node + 1, 1]
+            a2 += w0 * flat[node, 2] + w1 * flat[node + 1, 2]
+    return a0, a1, a2

@@ -7,24 +7,30 @@ the result is cut to the AOI.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from pathlib import Path
 
 import numpy as np
+import rasterio
+import rasterio.shutil
+from rasterio.windows import Window
 
 from pipeline.core.grid import MapGrid
 from pipeline.errors import UserError
 from pipeline.io.atomic import atomic_path
-from pipeline.io.rasters import grid_of, open_raster, write_geotiff
+from pipeline.io.rasters import band_range, grid_of, open_raster
 from pipeline.sar.annotation import parse_annotation
-from pipeline.sar.distortion import distortion_map, evaluation_regions
+from pipeline.sar.distortion import distortion_strips, evaluation_regions
 from pipeline.sar.orbit_file import parse_eof
 from pipeline.sar.product import RadarGeometry
 from pipeline.sar.safe import item_orbit_file, open_xml, product_files
 from pipeline.sar.surface import slope_aspect
 
 log = logging.getLogger(__name__)
+
+FLAG_NAMES = {"foreshortening": 1, "active layover": 2, "passive layover": 4, "active shadow": 8, "passive shadow": 16}
 
 
 def aoi_crop(extended: MapGrid, aoi: MapGrid) -> tuple[slice, slice]:
@@ -40,12 +46,14 @@ def aoi_crop(extended: MapGrid, aoi: MapGrid) -> tuple[slice, slice]:
 
 
 def distortion_maps(safe: str | Path, dem_orthometric: str | Path, dem_ellipsoidal: str | Path, grid: MapGrid,
-                    out_flags: str | Path, out_geometry: str | Path) -> None:
+                    out_flags: str | Path, out_geometry: str | Path, strip_rows: int = 256) -> None:
     """Flags and geometry layers of one product on the AOI ``grid``, scanned over the extended DEM.
 
     ``dem_orthometric``/``dem_ellipsoidal``: EGM96 and WGS84 heights (m) on the AOI grid extended by
     the scan margin. Writes a uint8 flags COG and a float32 COG with local incidence, slope, aspect
-    (deg) and the evaluation region.
+    (deg) and the evaluation region. Reads the DEMs and writes the layers strip by strip
+    (``strip_rows``, a performance knob that does not change the result): memory grows with the
+    grid's width, not its area.
     """
     t0 = time.perf_counter()
     files = next(iter(product_files(safe).values()))
@@ -53,30 +61,55 @@ def distortion_maps(safe: str | Path, dem_orthometric: str | Path, dem_ellipsoid
         annotation = parse_annotation(fh, files.annotation)
     orbit_file = item_orbit_file(safe)  # a local item may name a precise orbit
     geometry = RadarGeometry(annotation, parse_eof(orbit_file, annotation.epoch) if orbit_file else None)
-    with open_raster(dem_orthometric, "DEM") as src:
-        ortho, big = src.read(1), grid_of(src)
-    with open_raster(dem_ellipsoidal, "DEM") as src:
-        ell = src.read(1)
-        if grid_of(src) != big:
+    with contextlib.ExitStack() as stack:
+        ortho = stack.enter_context(open_raster(dem_orthometric, "DEM"))
+        ell = stack.enter_context(open_raster(dem_ellipsoidal, "DEM"))
+        big = grid_of(ortho)
+        if grid_of(ell) != big:
             raise UserError(f"{dem_ellipsoidal}: not on the grid of {dem_orthometric}")
-    crop = aoi_crop(big, grid)
-    log.info("distortion maps of %s: scan over %d x %d pixels (AOI %d x %d), orbit %s", Path(safe).name,
-             big.height, big.width, grid.height, grid.width, orbit_file or "from the annotation")
-    out = distortion_map(geometry, f"EPSG:{big.epsg}", big.easting, big.northing, ell)
-    slope, aspect = slope_aspect(ortho, (big.resolution, big.resolution))
-    flags = out["flags"][crop]
-    layers = np.stack([out["local_incidence_deg"][crop], slope[crop].astype(np.float32),
-                       aspect[crop].astype(np.float32), evaluation_regions(flags).astype(np.float32)])
-    tags = {"product": Path(safe).name, "definitions": "pipeline.sar.distortion (Meier et al. 1993)",
-            "orbit": Path(orbit_file).name if orbit_file else "annotation"}
-    with atomic_path(out_flags) as tmp:
-        write_geotiff(tmp, flags, grid, None, {**tags, "bits": "1 foreshortening, 2 active layover, "
-                      "4 passive layover, 8 active shadow, 16 passive shadow"}, ["flags"])
-    with atomic_path(out_geometry) as tmp:
-        write_geotiff(tmp, layers, grid, np.nan, {**tags, "region": "0 non-distorted, 1 foreshortening "
-                      "(incl. layover), 2 shadow"}, ["local_incidence_deg", "slope_deg", "aspect_deg", "region"])
-    counts = {name: int(((flags & bit) > 0).sum()) for name, bit in
-              (("foreshortening", 1), ("active layover", 2), ("passive layover", 4), ("active shadow", 8),
-               ("passive shadow", 16))}
+        rows, cols = aoi_crop(big, grid)
+        log.info("distortion maps of %s: scan over %d x %d pixels (AOI %d x %d), orbit %s", Path(safe).name,
+                 big.height, big.width, grid.height, grid.width, orbit_file or "from the annotation")
+
+        def heights(r0: int, r1: int) -> np.ndarray:
+            return ell.read(1, window=Window(0, r0, big.width, r1 - r0))
+
+        strips = distortion_strips(geometry, f"EPSG:{big.epsg}", big.easting, big.northing, heights, band_range(ell),
+                                   (rows.start, rows.stop, cols.start, cols.stop), strip_rows)
+        tags = {"product": Path(safe).name, "definitions": "pipeline.sar.distortion (Meier et al. 1993)",
+                "orbit": Path(orbit_file).name if orbit_file else "annotation"}
+        counts = dict.fromkeys(FLAG_NAMES, 0)
+        with atomic_path(out_flags) as tmp_flags, atomic_path(out_geometry) as tmp_geo:
+            raw_flags, raw_geo = tmp_flags.with_suffix(".raw.tif"), tmp_geo.with_suffix(".raw.tif")
+            profile = dict(driver="GTiff", width=grid.width, height=grid.height, crs=f"EPSG:{grid.epsg}",
+                           transform=grid.transform, tiled=True, blockxsize=256, blockysize=256, BIGTIFF="IF_SAFER")
+            with rasterio.open(raw_flags, "w", count=1, dtype="uint8", **profile) as fdst, \
+                    rasterio.open(raw_geo, "w", count=4, dtype="float32", nodata=np.nan, **profile) as gdst:
+                for r, layers in strips:
+                    flags, h = layers["flags"], layers["flags"].shape[0]
+                    # slope and aspect by central differences: the strip's rows with one row of margin
+                    m0, m1 = max(r - 1, 0), min(r + h + 1, big.height)
+                    c0, c1 = max(cols.start - 1, 0), min(cols.stop + 1, big.width)
+                    z = ortho.read(1, window=Window(c0, m0, c1 - c0, m1 - m0))
+                    slope, aspect = slope_aspect(z, (big.resolution, big.resolution))
+                    inner = (slice(r - m0, r - m0 + h), slice(cols.start - c0, cols.stop - c0))
+                    window = Window(0, r - rows.start, grid.width, h)
+                    fdst.write(flags, 1, window=window)
+                    gdst.write(np.stack([layers["local_incidence_deg"], slope[inner].astype(np.float32),
+                                         aspect[inner].astype(np.float32),
+                                         evaluation_regions(flags).astype(np.float32)]), window=window)
+                    for name, bit in FLAG_NAMES.items():
+                        counts[name] += int(((flags & bit) > 0).sum())
+                fdst.update_tags(**tags, bits="1 foreshortening, 2 active layover, 4 passive layover, "
+                                 "8 active shadow, 16 passive shadow")
+                fdst.set_band_description(1, "flags")
+                gdst.update_tags(**tags, region="0 non-distorted, 1 foreshortening (incl. layover), 2 shadow")
+                for band, name in enumerate(("local_incidence_deg", "slope_deg", "aspect_deg", "region"), start=1):
+                    gdst.set_band_description(band, name)
+            cog = dict(driver="COG", compress="deflate", blocksize=256, num_threads="ALL_CPUS", bigtiff="IF_SAFER")
+            rasterio.shutil.copy(raw_flags, tmp_flags, **cog)
+            rasterio.shutil.copy(raw_geo, tmp_geo, **cog)
+            raw_flags.unlink()
+            raw_geo.unlink()
     log.info("AOI pixels flagged: %s; wrote %s and %s in %.1f s", counts, out_flags, out_geometry,
              time.perf_counter() - t0)

@@ -99,7 +99,7 @@ rule distortion:
         f"{RESULTS}/benchmarks/distortion/{{scene}}.tsv"
     conda:
         "../../envs/pipeline.yaml"
-    threads: 1
+    threads: 2
     resources:
         mem_mb=mem_mb(313, 116),
         runtime=runtime_min(4.6, 5.7),
@@ -108,7 +108,7 @@ rule distortion:
     shell:
         "python -m pipeline distortion --safe {input.item} --dem-orthometric {input.orthometric} "
         "--dem-ellipsoidal {input.ellipsoidal} --grid '{params.grid}' --out-flags {output.flags} "
-        "--out-geometry {output.geometry} > {log} 2>&1"
+        "--out-geometry {output.geometry} --threads {threads} > {log} 2>&1"
 
 
 rule distortion_all:
