@@ -43,7 +43,7 @@ import pyproj
 from numpy.typing import NDArray
 
 from pipeline.core.constants import WGS84_A_M, WGS84_E2
-from pipeline.sar.lattice import RadarLattice, trilinear2, trilinear3
+from pipeline.sar.lattice import RadarLattice, _cell, trilinear2
 from pipeline.sar.product import RadarGeometry, radar_line, radar_pixel
 
 FORESHORTENING = 1
@@ -274,14 +274,15 @@ def distortion_strips(
     diagonal = float(np.hypot(easting_m.max() - easting_m.min(), northing_m.max() - northing_m.min()))
     grid = ProfileGrid.covering((min(x.min() for x in lines), max(x.max() for x in lines)),
                                 (float(cross.min()), float(cross.max())), diagonal, axes.dx, oversampling)
-    # latitude and longitude: PROJ on nodes every 8 pixels, bilinear in between (sub-millimetre)
+    # latitude and longitude by PROJ on nodes every 8 pixels, bilinear in between (sub-millimetre), then the
+    # exact ECEF position and ellipsoid normal (interpolating ECEF instead would flatten the earth's curvature
+    # into facets tilted by up to 1e-5 rad, enough to flag flat ground as foreshortened)
     node_rows, node_cols = _nodes(axes.rows, 8), _nodes(axes.cols, 8)
     to_geo = pyproj.Transformer.from_crs(crs, "EPSG:4326", always_xy=True)
     lon_nodes, lat_nodes = to_geo.transform(*np.meshgrid(easting_m[node_cols], northing_m[node_rows]))
     col_index, col_weight = _node_weights(node_cols, np.arange(axes.cols))
     timing = geometry.timing().args()
-    lattice_radar = _lattice_args(lattice, ("zero_doppler_time_s", "slant_range_m"))
-    lattice_los = _lattice_args(lattice, ("los_x", "los_y", "los_z"))
+    lattice_facet = _lattice_args(lattice, ("zero_doppler_time_s", "slant_range_m", "los_x", "los_y", "los_z"))
     profiles = _ProfileCache(lattice, inverse, grid, axes, _RowCache(read_heights))
     row_start, row_stop, c0, c1 = region or (0, axes.rows, 0, axes.cols)
     w0, w1 = max(c0 - 1, 0), min(c1 + 1, axes.cols)  # columns with the normals' margin
@@ -293,19 +294,22 @@ def distortion_strips(
         window = np.ascontiguousarray(read_heights(r0, r1)[:, w0:w1], np.float32)
         inner = window[r - r0 : r - r0 + h, c0 - w0 : c0 - w0 + c1 - c0]
         northing = np.ascontiguousarray(northing_m[r : r + h], np.float64)
-        line, cross = np.empty(inner.shape), np.empty(inner.shape)
-        _radar_kernel(easting, northing, inner, h_min, *lattice_radar, *timing, line, cross)
-        lo, hi = grid.index(np.array([np.nanmin(line), np.nanmax(line)]), np.zeros(2))[0]
-        bits, first = profiles.lines(int(lo), int(hi) + 1)
         row_index, row_weight = _node_weights(node_rows, np.arange(r0, r1))
-        ecef = np.empty(window.shape + (3,))
-        normal = np.empty(window.shape + (3,))
-        _ecef_kernel(lat_nodes, lon_nodes, row_index, row_weight, col_index, col_weight, window, ecef, normal)
+        ecef = np.empty(window.shape + (6,))
+        _ecef_kernel(lat_nodes, lon_nodes, row_index, row_weight, col_index, col_weight, window, ecef)
         flags = np.empty(inner.shape, np.uint8)
         local = np.empty(inner.shape, np.float32)
         ellipsoid = np.empty(inner.shape, np.float32)
-        _facet_kernel(ecef, normal, r - r0, c0 - w0, axes.dx, axes.dy, easting, northing, inner, *lattice_los, line,
-                      cross, bits, grid.l_start + first, grid.c_start, grid.step, flags, local, ellipsoid)
+        # the profiles the strip falls on: its lines at the strip's extreme heights, then checked pixel by pixel
+        first, stop = _strip_lines(lattice, grid, easting, northing, float(inner.min()), float(inner.max()))
+        while True:
+            bits, first = profiles.lines(first, stop)
+            misses = _facet_kernel(ecef, r - r0, c0 - w0, axes.dx, axes.dy, easting, northing, inner, h_min,
+                                   *lattice_facet, *timing, bits, first, grid.l_start, grid.n_lines, grid.c_start,
+                                   grid.step, flags, local, ellipsoid)
+            if not misses:
+                break
+            first, stop = max(first - 64, 0), min(stop + 64, grid.n_lines)  # pragma: no cover - estimate too tight
         yield r, {"flags": flags, "local_incidence_deg": local, "ellipsoid_incidence_deg": ellipsoid}
 
 
@@ -340,6 +344,19 @@ def _node_weights(nodes: NDArray[np.int64], at: NDArray) -> tuple[NDArray[np.int
     if nodes.size < 2:
         return k, np.zeros(np.shape(at))
     return k, (at - nodes[k]) / (nodes[k + 1] - nodes[k])
+
+
+def _strip_lines(lattice: RadarLattice, grid: ProfileGrid, easting: NDArray, northing: NDArray, h_low: float,
+                 h_high: float) -> tuple[int, int]:
+    """Profile lines [first, stop) that a strip's pixels fall on, from its edges at its extreme heights
+    (line is smooth in position and monotonic in height), two lines of margin."""
+    cols = _nodes(easting.size, 16)
+    ee, nn = np.meshgrid(easting[cols], northing[[0, northing.size // 2, -1]])
+    lines = np.concatenate([lattice.radar_coordinates(ee, nn, np.full(ee.shape, h)).line.ravel()
+                            for h in (h_low, h_high)])
+    lo = int(np.floor(lines.min())) - 2 - grid.l_start
+    hi = int(np.ceil(lines.max())) + 3 - grid.l_start
+    return min(max(lo, 0), grid.n_lines - 1), min(max(hi, 1), grid.n_lines)
 
 
 class _RowCache:
@@ -396,7 +413,7 @@ class _ProfileCache:
         return self.bits[first - self.first : stop - self.first], first
 
 
-@numba.njit(parallel=True, cache=True, nogil=True)
+@numba.njit(parallel=True, cache=True, nogil=True, error_model="numpy")
 def _scan_kernel(line0, c_start, step, l0, ls, c0, cs, powers, coef_e, coef_n, heights, row0, e0, n0, dx, dy,
                  n_rows, n_cols, flat, ni, nj, nk, le0, ln0, lh0, lstep, lhstep, out):  # pragma: no cover
     """Profile bits of lines line0, line0 + 1, ... (``out`` (lines, samples)); ``heights``: map rows from
@@ -457,43 +474,28 @@ def _scan_kernel(line0, c_start, step, l0, ls, c0, cs, powers, coef_e, coef_n, h
                 out[a, j] = 0
 
 
-@numba.njit(parallel=True, cache=True, nogil=True)
-def _radar_kernel(easting, northing, heights, h_ref, flat, ni, nj, nk, le0, ln0, lh0, lstep, lhstep,
-                  record_time_s, sr0_m, srgr, bistatic, tau_mid, ati, rps, line, cross):  # pragma: no cover
-    """Image line of every pixel at its height, and its radar pixel at ``h_ref`` (the cross-track order)."""
-    fk_ref = (h_ref - lh0) / lhstep
-    for a in numba.prange(heights.shape[0]):
-        fi = (northing[a] - ln0) / lstep
-        for b in range(heights.shape[1]):
-            fj = (easting[b] - le0) / lstep
-            t, r = trilinear2(flat, ni, nj, nk, fi, fj, (heights[a, b] - lh0) / lhstep)
-            line[a, b] = radar_line(t, r, bistatic, tau_mid, ati)
-            t, r = trilinear2(flat, ni, nj, nk, fi, fj, fk_ref)
-            cross[a, b] = radar_pixel(t, r, record_time_s, sr0_m, srgr, rps)
-
-
-@numba.njit(parallel=True, cache=True, nogil=True)
-def _ecef_kernel(lat_nodes, lon_nodes, row_index, row_weight, col_index, col_weight, heights, ecef,
-                 normal):  # pragma: no cover
-    """ECEF position and ellipsoid normal of every pixel: latitude and longitude bilinear between nodes."""
-    a_wgs, e2 = WGS84_A_M, WGS84_E2
+@numba.njit(parallel=True, cache=True, nogil=True, error_model="numpy")
+def _ecef_kernel(lat_nodes, lon_nodes, row_index, row_weight, col_index, col_weight, heights, ecef):  # pragma: no cover
+    """ECEF position (m) and ellipsoid normal of every pixel into ``ecef`` (rows, cols, 6); latitude and
+    longitude (deg) bilinear between the nodes."""
     for a in numba.prange(heights.shape[0]):
         i, wi = row_index[a], row_weight[a]
         for b in range(heights.shape[1]):
             j, wj = col_index[b], col_weight[b]
-            lat = np.radians((1 - wi) * ((1 - wj) * lat_nodes[i, j] + wj * lat_nodes[i, j + 1])
-                             + wi * ((1 - wj) * lat_nodes[i + 1, j] + wj * lat_nodes[i + 1, j + 1]))
-            lon = np.radians((1 - wi) * ((1 - wj) * lon_nodes[i, j] + wj * lon_nodes[i, j + 1])
-                             + wi * ((1 - wj) * lon_nodes[i + 1, j] + wj * lon_nodes[i + 1, j + 1]))
+            w00, w01, w10, w11 = (1 - wi) * (1 - wj), (1 - wi) * wj, wi * (1 - wj), wi * wj
+            lat = np.radians(w00 * lat_nodes[i, j] + w01 * lat_nodes[i, j + 1] + w10 * lat_nodes[i + 1, j]
+                             + w11 * lat_nodes[i + 1, j + 1])
+            lon = np.radians(w00 * lon_nodes[i, j] + w01 * lon_nodes[i, j + 1] + w10 * lon_nodes[i + 1, j]
+                             + w11 * lon_nodes[i + 1, j + 1])
             sin_lat, cos_lat, sin_lon, cos_lon = np.sin(lat), np.cos(lat), np.sin(lon), np.cos(lon)
-            n = a_wgs / np.sqrt(1.0 - e2 * sin_lat**2)
+            n = WGS84_A_M / np.sqrt(1.0 - WGS84_E2 * sin_lat * sin_lat)
             h = np.float64(heights[a, b])
             ecef[a, b, 0] = (n + h) * cos_lat * cos_lon
             ecef[a, b, 1] = (n + h) * cos_lat * sin_lon
-            ecef[a, b, 2] = (n * (1.0 - e2) + h) * sin_lat
-            normal[a, b, 0] = cos_lat * cos_lon
-            normal[a, b, 1] = cos_lat * sin_lon
-            normal[a, b, 2] = sin_lat
+            ecef[a, b, 2] = (n * (1.0 - WGS84_E2) + h) * sin_lat
+            ecef[a, b, 3] = cos_lat * cos_lon
+            ecef[a, b, 4] = cos_lat * sin_lon
+            ecef[a, b, 5] = sin_lat
 
 
 @numba.njit(cache=True, nogil=True)
@@ -517,20 +519,45 @@ def _encode(bits, cos_local, cos_ellipsoid):  # pragma: no cover - compiled
     return f
 
 
-@numba.njit(parallel=True, cache=True, nogil=True)
-def _facet_kernel(ecef, normal, r_off, c_off, dx, dy, easting, northing, heights, flat, ni, nj, nk, le0, ln0, lh0, lstep,
-                  lhstep, line, cross, bits, bits_l_start, c_start, step, flags, local,
-                  ellipsoid):  # pragma: no cover
-    """Flags and incidence angles (deg) of a strip: terrain normals by central differences of the ECEF
-    window (one-sided at the grid's edges, as numpy.gradient; the strip starts at row ``r_off``, column
-    ``c_off`` of the window), the line of sight from the lattice, the nearest profile sample's bits."""
+@numba.njit(parallel=True, cache=True, nogil=True, error_model="numpy")
+def _facet_kernel(ecef, r_off, c_off, dx, dy, easting, northing, heights, h_ref, flat, ni, nj, nk, le0, ln0, lh0,
+                  lstep, lhstep, record_time_s, sr0_m, srgr, bistatic, tau_mid, ati, rps, bits, bits_first, l_start,
+                  n_profile_lines, c_start, step, flags, local, ellipsoid):  # pragma: no cover
+    """Flags and incidence angles (deg) of a strip; returns how many pixels fell on a line outside ``bits``.
+
+    Per pixel: its image line (lattice time and range at its height), its radar pixel at ``h_ref``
+    (the cross-track order), the terrain normal by central differences of the ECEF window (one-sided
+    at the grid's edges, as numpy.gradient; the strip starts at row ``r_off``, column ``c_off`` of
+    the window), the line of sight, then the nearest profile sample's bits (``bits``: profile lines
+    from ``bits_first`` of the :class:`ProfileGrid` (``l_start``, ``n_profile_lines``)."""
     rows, cols = ecef.shape[0], ecef.shape[1]
     n_lines, n_samples = bits.shape
-    for a in numba.prange(line.shape[0]):
+    inv_step, inv_hstep = 1.0 / lstep, 1.0 / lhstep
+    fk_ref = (h_ref - lh0) * inv_hstep
+    misses = 0
+    for a in numba.prange(heights.shape[0]):
         wa = a + r_off
         up, down = max(wa - 1, 0), min(wa + 1, rows - 1)
-        fi = (northing[a] - ln0) / lstep
-        for b in range(line.shape[1]):
+        fi = (northing[a] - ln0) * inv_step
+        for b in range(heights.shape[1]):
+            fj = (easting[b] - le0) * inv_step
+            # time, range and line of sight at the pixel's height: one lattice cell for the five fields
+            base, si, sj, wi, wj, wk = _cell(ni, nj, nk, fi, fj, (heights[a, b] - lh0) * inv_hstep)
+            t = rg = lx = ly = lz = 0.0
+            for di in range(2):
+                ai = wi if di else 1.0 - wi
+                for dj in range(2):
+                    aij = ai * (wj if dj else 1.0 - wj)
+                    node = base + di * si + dj * sj
+                    w0, w1 = aij * (1.0 - wk), aij * wk
+                    t += w0 * flat[node, 0] + w1 * flat[node + 1, 0]
+                    rg += w0 * flat[node, 1] + w1 * flat[node + 1, 1]
+                    lx += w0 * flat[node, 2] + w1 * flat[node + 1, 2]
+                    ly += w0 * flat[node, 3] + w1 * flat[node + 1, 3]
+                    lz += w0 * flat[node, 4] + w1 * flat[node + 1, 4]
+            line = radar_line(t, rg, bistatic, tau_mid, ati)
+            t_ref, r_ref = trilinear2(flat, ni, nj, nk, fi, fj, fk_ref)
+            cross = radar_pixel(t_ref, r_ref, record_time_s, sr0_m, srgr, rps)
             wb = b + c_off
             left, right = max(wb - 1, 0), min(wb + 1, cols - 1)
             de0 = (ecef[wa, right, 0] - ecef[wa, left, 0]) / ((right - left) * dx)
@@ -541,12 +568,15 @@ def _facet_kernel(ecef, normal, r_off, c_off, dx, dy, easting, northing, heights
             dn2 = -(ecef[down, wb, 2] - ecef[up, wb, 2]) / ((down - up) * dy)
             nx, ny, nz = de1 * dn2 - de2 * dn1, de2 * dn0 - de0 * dn2, de0 * dn1 - de1 * dn0
             nn = np.sqrt(nx * nx + ny * ny + nz * nz)
-            lx, ly, lz = trilinear3(flat, ni, nj, nk, fi, (easting[b] - le0) / lstep, (heights[a, b] - lh0) / lhstep)
             ln = np.sqrt(lx * lx + ly * ly + lz * lz)
             cos_local = (nx * lx + ny * ly + nz * lz) / (nn * ln)
-            cos_ell = (normal[wa, wb, 0] * lx + normal[wa, wb, 1] * ly + normal[wa, wb, 2] * lz) / ln
-            i = min(max(int(np.rint(line[a, b])) - bits_l_start, 0), n_lines - 1)
-            j = min(max(int(np.rint((cross[a, b] - c_start) / step)), 0), n_samples - 1)
+            cos_ell = (ecef[wa, wb, 3] * lx + ecef[wa, wb, 4] * ly + ecef[wa, wb, 5] * lz) / ln
+            i = min(max(int(np.rint(line)) - l_start, 0), n_profile_lines - 1) - bits_first
+            if i < 0 or i >= n_lines:
+                misses += 1
+                i = min(max(i, 0), n_lines - 1)
+            j = min(max(int(np.rint((cross - c_start) / step)), 0), n_samples - 1)
             flags[a, b] = _encode(bits[i, j], cos_local, cos_ell)
             local[a, b] = np.degrees(np.arccos(min(max(cos_local, -1.0), 1.0)))
             ellipsoid[a, b] = np.degrees(np.arccos(min(max(cos_ell, -1.0), 1.0)))
+    return misses

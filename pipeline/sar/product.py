@@ -66,7 +66,9 @@ def radar_pixel(t, r, record_time_s, sr0_m, srgr, range_pixel_spacing_m):  # pra
     n = record_time_s.size
     i = 0
     if n > 1:
-        i = min(max(np.searchsorted(record_time_s, t), 1), n - 1)
+        i = 1  # the first record at or after t (numpy.searchsorted's left side), at least 1: a few records, a scan
+        while i < n - 1 and record_time_s[i] < t:
+            i += 1
         if (t - record_time_s[i - 1]) <= (record_time_s[i] - t):
             i -= 1
     x = r - sr0_m[i]
