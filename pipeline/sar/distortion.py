@@ -42,8 +42,9 @@ import numpy as np
 import pyproj
 from numpy.typing import NDArray
 
-from pipeline.core.constants import WGS84_A_M, WGS84_E2
-from pipeline.sar.lattice import RadarLattice, _cell, trilinear2
+from pipeline.sar.facets import (RADAR_FIELDS, SurfaceNodes, grid_nodes, lattice_fields, terrain_normal,
+                                 trilinear5)
+from pipeline.sar.lattice import RadarLattice, trilinear2
 from pipeline.sar.product import RadarGeometry, radar_line, radar_pixel
 
 FORESHORTENING = 1
@@ -152,14 +153,6 @@ class _MapAxes:
     cols: int
 
 
-def _lattice_args(lattice: RadarLattice, names: tuple[str, ...]) -> tuple:
-    """The lattice's fields ``names`` as (nodes, fields), its shape and its origin and steps, for kernels."""
-    flat = lattice.stack[..., [lattice.names.index(n) for n in names]]
-    ni, nj, nk = lattice.shape
-    return (np.ascontiguousarray(flat.reshape(-1, len(names))), ni, nj, nk, lattice.e0, lattice.n0, lattice.h0,
-            lattice.step, lattice.hstep)
-
-
 def profile_rows(inverse: ProfileInverse, grid: ProfileGrid, axes: _MapAxes, first: int, stop: int) -> tuple[int, int]:
     """Map rows [row0, row1) that the profiles of profile lines [first, stop) read (bilinear, clamped)."""
     lines = grid.l_start + np.array([first, (first + stop - 1) / 2, stop - 1], float)
@@ -183,7 +176,7 @@ def scan_profiles(lattice: RadarLattice, inverse: ProfileInverse, grid: ProfileG
     rows = np.ascontiguousarray(height_rows, dtype=np.float32)
     _scan_kernel(float(grid.l_start + first), grid.c_start, grid.step, *inverse.args(), rows, row0,
                  axes.e0, axes.n0, axes.dx, axes.dy, axes.rows, axes.cols,
-                 *_lattice_args(lattice, ("elevation_deg", "slant_range_m")), out)
+                 *lattice_fields(lattice, ("elevation_deg", "slant_range_m")), out)
     return out
 
 
@@ -267,36 +260,27 @@ def distortion_strips(
     if residual > 2.0:  # record-to-record srgr steps (< 0.1 px) are not polynomial
         raise RuntimeError(f"zero-Doppler profile mapping is inaccurate ({residual:.2f} m)")
     # the profiles' extent from a coarse sample of the grid at the extreme heights (smooth, extremes at the edges)
-    rr, cc = _nodes(axes.rows, 16), _nodes(axes.cols, 16)
+    rr, cc = grid_nodes(axes.rows, 16), grid_nodes(axes.cols, 16)
     ee, nn = np.meshgrid(easting_m[cc], northing_m[rr])
     lines = [lattice.radar_coordinates(ee, nn, np.full(ee.shape, h)).line for h in (h_min, h_max)]
     cross = lattice.radar_coordinates(ee, nn, np.full(ee.shape, h_min)).pixel
     diagonal = float(np.hypot(easting_m.max() - easting_m.min(), northing_m.max() - northing_m.min()))
     grid = ProfileGrid.covering((min(x.min() for x in lines), max(x.max() for x in lines)),
                                 (float(cross.min()), float(cross.max())), diagonal, axes.dx, oversampling)
-    # latitude and longitude by PROJ on nodes every 8 pixels, bilinear in between (sub-millimetre), then the
-    # exact ECEF position and ellipsoid normal (interpolating ECEF instead would flatten the earth's curvature
-    # into facets tilted by up to 1e-5 rad, enough to flag flat ground as foreshortened)
-    node_rows, node_cols = _nodes(axes.rows, 8), _nodes(axes.cols, 8)
-    to_geo = pyproj.Transformer.from_crs(crs, "EPSG:4326", always_xy=True)
-    lon_nodes, lat_nodes = to_geo.transform(*np.meshgrid(easting_m[node_cols], northing_m[node_rows]))
-    col_index, col_weight = _node_weights(node_cols, np.arange(axes.cols))
+    surface = SurfaceNodes.of(crs, easting_m, northing_m)
     timing = geometry.timing().args()
-    lattice_facet = _lattice_args(lattice, ("zero_doppler_time_s", "slant_range_m", "los_x", "los_y", "los_z"))
+    lattice_facet = lattice_fields(lattice, RADAR_FIELDS)
     profiles = _ProfileCache(lattice, inverse, grid, axes, _RowCache(read_heights))
     row_start, row_stop, c0, c1 = region or (0, axes.rows, 0, axes.cols)
     w0, w1 = max(c0 - 1, 0), min(c1 + 1, axes.cols)  # columns with the normals' margin
     easting = np.ascontiguousarray(easting_m[c0:c1], np.float64)
-    col_index, col_weight = col_index[w0:w1], col_weight[w0:w1]
     for r in range(row_start, row_stop, strip_rows):
         h = min(strip_rows, row_stop - r)
         r0, r1 = max(r - 1, 0), min(r + h + 1, axes.rows)
         window = np.ascontiguousarray(read_heights(r0, r1)[:, w0:w1], np.float32)
         inner = window[r - r0 : r - r0 + h, c0 - w0 : c0 - w0 + c1 - c0]
         northing = np.ascontiguousarray(northing_m[r : r + h], np.float64)
-        row_index, row_weight = _node_weights(node_rows, np.arange(r0, r1))
-        ecef = np.empty(window.shape + (6,))
-        _ecef_kernel(lat_nodes, lon_nodes, row_index, row_weight, col_index, col_weight, window, ecef)
+        ecef = surface.ecef(r0, w0, window)
         flags = np.empty(inner.shape, np.uint8)
         local = np.empty(inner.shape, np.float32)
         ellipsoid = np.empty(inner.shape, np.float32)
@@ -333,24 +317,11 @@ def distortion_map(
     return out
 
 
-def _nodes(n: int, every: int) -> NDArray[np.int64]:
-    """Indices 0, every, 2 every, ... and n - 1."""
-    return np.unique(np.append(np.arange(0, n, every), n - 1))
-
-
-def _node_weights(nodes: NDArray[np.int64], at: NDArray) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
-    """Cell index (into ``nodes``) and linear weight of the next node for positions ``at``."""
-    k = np.clip(np.searchsorted(nodes, at, side="right") - 1, 0, max(nodes.size - 2, 0))
-    if nodes.size < 2:
-        return k, np.zeros(np.shape(at))
-    return k, (at - nodes[k]) / (nodes[k + 1] - nodes[k])
-
-
 def _strip_lines(lattice: RadarLattice, grid: ProfileGrid, easting: NDArray, northing: NDArray, h_low: float,
                  h_high: float) -> tuple[int, int]:
     """Profile lines [first, stop) that a strip's pixels fall on, from its edges at its extreme heights
     (line is smooth in position and monotonic in height), two lines of margin."""
-    cols = _nodes(easting.size, 16)
+    cols = grid_nodes(easting.size, 16)
     ee, nn = np.meshgrid(easting[cols], northing[[0, northing.size // 2, -1]])
     lines = np.concatenate([lattice.radar_coordinates(ee, nn, np.full(ee.shape, h)).line.ravel()
                             for h in (h_low, h_high)])
@@ -474,30 +445,6 @@ def _scan_kernel(line0, c_start, step, l0, ls, c0, cs, powers, coef_e, coef_n, h
                 out[a, j] = 0
 
 
-@numba.njit(parallel=True, cache=True, nogil=True, error_model="numpy")
-def _ecef_kernel(lat_nodes, lon_nodes, row_index, row_weight, col_index, col_weight, heights, ecef):  # pragma: no cover
-    """ECEF position (m) and ellipsoid normal of every pixel into ``ecef`` (rows, cols, 6); latitude and
-    longitude (deg) bilinear between the nodes."""
-    for a in numba.prange(heights.shape[0]):
-        i, wi = row_index[a], row_weight[a]
-        for b in range(heights.shape[1]):
-            j, wj = col_index[b], col_weight[b]
-            w00, w01, w10, w11 = (1 - wi) * (1 - wj), (1 - wi) * wj, wi * (1 - wj), wi * wj
-            lat = np.radians(w00 * lat_nodes[i, j] + w01 * lat_nodes[i, j + 1] + w10 * lat_nodes[i + 1, j]
-                             + w11 * lat_nodes[i + 1, j + 1])
-            lon = np.radians(w00 * lon_nodes[i, j] + w01 * lon_nodes[i, j + 1] + w10 * lon_nodes[i + 1, j]
-                             + w11 * lon_nodes[i + 1, j + 1])
-            sin_lat, cos_lat, sin_lon, cos_lon = np.sin(lat), np.cos(lat), np.sin(lon), np.cos(lon)
-            n = WGS84_A_M / np.sqrt(1.0 - WGS84_E2 * sin_lat * sin_lat)
-            h = np.float64(heights[a, b])
-            ecef[a, b, 0] = (n + h) * cos_lat * cos_lon
-            ecef[a, b, 1] = (n + h) * cos_lat * sin_lon
-            ecef[a, b, 2] = (n * (1.0 - WGS84_E2) + h) * sin_lat
-            ecef[a, b, 3] = cos_lat * cos_lon
-            ecef[a, b, 4] = cos_lat * sin_lon
-            ecef[a, b, 5] = sin_lat
-
-
 @numba.njit(cache=True, nogil=True)
 def _encode(bits, cos_local, cos_ellipsoid):  # pragma: no cover - compiled
     """Map flags (the module docstring's bits) from a facet's profile bits and incidence cosines."""
@@ -530,44 +477,22 @@ def _facet_kernel(ecef, r_off, c_off, dx, dy, easting, northing, heights, h_ref,
     at the grid's edges, as numpy.gradient; the strip starts at row ``r_off``, column ``c_off`` of
     the window), the line of sight, then the nearest profile sample's bits (``bits``: profile lines
     from ``bits_first`` of the :class:`ProfileGrid` (``l_start``, ``n_profile_lines``)."""
-    rows, cols = ecef.shape[0], ecef.shape[1]
     n_lines, n_samples = bits.shape
     inv_step, inv_hstep = 1.0 / lstep, 1.0 / lhstep
     fk_ref = (h_ref - lh0) * inv_hstep
     misses = 0
     for a in numba.prange(heights.shape[0]):
         wa = a + r_off
-        up, down = max(wa - 1, 0), min(wa + 1, rows - 1)
         fi = (northing[a] - ln0) * inv_step
         for b in range(heights.shape[1]):
             fj = (easting[b] - le0) * inv_step
             # time, range and line of sight at the pixel's height: one lattice cell for the five fields
-            base, si, sj, wi, wj, wk = _cell(ni, nj, nk, fi, fj, (heights[a, b] - lh0) * inv_hstep)
-            t = rg = lx = ly = lz = 0.0
-            for di in range(2):
-                ai = wi if di else 1.0 - wi
-                for dj in range(2):
-                    aij = ai * (wj if dj else 1.0 - wj)
-                    node = base + di * si + dj * sj
-                    w0, w1 = aij * (1.0 - wk), aij * wk
-                    t += w0 * flat[node, 0] + w1 * flat[node + 1, 0]
-                    rg += w0 * flat[node, 1] + w1 * flat[node + 1, 1]
-                    lx += w0 * flat[node, 2] + w1 * flat[node + 1, 2]
-                    ly += w0 * flat[node, 3] + w1 * flat[node + 1, 3]
-                    lz += w0 * flat[node, 4] + w1 * flat[node + 1, 4]
+            t, rg, lx, ly, lz = trilinear5(flat, ni, nj, nk, fi, fj, (heights[a, b] - lh0) * inv_hstep)
             line = radar_line(t, rg, bistatic, tau_mid, ati)
             t_ref, r_ref = trilinear2(flat, ni, nj, nk, fi, fj, fk_ref)
             cross = radar_pixel(t_ref, r_ref, record_time_s, sr0_m, srgr, rps)
             wb = b + c_off
-            left, right = max(wb - 1, 0), min(wb + 1, cols - 1)
-            de0 = (ecef[wa, right, 0] - ecef[wa, left, 0]) / ((right - left) * dx)
-            de1 = (ecef[wa, right, 1] - ecef[wa, left, 1]) / ((right - left) * dx)
-            de2 = (ecef[wa, right, 2] - ecef[wa, left, 2]) / ((right - left) * dx)
-            dn0 = -(ecef[down, wb, 0] - ecef[up, wb, 0]) / ((down - up) * dy)
-            dn1 = -(ecef[down, wb, 1] - ecef[up, wb, 1]) / ((down - up) * dy)
-            dn2 = -(ecef[down, wb, 2] - ecef[up, wb, 2]) / ((down - up) * dy)
-            nx, ny, nz = de1 * dn2 - de2 * dn1, de2 * dn0 - de0 * dn2, de0 * dn1 - de1 * dn0
-            nn = np.sqrt(nx * nx + ny * ny + nz * nz)
+            nx, ny, nz, nn = terrain_normal(ecef, wa, wb, dx, dy)
             ln = np.sqrt(lx * lx + ly * ly + lz * lz)
             cos_local = (nx * lx + ny * ly + nz * lz) / (nn * ln)
             cos_ell = (ecef[wa, wb, 3] * lx + ecef[wa, wb, 4] * ly + ecef[wa, wb, 5] * lz) / ln

@@ -20,7 +20,7 @@ from rasterio.windows import Window
 from pipeline.core.grid import MapGrid
 from pipeline.errors import UserError
 from pipeline.io.atomic import atomic_path
-from pipeline.io.rasters import band_range, grid_of, open_raster
+from pipeline.io.rasters import band_range, cog_options, grid_of, open_raster
 from pipeline.sar.annotation import parse_annotation
 from pipeline.sar.distortion import distortion_strips, evaluation_regions
 from pipeline.sar.orbit_file import parse_eof
@@ -62,6 +62,7 @@ def distortion_maps(safe: str | Path, dem_orthometric: str | Path, dem_ellipsoid
     orbit_file = item_orbit_file(safe)  # a local item may name a precise orbit
     geometry = RadarGeometry(annotation, parse_eof(orbit_file, annotation.epoch) if orbit_file else None)
     with contextlib.ExitStack() as stack:
+        stack.enter_context(rasterio.Env(GDAL_CACHEMAX=64))  # MB: GDAL's block cache, else 5 % of the RAM
         ortho = stack.enter_context(open_raster(dem_orthometric, "DEM"))
         ell = stack.enter_context(open_raster(dem_ellipsoidal, "DEM"))
         big = grid_of(ortho)
@@ -106,9 +107,8 @@ def distortion_maps(safe: str | Path, dem_orthometric: str | Path, dem_ellipsoid
                 gdst.update_tags(**tags, region="0 non-distorted, 1 foreshortening (incl. layover), 2 shadow")
                 for band, name in enumerate(("local_incidence_deg", "slope_deg", "aspect_deg", "region"), start=1):
                     gdst.set_band_description(band, name)
-            cog = dict(driver="COG", compress="deflate", blocksize=256, num_threads="ALL_CPUS", bigtiff="IF_SAFER")
-            rasterio.shutil.copy(raw_flags, tmp_flags, **cog)
-            rasterio.shutil.copy(raw_geo, tmp_geo, **cog)
+            rasterio.shutil.copy(raw_flags, tmp_flags, **cog_options("uint8"))
+            rasterio.shutil.copy(raw_geo, tmp_geo, **cog_options("float32"))
             raw_flags.unlink()
             raw_geo.unlink()
     log.info("AOI pixels flagged: %s; wrote %s and %s in %.1f s", counts, out_flags, out_geometry,

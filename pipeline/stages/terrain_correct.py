@@ -32,9 +32,10 @@ from pipeline.core.grid import MapGrid
 from pipeline.errors import SardemError
 from pipeline.io.atomic import atomic_path
 from pipeline.io.checksums import verify_cached
-from pipeline.io.rasters import band_range, grid_of, write_geotiff
+from pipeline.io.rasters import band_range, cog_options, grid_of, write_geotiff
 from pipeline.sar import backscatter as bs
 from pipeline.sar.annotation import parse_annotation, parse_calibration, parse_noise
+from pipeline.sar.facets import SurfaceNodes
 from pipeline.sar.lattice import RadarLattice
 from pipeline.sar.orbit_file import parse_eof
 from pipeline.sar.product import RadarGeometry
@@ -176,11 +177,13 @@ def _terrain_correct(safe: Path, dem_path: Path, out_path, geometry_path, params
                             f"{image.number_of_lines} x {image.number_of_samples}")
         pols[pol] = _Pol(f, lut, noise if params.noise_removal else None, ds)
 
+    surface = SurfaceNodes.of(f"EPSG:{grid.epsg}", grid.easting, grid.northing)
+
     def geometry_of(r: int, c: int, h: int, w: int) -> bs.TileGeometry:
         window = bs.margin_window(grid, r, c, h, w)
         r0, c0, r1, c1 = window
         height = dem.read(1, window=Window(c0, r0, c1 - c0, r1 - r0))
-        return bs.tile_geometry(lattice, grid, height, window, r, c, h, w)
+        return bs.tile_geometry(lattice, surface, grid, height, window, r, c, h, w)
 
     tiles = list(bs.output_tiles(grid.height, grid.width, tile_size))
     area_sum = window0 = None
@@ -230,9 +233,8 @@ def _terrain_correct(safe: Path, dem_path: Path, out_path, geometry_path, params
             for band, name in enumerate(("local_incidence_deg", "ellipsoid_incidence_deg", "radar_line", "radar_pixel"), 1):
                 gdst.set_band_description(band, name)
             gdst.update_tags(product=safe.name, line_pixel="zero-based, as in the annotation's geolocation grid")
-        cog = dict(driver="COG", compress="deflate", predictor="3", level=6, num_threads="ALL_CPUS", bigtiff="IF_SAFER")
-        rasterio.shutil.copy(raw_out, tmp_out, **cog)
-        rasterio.shutil.copy(raw_geo, tmp_geo, **cog)
+        rasterio.shutil.copy(raw_out, tmp_out, **cog_options("float32"))
+        rasterio.shutil.copy(raw_geo, tmp_geo, **cog_options("float32"))
         raw_out.unlink()
         raw_geo.unlink()
 

@@ -1,0 +1,171 @@
+"""Per-pixel terrain geometry of a map grid in compiled kernels (numba): ECEF positions, terrain
+normals and facet areas, radar coordinates and the line of sight.
+
+Pure numerics, shared by terrain correction (:mod:`pipeline.sar.backscatter`) and the distortion
+maps (:mod:`pipeline.sar.distortion`). Conventions: map grids have rows north to south and columns
+west to east, spacings ``dx``, ``dy`` in metres (both positive); heights are ellipsoidal (m); ECEF in
+metres; radar line and pixel zero-based, as in the annotation's geolocation grid.
+
+Latitude and longitude come from PROJ on nodes every 8 pixels and are interpolated bilinearly in
+between (off by well under a millimetre on the ground); ECEF positions and ellipsoid normals are
+then exact functions of them. Interpolating ECEF directly would flatten the earth's curvature into
+facets tilted by up to 1e-5 rad, enough to call flat ground foreshortened.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numba
+import numpy as np
+import pyproj
+from numpy.typing import NDArray
+
+from pipeline.core.constants import WGS84_A_M, WGS84_E2
+from pipeline.sar.lattice import RadarLattice, _cell
+from pipeline.sar.product import radar_line, radar_pixel
+
+NODE_SPACING = 8  # pixels between the PROJ nodes
+
+
+def grid_nodes(n: int, every: int) -> NDArray[np.int64]:
+    """Indices 0, every, 2 every, ... and n - 1."""
+    return np.unique(np.append(np.arange(0, n, every), n - 1))
+
+
+def node_weights(nodes: NDArray[np.int64], at: NDArray) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
+    """Cell index (into ``nodes``) and linear weight of the next node for positions ``at``."""
+    k = np.clip(np.searchsorted(nodes, at, side="right") - 1, 0, max(nodes.size - 2, 0))
+    if nodes.size < 2:
+        return k, np.zeros(np.shape(at))
+    return k, (at - nodes[k]) / (nodes[k + 1] - nodes[k])
+
+
+@dataclass(frozen=True)
+class SurfaceNodes:
+    """Latitude and longitude (deg) of a map grid's nodes every :data:`NODE_SPACING` pixels."""
+
+    rows: NDArray[np.int64]  # grid rows of the nodes
+    cols: NDArray[np.int64]
+    lat_deg: NDArray[np.float64]  # (node rows, node cols)
+    lon_deg: NDArray[np.float64]
+
+    @classmethod
+    def of(cls, crs: pyproj.CRS | str, easting_m: NDArray, northing_m: NDArray) -> SurfaceNodes:
+        rows, cols = grid_nodes(len(northing_m), NODE_SPACING), grid_nodes(len(easting_m), NODE_SPACING)
+        to_geo = pyproj.Transformer.from_crs(crs, "EPSG:4326", always_xy=True)
+        lon, lat = to_geo.transform(*np.meshgrid(np.asarray(easting_m)[cols], np.asarray(northing_m)[rows]))
+        return cls(rows, cols, np.ascontiguousarray(lat), np.ascontiguousarray(lon))
+
+    def ecef(self, row0: int, col0: int, heights_m: NDArray) -> NDArray[np.float64]:
+        """ECEF position (m) and ellipsoid normal, (rows, cols, 6), of the window of the grid starting at
+        (``row0``, ``col0``) with ellipsoidal heights ``heights_m``."""
+        rows, cols = heights_m.shape
+        row_index, row_weight = node_weights(self.rows, np.arange(row0, row0 + rows))
+        col_index, col_weight = node_weights(self.cols, np.arange(col0, col0 + cols))
+        out = np.empty((rows, cols, 6))
+        _ecef_kernel(self.lat_deg, self.lon_deg, row_index, row_weight, col_index, col_weight,
+                     np.ascontiguousarray(heights_m), out)
+        return out
+
+
+def lattice_fields(lattice: RadarLattice, names: tuple[str, ...]) -> tuple:
+    """The lattice's fields ``names`` as (nodes, fields), its shape, origin and steps: the arguments of
+    the compiled lookups (:func:`trilinear5`, :func:`pipeline.sar.lattice.trilinear2`)."""
+    flat = lattice.stack[..., [lattice.names.index(n) for n in names]]
+    ni, nj, nk = lattice.shape
+    return (np.ascontiguousarray(flat.reshape(-1, len(names))), ni, nj, nk, lattice.e0, lattice.n0, lattice.h0,
+            lattice.step, lattice.hstep)
+
+
+RADAR_FIELDS = ("zero_doppler_time_s", "slant_range_m", "los_x", "los_y", "los_z")  # :func:`trilinear5`'s order
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def trilinear5(flat, ni, nj, nk, fi, fj, fk):  # pragma: no cover - compiled
+    """Trilinear lookup of five fields (``flat`` (nodes, 5), e.g. :data:`RADAR_FIELDS`) in one lattice cell."""
+    base, si, sj, wi, wj, wk = _cell(ni, nj, nk, fi, fj, fk)
+    a0 = a1 = a2 = a3 = a4 = 0.0
+    for di in range(2):
+        ai = wi if di else 1.0 - wi
+        for dj in range(2):
+            aij = ai * (wj if dj else 1.0 - wj)
+            node = base + di * si + dj * sj
+            w0, w1 = aij * (1.0 - wk), aij * wk
+            a0 += w0 * flat[node, 0] + w1 * flat[node + 1, 0]
+            a1 += w0 * flat[node, 1] + w1 * flat[node + 1, 1]
+            a2 += w0 * flat[node, 2] + w1 * flat[node + 1, 2]
+            a3 += w0 * flat[node, 3] + w1 * flat[node + 1, 3]
+            a4 += w0 * flat[node, 4] + w1 * flat[node + 1, 4]
+    return a0, a1, a2, a3, a4
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def terrain_normal(ecef, a, b, dx, dy):  # pragma: no cover - compiled
+    """dP/dE x dP/dN at window pixel (a, b) by central differences (one-sided at the window's edges, as
+    numpy.gradient): its components and its norm. The unit normal is the vector over the norm, the
+    facet's true area the norm x dx x dy (rows go south, hence the sign of dP/dN)."""
+    rows, cols = ecef.shape[0], ecef.shape[1]
+    up, down = max(a - 1, 0), min(a + 1, rows - 1)
+    left, right = max(b - 1, 0), min(b + 1, cols - 1)
+    fe, fn = 1.0 / ((right - left) * dx), -1.0 / ((down - up) * dy)
+    de0 = (ecef[a, right, 0] - ecef[a, left, 0]) * fe
+    de1 = (ecef[a, right, 1] - ecef[a, left, 1]) * fe
+    de2 = (ecef[a, right, 2] - ecef[a, left, 2]) * fe
+    dn0 = (ecef[down, b, 0] - ecef[up, b, 0]) * fn
+    dn1 = (ecef[down, b, 1] - ecef[up, b, 1]) * fn
+    dn2 = (ecef[down, b, 2] - ecef[up, b, 2]) * fn
+    nx, ny, nz = de1 * dn2 - de2 * dn1, de2 * dn0 - de0 * dn2, de0 * dn1 - de1 * dn0
+    return nx, ny, nz, np.sqrt(nx * nx + ny * ny + nz * nz)
+
+
+@numba.njit(parallel=True, cache=True, nogil=True, error_model="numpy")
+def _ecef_kernel(lat_nodes, lon_nodes, row_index, row_weight, col_index, col_weight, heights,
+                 ecef):  # pragma: no cover - compiled
+    """ECEF position (m) and ellipsoid normal of every pixel into ``ecef`` (rows, cols, 6); latitude and
+    longitude (deg) bilinear between the nodes."""
+    for a in numba.prange(heights.shape[0]):
+        i, wi = row_index[a], row_weight[a]
+        for b in range(heights.shape[1]):
+            j, wj = col_index[b], col_weight[b]
+            w00, w01, w10, w11 = (1 - wi) * (1 - wj), (1 - wi) * wj, wi * (1 - wj), wi * wj
+            lat = np.radians(w00 * lat_nodes[i, j] + w01 * lat_nodes[i, j + 1] + w10 * lat_nodes[i + 1, j]
+                             + w11 * lat_nodes[i + 1, j + 1])
+            lon = np.radians(w00 * lon_nodes[i, j] + w01 * lon_nodes[i, j + 1] + w10 * lon_nodes[i + 1, j]
+                             + w11 * lon_nodes[i + 1, j + 1])
+            sin_lat, cos_lat, sin_lon, cos_lon = np.sin(lat), np.cos(lat), np.sin(lon), np.cos(lon)
+            n = WGS84_A_M / np.sqrt(1.0 - WGS84_E2 * sin_lat * sin_lat)
+            h = np.float64(heights[a, b])
+            ecef[a, b, 0] = (n + h) * cos_lat * cos_lon
+            ecef[a, b, 1] = (n + h) * cos_lat * sin_lon
+            ecef[a, b, 2] = (n * (1.0 - WGS84_E2) + h) * sin_lat
+            ecef[a, b, 3] = cos_lat * cos_lon
+            ecef[a, b, 4] = cos_lat * sin_lon
+            ecef[a, b, 5] = sin_lat
+
+
+@numba.njit(parallel=True, cache=True, nogil=True, error_model="numpy")
+def tile_kernel(ecef, r_off, c_off, dx, dy, easting, northing, heights, flat, ni, nj, nk, le0, ln0, lh0, lstep,
+                lhstep, record_time_s, sr0_m, srgr, bistatic, tau_mid, ati, rps, line, pixel, cos_local, cos_ellipsoid,
+                projected_area):  # pragma: no cover - compiled
+    """Terrain-correction geometry of a tile (outputs (rows, cols) float64): radar line and pixel at each
+    pixel's height, cosines of the local and ellipsoid incidence, and the facet's area projected normal to
+    the line of sight (m^2, 0 facing away). ``ecef``: :meth:`SurfaceNodes.ecef` of the tile's window, which
+    starts at row ``r_off``, column ``c_off`` before the tile; ``flat`` ...: :func:`lattice_fields` of
+    :data:`RADAR_FIELDS`; then the product's timing (:meth:`pipeline.sar.product.RadarTiming.args`)."""
+    inv_step, inv_hstep = 1.0 / lstep, 1.0 / lhstep
+    for a in numba.prange(heights.shape[0]):
+        wa = a + r_off
+        fi = (northing[a] - ln0) * inv_step
+        for b in range(heights.shape[1]):
+            wb = b + c_off
+            t, r, lx, ly, lz = trilinear5(flat, ni, nj, nk, fi, (easting[b] - le0) * inv_step,
+                                          (heights[a, b] - lh0) * inv_hstep)
+            line[a, b] = radar_line(t, r, bistatic, tau_mid, ati)
+            pixel[a, b] = radar_pixel(t, r, record_time_s, sr0_m, srgr, rps)
+            nx, ny, nz, nn = terrain_normal(ecef, wa, wb, dx, dy)
+            ln = np.sqrt(lx * lx + ly * ly + lz * lz)
+            c = (nx * lx + ny * ly + nz * lz) / (nn * ln)
+            cos_local[a, b] = c
+            cos_ellipsoid[a, b] = (ecef[wa, wb, 3] * lx + ecef[wa, wb, 4] * ly + ecef[wa, wb, 5] * lz) / ln
+            projected_area[a, b] = max(c, 0.0) * nn * dx * dy
