@@ -47,7 +47,7 @@ from pipeline.stages.distortion import distortion_maps
 digest = hashlib.sha256()
 t = time.perf_counter()
 if mode == "scan":
-    with rasterio.open(dems + "/dem_wgs84.tif") as src:
+    with rasterio.Env(GDAL_CACHEMAX=64), rasterio.open(dems + "/dem_wgs84.tif") as src:  # as the stage
         grid = grid_of(src)
         read = lambda a, b: src.read(1, window=Window(0, a, grid.width, b - a))
         for _, layers in distortion_strips(open_product(safe).geometry, f"EPSG:{grid.epsg}", grid.easting,

@@ -355,7 +355,7 @@ class _RowCache:
 class _ProfileCache:
     """Profile bits of a run of profile lines, computed once each as the strips move along the track."""
 
-    BLOCK = 256  # profile lines scanned together: bounds the DEM rows read for them
+    BLOCK = 128  # profile lines scanned together: bounds the DEM rows read for them
 
     def __init__(self, lattice, inverse, grid: ProfileGrid, axes: _MapAxes, heights: _RowCache):
         self.lattice, self.inverse, self.grid, self.axes, self.heights = lattice, inverse, grid, axes, heights

@@ -49,24 +49,31 @@ def _splat_into(line, pixel, values, out):  # pragma: no cover - compiled
 
 
 def sample_bilinear(image: NDArray, line: NDArray, pixel: NDArray) -> NDArray[np.float32]:
-    """Bilinear interpolation of ``image`` at fractional (line, pixel); NaN outside or next to NaN."""
-    l = np.asarray(line, dtype=np.float64)
-    p = np.asarray(pixel, dtype=np.float64)
+    """Bilinear interpolation of ``image`` at fractional (line, pixel); NaN outside or next to NaN.
+
+    One compiled pass (numba, in parallel), in float64 whatever the image's type.
+    """
+    l = np.ascontiguousarray(line, dtype=np.float64)
+    p = np.ascontiguousarray(pixel, dtype=np.float64)
+    l, p = np.broadcast_arrays(l, p)
+    out = np.empty(l.shape, np.float32)
+    _bilinear_into(np.ascontiguousarray(image), np.ascontiguousarray(l).ravel(), np.ascontiguousarray(p).ravel(),
+                   out.reshape(-1))
+    return out
+
+
+@numba.njit(parallel=True, cache=True, nogil=True, error_model="numpy")
+def _bilinear_into(image, line, pixel, out):  # pragma: no cover - compiled
     rows, cols = image.shape
-    l0 = np.floor(l).astype(np.int64)
-    p0 = np.floor(p).astype(np.int64)
-    inside = (l0 >= 0) & (l0 < rows - 1) & (p0 >= 0) & (p0 < cols - 1)
-    l0c = np.clip(l0, 0, rows - 2)
-    p0c = np.clip(p0, 0, cols - 2)
-    fl, fp = l - l0c, p - p0c
-    img = np.asarray(image, dtype=np.float64)
-    out = (
-        img[l0c, p0c] * (1 - fl) * (1 - fp)
-        + img[l0c + 1, p0c] * fl * (1 - fp)
-        + img[l0c, p0c + 1] * (1 - fl) * fp
-        + img[l0c + 1, p0c + 1] * fl * fp
-    )
-    return np.where(inside, out, np.nan).astype(np.float32)
+    for k in numba.prange(line.size):
+        li, pi = line[k], pixel[k]
+        if not (li >= 0.0 and li < rows - 1 and pi >= 0.0 and pi < cols - 1):  # also False for NaN
+            out[k] = np.nan
+            continue
+        l0, p0 = int(li), int(pi)
+        fl, fp = li - l0, pi - p0
+        out[k] = (np.float64(image[l0, p0]) * (1 - fl) * (1 - fp) + np.float64(image[l0 + 1, p0]) * fl * (1 - fp)
+                  + np.float64(image[l0, p0 + 1]) * (1 - fl) * fp + np.float64(image[l0 + 1, p0 + 1]) * fl * fp)
 
 
 def sample_bicubic(image: NDArray, line: NDArray, pixel: NDArray) -> NDArray[np.float32]:

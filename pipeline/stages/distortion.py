@@ -108,7 +108,7 @@ def distortion_maps(safe: str | Path, dem_orthometric: str | Path, dem_ellipsoid
                 for band, name in enumerate(("local_incidence_deg", "slope_deg", "aspect_deg", "region"), start=1):
                     gdst.set_band_description(band, name)
             rasterio.shutil.copy(raw_flags, tmp_flags, **cog_options("uint8"))
-            rasterio.shutil.copy(raw_geo, tmp_geo, **cog_options("float32"))
+            rasterio.shutil.copy(raw_geo, tmp_geo, **cog_options("float32", overviews=False))
             raw_flags.unlink()
             raw_geo.unlink()
     log.info("AOI pixels flagged: %s; wrote %s and %s in %.1f s", counts, out_flags, out_geometry,

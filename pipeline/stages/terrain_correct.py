@@ -234,7 +234,7 @@ def _terrain_correct(safe: Path, dem_path: Path, out_path, geometry_path, params
                 gdst.set_band_description(band, name)
             gdst.update_tags(product=safe.name, line_pixel="zero-based, as in the annotation's geolocation grid")
         rasterio.shutil.copy(raw_out, tmp_out, **cog_options("float32"))
-        rasterio.shutil.copy(raw_geo, tmp_geo, **cog_options("float32"))
+        rasterio.shutil.copy(raw_geo, tmp_geo, **cog_options("float32", overviews=False))
         raw_out.unlink()
         raw_geo.unlink()
 
