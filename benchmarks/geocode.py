@@ -48,10 +48,16 @@ RUN_SARSEN = r"""
 import json, sys, time, warnings
 warnings.simplefilter("ignore")
 import sarsen
-safe, dem, out, radiometry = sys.argv[1:5]
+safe, dem, out, radiometry, side = sys.argv[1:6]
+# chunks of about equal size, multiples of 16 (GeoTIFF blocks): sarsen 0.9.6 fails when its last chunk is
+# smaller than its overlap (128)
+def even(n, target):
+    return 16 * -(-(-(-n // -(-n // target))) // 16)
+chunks, radiometry_chunks = even(int(side), 1024), even(int(side), 2048)
 t = time.perf_counter()
 product = sarsen.Sentinel1SarProduct(safe, measurement_group="IW/VV")
-sarsen.terrain_correction(product, dem, output_urlpath=out, correct_radiometry=radiometry or None)
+sarsen.terrain_correction(product, dem, output_urlpath=out, correct_radiometry=radiometry or None, chunks=chunks,
+                          radiometry_chunks=radiometry_chunks)
 hwm = [int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM")][0]
 print(json.dumps({"seconds": time.perf_counter() - t, "peak_rss_mb": hwm / 1024}))
 """
@@ -70,7 +76,8 @@ def _run(code: str, *args: str) -> dict:
     proc = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True)
     if proc.returncode:
         sys.exit(proc.stderr[-3000:])
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    lines = proc.stdout.strip().splitlines()
+    return json.loads(lines[-1]) if lines else {}
 
 
 def per_pixel_reference(product, calibrated, lat, lon, h) -> tuple[float, np.ndarray]:
@@ -144,7 +151,7 @@ def main() -> None:
                 rows.append((f"ours {kind} ({quantity})", mpx, res, ours))
                 print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
                 if with_sarsen and mpx <= args.sarsen_max_mpx:
-                    theirs = _run(RUN_SARSEN, str(safe), str(dem), str(tmp / "sarsen.tif"), radiometry)
+                    theirs = _run(RUN_SARSEN, str(safe), str(dem), str(tmp / "sarsen.tif"), radiometry, str(side))
                     rows.append((f"sarsen {kind}", mpx, res, theirs))
                     ratios.append((kind, mpx, theirs["seconds"] / ours["seconds"],
                                    theirs["peak_rss_mb"] / ours["peak_rss_mb"]))
