@@ -134,4 +134,4 @@ def flattening_window(tile_bounds: list[tuple[float, float, float, float]]) -> t
 
 def accumulate_flattening_area(acc: NDArray[np.float64], origin: tuple[int, int], g: TileGeometry) -> None:
     """Add one tile's projected facet areas into the radar-geometry accumulator ``acc`` (in place)."""
-    acc += flattening_area(g.line, g.pixel, g.projected_area_m2, acc.shape, origin)
+    flattening_area(g.line, g.pixel, g.projected_area_m2, acc.shape, origin, out=acc)

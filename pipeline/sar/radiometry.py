@@ -12,18 +12,22 @@ from scipy import ndimage
 
 
 def splat(
-    line: NDArray, pixel: NDArray, values: NDArray, shape: tuple[int, int]
+    line: NDArray, pixel: NDArray, values: NDArray, shape: tuple[int, int], out: NDArray[np.float64] | None = None
 ) -> NDArray[np.float64]:
     """Sum ``values`` into an image of ``shape`` at fractional (line, pixel), bilinear weights.
 
     Each value goes to the four pixels around its position with weights (1 - fl, fl) x (1 - fp, fp),
     where (fl, fp) are the fractional parts; contributions outside the image are dropped, as are
-    positions that are not finite. One compiled pass, no temporaries (numba).
+    positions that are not finite. One compiled pass, no temporaries (numba). ``out``: a float64
+    C-contiguous image of ``shape`` to add into (in place) instead of a new one.
     """
     l = np.ascontiguousarray(np.ravel(line), dtype=np.float64)
     p = np.ascontiguousarray(np.ravel(pixel), dtype=np.float64)
     v = np.ascontiguousarray(np.ravel(values), dtype=np.float64)
-    out = np.zeros(shape, dtype=np.float64)
+    if out is None:
+        out = np.zeros(shape, dtype=np.float64)
+    elif out.shape != tuple(shape) or out.dtype != np.float64 or not out.flags.c_contiguous:
+        raise ValueError(f"out must be a C-contiguous float64 array of shape {tuple(shape)}")
     _splat_into(l, p, v, out)
     return out
 
@@ -98,11 +102,13 @@ def to_db(power: NDArray, floor_db: float) -> NDArray[np.float32]:
 
 
 def flattening_area(
-    line: NDArray, pixel: NDArray, projected_area_m2: NDArray, shape: tuple[int, int], origin: tuple[int, int] = (0, 0)
+    line: NDArray, pixel: NDArray, projected_area_m2: NDArray, shape: tuple[int, int], origin: tuple[int, int] = (0, 0),
+    out: NDArray[np.float64] | None = None,
 ) -> NDArray[np.float64]:
     """Illuminated area (m^2) per radar pixel (Small 2011): each facet's area projected onto the plane
     perpendicular to the line of sight (0 when it faces away), summed into the radar pixels it maps to.
 
-    ``origin`` is the (line, pixel) of the accumulator's first element.
+    ``origin`` is the (line, pixel) of the accumulator's first element; ``out``: an accumulator to add
+    into (see :func:`splat`).
     """
-    return splat(np.asarray(line) - origin[0], np.asarray(pixel) - origin[1], projected_area_m2, shape)
+    return splat(np.asarray(line) - origin[0], np.asarray(pixel) - origin[1], projected_area_m2, shape, out)

@@ -35,7 +35,7 @@ from pipeline.io.checksums import verify_cached
 from pipeline.io.rasters import band_range, cog_options, grid_of, write_geotiff
 from pipeline.sar import backscatter as bs
 from pipeline.sar.annotation import parse_annotation, parse_calibration, parse_noise
-from pipeline.sar.facets import SurfaceNodes
+from pipeline.sar.facets import SurfaceNodes, grid_nodes
 from pipeline.sar.lattice import RadarLattice
 from pipeline.sar.orbit_file import parse_eof
 from pipeline.sar.product import RadarGeometry
@@ -188,7 +188,7 @@ def _terrain_correct(safe: Path, dem_path: Path, out_path, geometry_path, params
     tiles = list(bs.output_tiles(grid.height, grid.width, tile_size))
     area_sum = window0 = None
     if params.quantity == "gamma0_t":
-        area_sum, window0 = _flattening_pass(tiles, geometry_of)
+        area_sum, window0 = _flattening_pass(tiles, geometry_of, lattice, grid, (h_min, h_max))
     pixel_area = image.range_pixel_spacing_m * image.azimuth_pixel_spacing_m
 
     profile = dict(driver="GTiff", width=grid.width, height=grid.height, dtype="float32", nodata=np.nan,
@@ -262,13 +262,21 @@ def _sample_calibrated(p: _Pol, g: bs.TileGeometry, image, resampling: str) -> n
     return bs.calibrated_power_at(dn, window, p.calibration_lut, p.noise, g.line, g.pixel, resampling)
 
 
-def _flattening_pass(tiles, geometry_of):
-    """Sum of projected facet areas per radar pixel over the AOI's radar window (Small 2011)."""
-    bounds = []
-    for tile in tiles:
-        g = geometry_of(*tile)
-        bounds.append((np.nanmin(g.line), np.nanmax(g.line), np.nanmin(g.pixel), np.nanmax(g.pixel)))
-    origin, shape = bs.flattening_window(bounds)
+def _flattening_pass(tiles, geometry_of, lattice: RadarLattice, grid: MapGrid, height_range_m: tuple[float, float]):
+    """Sum of projected facet areas per radar pixel over the AOI's radar window (Small 2011).
+
+    The window comes from the grid's edges at the DEM's extreme heights (line and pixel are smooth in
+    position and monotonic in height), so each tile's geometry is computed once here.
+    """
+    rows, cols = grid_nodes(grid.height, 16), grid_nodes(grid.width, 16)
+    east = np.concatenate([grid.easting[cols], grid.easting[cols], np.full(rows.size, grid.easting[0]),
+                           np.full(rows.size, grid.easting[-1])])
+    north = np.concatenate([np.full(cols.size, grid.northing[0]), np.full(cols.size, grid.northing[-1]),
+                            grid.northing[rows], grid.northing[rows]])
+    edges = [lattice.radar_coordinates(east, north, np.full(east.shape, h)) for h in height_range_m]
+    line = np.concatenate([e.line for e in edges])
+    pixel = np.concatenate([e.pixel for e in edges])
+    origin, shape = bs.flattening_window([(line.min() - 2, line.max() + 2, pixel.min() - 2, pixel.max() + 2)])
     acc = np.zeros(shape, np.float64)
     for tile in tiles:
         bs.accumulate_flattening_area(acc, origin, geometry_of(*tile))
