@@ -270,7 +270,7 @@ def distortion_strips(
     surface = SurfaceNodes.of(crs, easting_m, northing_m)
     timing = geometry.timing().args()
     lattice_facet = lattice_fields(lattice, RADAR_FIELDS)
-    profiles = _ProfileCache(lattice, inverse, grid, axes, _RowCache(read_heights))
+    profiles = _ProfileCache(lattice, inverse, grid, axes, _RowCache(read_heights, axes.rows))
     row_start, row_stop, c0, c1 = region or (0, axes.rows, 0, axes.cols)
     w0, w1 = max(c0 - 1, 0), min(c1 + 1, axes.cols)  # columns with the normals' margin
     easting = np.ascontiguousarray(easting_m[c0:c1], np.float64)
@@ -331,25 +331,30 @@ def _strip_lines(lattice: RadarLattice, grid: ProfileGrid, easting: NDArray, nor
 
 
 class _RowCache:
-    """The last rows read, so that consecutive overlapping requests read only the new rows."""
+    """The rows last read, so that consecutive overlapping requests read only new rows; reads ``ahead`` rows
+    more in the direction it moves, so that the kept rows are copied less often."""
 
-    def __init__(self, read_rows: Callable[[int, int], NDArray]):
-        self.read_rows, self.first, self.rows = read_rows, 0, None
+    def __init__(self, read_rows: Callable[[int, int], NDArray], n_rows: int, ahead: int = 512):
+        self.read_rows, self.n_rows, self.ahead = read_rows, n_rows, ahead
+        self.first, self.rows = 0, None
 
     def get(self, first: int, stop: int) -> NDArray:
-        if self.rows is not None and self.first <= first and stop <= self.first + len(self.rows):
-            return self.rows[first - self.first : stop - self.first]
-        parts, end = [], self.first + (0 if self.rows is None else len(self.rows))
-        if self.rows is None or stop <= self.first or first >= end:
-            parts.append(np.asarray(self.read_rows(first, stop), np.float32))
-        else:
-            if first < self.first:
-                parts.append(np.asarray(self.read_rows(first, self.first), np.float32))
-            parts.append(self.rows[max(first, self.first) - self.first : min(stop, end) - self.first])
-            if stop > end:
-                parts.append(np.asarray(self.read_rows(end, stop), np.float32))
-        self.first, self.rows = first, np.ascontiguousarray(np.concatenate(parts) if len(parts) > 1 else parts[0])
-        return self.rows
+        end = self.first + (0 if self.rows is None else len(self.rows))
+        if self.rows is None or not (self.first <= first and stop <= end):
+            if self.rows is None or stop <= self.first or first >= end:
+                new_first, new_stop = first, stop
+                parts = [self.read_rows(first, stop)]
+            elif stop > end:  # moving down the grid: keep from first, read ahead below
+                new_first, new_stop = first, min(max(stop, end + self.ahead), self.n_rows)
+                parts = [self.rows[first - self.first :], self.read_rows(end, new_stop)] if first > self.first else \
+                    [self.read_rows(first, self.first), self.rows, self.read_rows(end, new_stop)]
+            else:  # moving up: keep until stop, read ahead above
+                new_first, new_stop = max(min(first, self.first - self.ahead), 0), stop
+                parts = [self.read_rows(new_first, self.first), self.rows[: stop - self.first]]
+            self.first = new_first
+            self.rows = np.ascontiguousarray(np.concatenate([np.asarray(x, np.float32) for x in parts]))
+            assert len(self.rows) == new_stop - new_first
+        return self.rows[first - self.first : stop - self.first]
 
 
 class _ProfileCache:
