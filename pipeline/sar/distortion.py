@@ -331,8 +331,8 @@ def _strip_lines(lattice: RadarLattice, grid: ProfileGrid, easting: NDArray, nor
 
 
 class _RowCache:
-    """The rows last read, so that consecutive overlapping requests read only new rows; reads ``ahead`` rows
-    more in the direction it moves, so that the kept rows are copied less often."""
+    """The rows last read, so that overlapping requests read only new rows: it reads ``ahead`` rows more
+    in the direction it grows, and forgets rows more than ``ahead`` rows away from the last request."""
 
     def __init__(self, read_rows: Callable[[int, int], NDArray], n_rows: int, ahead: int = 512):
         self.read_rows, self.n_rows, self.ahead = read_rows, n_rows, ahead
@@ -340,20 +340,18 @@ class _RowCache:
 
     def get(self, first: int, stop: int) -> NDArray:
         end = self.first + (0 if self.rows is None else len(self.rows))
-        if self.rows is None or not (self.first <= first and stop <= end):
-            if self.rows is None or stop <= self.first or first >= end:
-                new_first, new_stop = first, stop
-                parts = [self.read_rows(first, stop)]
-            elif stop > end:  # moving down the grid: keep from first, read ahead below
-                new_first, new_stop = first, min(max(stop, end + self.ahead), self.n_rows)
-                parts = [self.rows[first - self.first :], self.read_rows(end, new_stop)] if first > self.first else \
-                    [self.read_rows(first, self.first), self.rows, self.read_rows(end, new_stop)]
-            else:  # moving up: keep until stop, read ahead above
-                new_first, new_stop = max(min(first, self.first - self.ahead), 0), stop
-                parts = [self.read_rows(new_first, self.first), self.rows[: stop - self.first]]
-            self.first = new_first
-            self.rows = np.ascontiguousarray(np.concatenate([np.asarray(x, np.float32) for x in parts]))
-            assert len(self.rows) == new_stop - new_first
+        if self.rows is not None and self.first <= first and stop <= end:
+            return self.rows[first - self.first : stop - self.first]
+        if self.rows is None or stop <= self.first or first >= end:
+            self.first, self.rows = first, np.ascontiguousarray(self.read_rows(first, stop), np.float32)
+            return self.rows
+        new_first = max(min(first, self.first - self.ahead), 0) if first < self.first else self.first
+        new_stop = min(max(stop, end + self.ahead), self.n_rows) if stop > end else end
+        parts = [self.read_rows(new_first, self.first)] if new_first < self.first else []
+        parts += [self.rows] + ([self.read_rows(end, new_stop)] if new_stop > end else [])
+        rows = np.concatenate([np.asarray(x, np.float32) for x in parts])
+        keep_first, keep_stop = max(new_first, first - self.ahead), min(new_stop, stop + self.ahead)
+        self.first, self.rows = keep_first, np.ascontiguousarray(rows[keep_first - new_first : keep_stop - new_first])
         return self.rows[first - self.first : stop - self.first]
 
 
@@ -366,14 +364,17 @@ class _ProfileCache:
         self.lattice, self.inverse, self.grid, self.axes, self.heights = lattice, inverse, grid, axes, heights
         self.first, self.bits = 0, np.zeros((0, grid.n_samples), np.uint8)
 
-    def _scan(self, first: int, stop: int) -> list[NDArray[np.uint8]]:
-        parts = []
-        for a in range(first, stop, self.BLOCK):
+    def _scan(self, first: int, stop: int, backwards: bool = False) -> list[NDArray[np.uint8]]:
+        """Bits of profile lines [first, stop) in blocks, scanned from the end when ``backwards`` (the way the
+        strips move along the track, so that the DEM rows move one way too)."""
+        starts = list(range(first, stop, self.BLOCK))
+        parts = {}
+        for a in reversed(starts) if backwards else starts:
             b = min(a + self.BLOCK, stop)
             r0, r1 = profile_rows(self.inverse, self.grid, self.axes, a, b)
-            parts.append(scan_profiles(self.lattice, self.inverse, self.grid, self.axes, self.heights.get(r0, r1),
-                                       r0, a, b))
-        return parts
+            parts[a] = scan_profiles(self.lattice, self.inverse, self.grid, self.axes, self.heights.get(r0, r1), r0,
+                                     a, b)
+        return [parts[a] for a in starts]
 
     def lines(self, first: int, stop: int) -> tuple[NDArray[np.uint8], int]:
         """Bits of profile lines [first, stop) and the index of the first line of the returned array."""
@@ -383,7 +384,7 @@ class _ProfileCache:
                 parts = self._scan(first, stop)
             else:
                 kept = self.bits[max(first, self.first) - self.first : min(stop, end) - self.first]
-                parts = self._scan(first, self.first) if first < self.first else []
+                parts = self._scan(first, self.first, backwards=True) if first < self.first else []
                 parts += [kept] + (self._scan(end, stop) if stop > end else [])
             self.first, self.bits = first, np.concatenate(parts)
         return self.bits[first - self.first : stop - self.first], first
