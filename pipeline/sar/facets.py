@@ -22,7 +22,7 @@ import pyproj
 from numpy.typing import NDArray
 
 from pipeline.core.constants import WGS84_A_M, WGS84_E2
-from pipeline.sar.lattice import RadarLattice, _cell
+from pipeline.sar.lattice import RadarLattice, trilinear5
 from pipeline.sar.product import radar_line, radar_pixel
 
 NODE_SPACING = 8  # pixels between the PROJ nodes
@@ -71,7 +71,7 @@ class SurfaceNodes:
 
 def lattice_fields(lattice: RadarLattice, names: tuple[str, ...]) -> tuple:
     """The lattice's fields ``names`` as (nodes, fields), its shape, origin and steps: the arguments of
-    the compiled lookups (:func:`trilinear5`, :func:`pipeline.sar.lattice.trilinear2`)."""
+    the compiled lookups (:func:`pipeline.sar.lattice.trilinear5`, :func:`pipeline.sar.lattice.trilinear2`)."""
     flat = lattice.stack[..., [lattice.names.index(n) for n in names]]
     ni, nj, nk = lattice.shape
     return (np.ascontiguousarray(flat.reshape(-1, len(names))), ni, nj, nk, lattice.e0, lattice.n0, lattice.h0,
@@ -79,25 +79,6 @@ def lattice_fields(lattice: RadarLattice, names: tuple[str, ...]) -> tuple:
 
 
 RADAR_FIELDS = ("zero_doppler_time_s", "slant_range_m", "los_x", "los_y", "los_z")  # :func:`trilinear5`'s order
-
-
-@numba.njit(cache=True, nogil=True, inline="always")
-def trilinear5(flat, ni, nj, nk, fi, fj, fk):  # pragma: no cover - compiled
-    """Trilinear lookup of five fields (``flat`` (nodes, 5), e.g. :data:`RADAR_FIELDS`) in one lattice cell."""
-    base, si, sj, wi, wj, wk = _cell(ni, nj, nk, fi, fj, fk)
-    a0 = a1 = a2 = a3 = a4 = 0.0
-    for di in range(2):
-        ai = wi if di else 1.0 - wi
-        for dj in range(2):
-            aij = ai * (wj if dj else 1.0 - wj)
-            node = base + di * si + dj * sj
-            w0, w1 = aij * (1.0 - wk), aij * wk
-            a0 += w0 * flat[node, 0] + w1 * flat[node + 1, 0]
-            a1 += w0 * flat[node, 1] + w1 * flat[node + 1, 1]
-            a2 += w0 * flat[node, 2] + w1 * flat[node + 1, 2]
-            a3 += w0 * flat[node, 3] + w1 * flat[node + 1, 3]
-            a4 += w0 * flat[node, 4] + w1 * flat[node + 1, 4]
-    return a0, a1, a2, a3, a4
 
 
 @numba.njit(cache=True, nogil=True, inline="always")

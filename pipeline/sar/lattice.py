@@ -181,10 +181,11 @@ def trilinear2(flat, ni, nj, nk, fi, fj, fk):  # pragma: no cover - compiled
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
-def trilinear3(flat, ni, nj, nk, fi, fj, fk):  # pragma: no cover - compiled
-    """:func:`trilinear_at` of the three fields of ``flat`` (nodes, 3), unrolled for compiled loops."""
+def trilinear5(flat, ni, nj, nk, fi, fj, fk):  # pragma: no cover - compiled
+    """:func:`trilinear_at` of the five fields of ``flat`` (nodes, 5), unrolled for compiled loops (e.g.
+    :data:`pipeline.sar.facets.RADAR_FIELDS`: time, range and line of sight from one cell)."""
     base, si, sj, wi, wj, wk = _cell(ni, nj, nk, fi, fj, fk)
-    a0 = a1 = a2 = 0.0
+    a0 = a1 = a2 = a3 = a4 = 0.0
     for di in range(2):
         ai = wi if di else 1.0 - wi
         for dj in range(2):
@@ -194,4 +195,6 @@ def trilinear3(flat, ni, nj, nk, fi, fj, fk):  # pragma: no cover - compiled
             a0 += w0 * flat[node, 0] + w1 * flat[node + 1, 0]
             a1 += w0 * flat[node, 1] + w1 * flat[node + 1, 1]
             a2 += w0 * flat[node, 2] + w1 * flat[node + 1, 2]
-    return a0, a1, a2
+            a3 += w0 * flat[node, 3] + w1 * flat[node + 1, 3]
+            a4 += w0 * flat[node, 4] + w1 * flat[node + 1, 4]
+    return a0, a1, a2, a3, a4
