@@ -333,7 +333,7 @@ class _RowCache:
     """The rows last read, so that overlapping requests read only new rows: it reads ``ahead`` rows more
     in the direction it grows, and forgets rows more than ``ahead`` rows away from the last request."""
 
-    def __init__(self, read_rows: Callable[[int, int], NDArray], n_rows: int, ahead: int = 512):
+    def __init__(self, read_rows: Callable[[int, int], NDArray], n_rows: int, ahead: int = 256):
         self.read_rows, self.n_rows, self.ahead = read_rows, n_rows, ahead
         self.first, self.rows = 0, None
 

@@ -46,7 +46,7 @@ def aoi_crop(extended: MapGrid, aoi: MapGrid) -> tuple[slice, slice]:
 
 
 def distortion_maps(safe: str | Path, dem_orthometric: str | Path, dem_ellipsoidal: str | Path, grid: MapGrid,
-                    out_flags: str | Path, out_geometry: str | Path, strip_rows: int = 256) -> None:
+                    out_flags: str | Path, out_geometry: str | Path, strip_rows: int = 128) -> None:
     """Flags and geometry layers of one product on the AOI ``grid``, scanned over the extended DEM.
 
     ``dem_orthometric``/``dem_ellipsoidal``: EGM96 and WGS84 heights (m) on the AOI grid extended by
