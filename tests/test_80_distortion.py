@@ -252,7 +252,7 @@ def test_compiled_tile_geometry_matches_the_numpy_path() -> None:
 
 
 def test_compiled_timing_equals_the_product_timing() -> None:
-    from pipeline.sar.product import radar_line, radar_pixel
+    from pipeline.sar.facets import radar_line, radar_pixel
 
     geometry, *_ = scene(32.0, False)
     timing = geometry.timing()

@@ -42,9 +42,10 @@ import numpy as np
 import pyproj
 from numpy.typing import NDArray
 
-from pipeline.sar.facets import RADAR_FIELDS, SurfaceNodes, grid_nodes, lattice_fields, terrain_normal
+from pipeline.sar.facets import (RADAR_FIELDS, SurfaceNodes, grid_nodes, lattice_fields, radar_line, radar_pixel,
+                                 terrain_normal)
 from pipeline.sar.lattice import RadarLattice, trilinear2, trilinear5
-from pipeline.sar.product import RadarGeometry, radar_line, radar_pixel
+from pipeline.sar.product import RadarGeometry
 
 FORESHORTENING = 1
 ACTIVE_LAYOVER = 2

@@ -21,9 +21,8 @@ import numpy as np
 import pyproj
 from numpy.typing import NDArray
 
-from pipeline.core.constants import WGS84_A_M, WGS84_E2
+from pipeline.core.constants import SPEED_OF_LIGHT_M_S, WGS84_A_M, WGS84_E2
 from pipeline.sar.lattice import RadarLattice, trilinear5
-from pipeline.sar.product import radar_line, radar_pixel
 
 NODE_SPACING = 8  # pixels between the PROJ nodes
 
@@ -79,6 +78,34 @@ def lattice_fields(lattice: RadarLattice, names: tuple[str, ...]) -> tuple:
 
 
 RADAR_FIELDS = ("zero_doppler_time_s", "slant_range_m", "los_x", "los_y", "los_z")  # :func:`trilinear5`'s order
+
+
+@numba.njit(cache=True, nogil=True)
+def radar_line(t, r, bistatic, mid_slant_range_time_s, azimuth_time_interval_s):  # pragma: no cover - compiled
+    """Zero-based image line of one target from its zero-Doppler time ``t`` (s) and slant range ``r`` (m)
+    (bistatic delay correction where the product applied it)."""
+    if bistatic:
+        t = t - 0.5 * (2.0 * r / SPEED_OF_LIGHT_M_S - mid_slant_range_time_s)
+    return t / azimuth_time_interval_s
+
+
+@numba.njit(cache=True, nogil=True)
+def radar_pixel(t, r, record_time_s, sr0_m, srgr, range_pixel_spacing_m):  # pragma: no cover - compiled
+    """Zero-based radar pixel of one target: the slant-to-ground-range record nearest in time ``t`` (s),
+    Horner in (r - sr0)."""
+    n = record_time_s.size
+    i = 0
+    if n > 1:
+        i = 1  # the first record at or after t (numpy.searchsorted's left side), at least 1: a few records, a scan
+        while i < n - 1 and record_time_s[i] < t:
+            i += 1
+        if (t - record_time_s[i - 1]) <= (record_time_s[i] - t):
+            i -= 1
+    x = r - sr0_m[i]
+    ground = 0.0
+    for k in range(srgr.shape[1] - 1, -1, -1):
+        ground = ground * x + srgr[i, k]
+    return ground / range_pixel_spacing_m
 
 
 @numba.njit(cache=True, nogil=True, inline="always")

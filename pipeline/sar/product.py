@@ -9,7 +9,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import numba
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
@@ -33,7 +32,8 @@ class RadarCoordinates:
 @dataclass(frozen=True)
 class RadarTiming:
     """What maps (zero-Doppler time, slant range) to (line, pixel), as arrays for compiled kernels
-    (:func:`radar_line`, :func:`radar_pixel`); the same arithmetic as :meth:`RadarGeometry.timing_to_radar`."""
+    (:func:`pipeline.sar.facets.radar_line`, :func:`pipeline.sar.facets.radar_pixel`); the same arithmetic
+    as :meth:`RadarGeometry.timing_to_radar`."""
 
     record_time_s: NDArray[np.float64]  # coordinateConversion records' azimuth times (s from the first line)
     sr0_m: NDArray[np.float64]  # their slant range origins
@@ -48,34 +48,6 @@ class RadarTiming:
         range_pixel_spacing_m), the order kernels take them in."""
         return (self.record_time_s, self.sr0_m, self.srgr, self.bistatic, self.mid_slant_range_time_s,
                 self.azimuth_time_interval_s, self.range_pixel_spacing_m)
-
-
-@numba.njit(cache=True, nogil=True)
-def radar_line(t, r, bistatic, mid_slant_range_time_s, azimuth_time_interval_s):  # pragma: no cover - compiled
-    """Zero-based image line of one target from its zero-Doppler time ``t`` (s) and slant range ``r`` (m)
-    (bistatic delay correction where the product applied it)."""
-    if bistatic:
-        t = t - 0.5 * (2.0 * r / SPEED_OF_LIGHT_M_S - mid_slant_range_time_s)
-    return t / azimuth_time_interval_s
-
-
-@numba.njit(cache=True, nogil=True)
-def radar_pixel(t, r, record_time_s, sr0_m, srgr, range_pixel_spacing_m):  # pragma: no cover - compiled
-    """Zero-based radar pixel of one target: the slant-to-ground-range record nearest in time ``t`` (s),
-    Horner in (r - sr0)."""
-    n = record_time_s.size
-    i = 0
-    if n > 1:
-        i = 1  # the first record at or after t (numpy.searchsorted's left side), at least 1: a few records, a scan
-        while i < n - 1 and record_time_s[i] < t:
-            i += 1
-        if (t - record_time_s[i - 1]) <= (record_time_s[i] - t):
-            i -= 1
-    x = r - sr0_m[i]
-    ground = 0.0
-    for k in range(srgr.shape[1] - 1, -1, -1):
-        ground = ground * x + srgr[i, k]
-    return ground / range_pixel_spacing_m
 
 
 class RadarGeometry:
@@ -106,7 +78,7 @@ class RadarGeometry:
         self.mid_slant_range_time_s = float(2.0 * mid_range / SPEED_OF_LIGHT_M_S)
 
     def timing(self) -> RadarTiming:
-        """The timing tables for compiled kernels (:func:`radar_line`, :func:`radar_pixel`)."""
+        """The timing tables for compiled kernels (:func:`pipeline.sar.facets.radar_line`, ``radar_pixel``)."""
         cc, image = self._cc, self.annotation.image
         return RadarTiming(np.ascontiguousarray(cc.azimuth_time_s, np.float64), np.ascontiguousarray(cc.sr0_m, np.float64),
                            np.ascontiguousarray(cc.srgr, np.float64), bool(self.annotation.bistatic_delay_applied),
