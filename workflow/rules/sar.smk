@@ -99,7 +99,7 @@ rule distortion:
         f"{RESULTS}/benchmarks/distortion/{{scene}}.tsv"
     conda:
         "../../envs/pipeline.yaml"
-    threads: 2
+    threads: 1
     resources:
         mem_mb=mem_mb(313, 116),
         runtime=runtime_min(4.6, 5.7),
