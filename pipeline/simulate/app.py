@@ -40,6 +40,9 @@ from pipeline.sar.distortion import ACTIVE_LAYOVER, ACTIVE_SHADOW, PASSIVE_LAYOV
 from pipeline.simulate import landcover, scene
 from pipeline.simulate.world import WorldSpec, aoi_grid
 
+#: bit of the truth's distortion raster: the shadow ray left the simulated grid before clearing the terrain
+TRUTH_INCOMPLETE = 64
+
 log = logging.getLogger(__name__)
 
 
@@ -80,6 +83,7 @@ def write_world(world: scene.World, out_dir: str | Path, threads: int = 1) -> Pa
         flags = (
             f.active_layover * ACTIVE_LAYOVER | (f.layover & ~f.active_layover) * PASSIVE_LAYOVER
             | f.active_shadow * ACTIVE_SHADOW | (f.shadow & ~f.active_shadow) * PASSIVE_SHADOW
+            | ~f.truth_complete * TRUTH_INCOMPLETE
         ).astype(np.uint8)
         to_geo = pyproj.Transformer.from_crs(f"EPSG:{world.grid.epsg}", "EPSG:4326", always_xy=True)
         left, bottom, right, top = world.grid.bounds
@@ -136,7 +140,10 @@ def _write_date(
     s1_item = sentinel1_item(safe, s1.design.annotation, spec.relative_orbit, files)
     write_geotiff(truth / f"{pid}_distortion.tif", flags, world.grid, None,
                   {"bits": "2 active layover, 4 passive layover, 8 active shadow, 16 passive shadow "
-                           "(as pipeline.sar.distortion; foreshortening is not part of the truth)"})
+                           "(as pipeline.sar.distortion; foreshortening is not part of the truth), "
+                           "64 shadow undetermined (the ray to the antenna leaves the simulated grid)",
+                   "method": "forward model: ray casting to the antenna, shared image cells "
+                             "(pipeline.simulate.radar_truth)"})
     for pol, sigma0 in s1.sigma0_true.items():
         write_geotiff(truth / f"{pid}_sigma0_{pol.lower()}.tif", sigma0, None, None,
                       {"units": "linear sigma0 (ellipsoid-referenced), radar geometry"})

@@ -3,16 +3,16 @@
 Pure numerics. The terrain is a grid of surface elements ("facets", one per
 DEM node of a map grid, rows north to south). For each facet:
 
-- its exact zero-Doppler radar coordinates (line, pixel), slant range and
-  line of sight come from :class:`~pipeline.sar.product.RadarGeometry`
-  evaluated on a coarse 3-D lattice (easting, northing, height) and
-  interpolated trilinearly (errors below 0.01 px: the mapping is smooth on
-  the lattice scale);
+- its zero-Doppler time, slant range and line of sight are solved exactly on
+  the analytic orbit, and its GRD (line, pixel) follows from the product's
+  definitions (:mod:`pipeline.simulate.radar_truth`, written apart from the
+  pipeline's geocoding so that the truth checks it);
 - its true area and normal come from ECEF central differences;
-- shadow (hidden from the radar) and layover (sharing slant ranges with
-  other ground of the same azimuth line) follow the isce3 rules on exact
-  zero-Doppler terrain profiles, one per image line
-  (:func:`pipeline.sar.distortion.profile_flags`, the same definition as the pipeline's maps).
+- shadow: a straight ray from the facet towards the antenna enters the
+  terrain, or the facet faces away; layover: the facet's image cell also
+  receives ground from elsewhere on its line (both in
+  :mod:`pipeline.simulate.radar_truth`, independent of the pipeline's
+  profile scan in :mod:`pipeline.sar.distortion`).
 
 Power = sigma0(cover, local incidence) x area, summed (layover) into the
 image by bilinear splatting and normalised by the ground-range pixel area,
@@ -27,22 +27,27 @@ import numpy as np
 import pyproj
 from numpy.typing import NDArray
 
-from pipeline.sar.distortion import (
-    PROFILE_ACTIVE_LAYOVER,
-    PROFILE_ACTIVE_SHADOW,
-    PROFILE_LAYOVER,
-    PROFILE_SHADOW,
-    profile_flags,
-)
-from pipeline.sar.lattice import RadarLattice, map_grid_ecef
-from pipeline.sar.product import RadarGeometry
+from pipeline.sar.lattice import map_grid_ecef
 from pipeline.sar.radiometry import splat
 from pipeline.sar.surface import surface_normals
+from pipeline.simulate.orbit_design import CircularOrbit
+from pipeline.simulate.radar_truth import (
+    image_coordinates,
+    map_look,
+    ray_shadow,
+    shared_cell_layover,
+    solve_zero_doppler,
+)
+from pipeline.simulate.s1_design import ProductDesign
 
 
 @dataclass(frozen=True)
 class FacetGeometry:
-    """Per-facet geometry on the map grid (all (rows, cols))."""
+    """Per-facet geometry on the map grid (all (rows, cols)).
+
+    ``truth_complete`` is False where the shadow ray left the grid before it rose above the
+    highest terrain (the answer there could depend on terrain beyond the grid).
+    """
 
     line: NDArray[np.float64]
     pixel: NDArray[np.float64]
@@ -53,6 +58,7 @@ class FacetGeometry:
     layover: NDArray[np.bool_]
     active_shadow: NDArray[np.bool_]
     active_layover: NDArray[np.bool_]
+    truth_complete: NDArray[np.bool_]
 
     @property
     def visible(self) -> NDArray[np.bool_]:
@@ -60,55 +66,64 @@ class FacetGeometry:
 
 
 def facet_geometry(
-    geometry: RadarGeometry,
+    orbit: CircularOrbit,
+    design: ProductDesign,
+    epoch: np.datetime64,
     crs: pyproj.CRS,
     easting_m: NDArray,
     northing_m: NDArray,
     height_m: NDArray,
-    lattice_step_m: float = 250.0,
 ) -> FacetGeometry:
     """Geometry, visibility and layover of the facets of a map grid (see the module docstring).
 
     Parameters
     ----------
-    geometry : RadarGeometry
-        The product's geometry.
+    orbit : CircularOrbit
+        The analytic orbit (t = 0 at ``epoch``).
+    design : ProductDesign
+        The product whose image the facets are rendered into.
+    epoch : numpy.datetime64
+        UTC of the orbit's t = 0.
     crs : pyproj.CRS
         Projected CRS of the grid (metres).
     easting_m : (cols,) array
         Node eastings, increasing.
     northing_m : (rows,) array
-        Node northings, decreasing (rows north to south).
+        Node northings, decreasing (rows north to south), same spacing.
     height_m : (rows, cols) array
         Ellipsoidal heights (m) of the nodes.
     """
     dx = float(easting_m[1] - easting_m[0])
     dy = float(northing_m[0] - northing_m[1])
-    p, _, _ = map_grid_ecef(crs, easting_m, northing_m, height_m)
+    p, lat, lon = map_grid_ecef(crs, easting_m, northing_m, height_m)
     normal, area = surface_normals(p, dx, dy)
+    zd = solve_zero_doppler(orbit, p)
     del p
-
-    lattice = RadarLattice(geometry, crs, easting_m, northing_m, (float(height_m.min()), float(height_m.max())),
-                           lattice_step_m)
-    ee, nn = np.meshgrid(easting_m, northing_m)
-    rc = lattice.radar_coordinates(ee, nn, height_m)
-    line, pixel, slant = rc.line, rc.pixel, rc.slant_range_m
-    cos_local = np.einsum("...i,...i->...", normal, lattice.line_of_sight(ee, nn, height_m)).astype(np.float32)
-    # cross-track order: ground range of the facet's horizontal position at a fixed height
-    cross_track = lattice.radar_coordinates(ee, nn, np.full_like(height_m, float(height_m.min()))).pixel
+    line, pixel = image_coordinates(design, epoch, zd.time_s, zd.slant_range_m)
+    cos_local = np.einsum("...i,...i->...", normal, zd.line_of_sight).astype(np.float32)
     del normal
-
-    bits = profile_flags(lattice, easting_m, northing_m, height_m, line, cross_track, float(height_m.min()))
+    look = map_look(crs, easting_m, northing_m, lat, lon, zd.line_of_sight)
+    del lat, lon
+    occluded, complete = ray_shadow(height_m, dx, look)
+    facing_away = cos_local <= 0  # active shadow: the facet's own surface hides it
+    # the scene's mean horizontal direction away from the antenna
+    away_e, away_n = -float(np.mean(look.east)), -float(np.mean(look.north))
+    norm = np.hypot(away_e, away_n)
+    layover = shared_cell_layover(line, pixel)
+    # active layover: the ground rises away from the antenna faster than the ray to the antenna falls
+    dh_drow, dh_dcol = np.gradient(np.asarray(height_m, np.float64), dy, dx)
+    rise_away = (dh_dcol * away_e - dh_drow * away_n) / norm  # rows go south: d/dnorth = -d/drow
     return FacetGeometry(
         line=line,
         pixel=pixel,
-        slant_range_m=slant,
+        slant_range_m=zd.slant_range_m,
         cos_local_incidence=cos_local,
         area_m2=area,
-        shadow=(bits & (PROFILE_SHADOW | PROFILE_ACTIVE_SHADOW)) > 0,
-        layover=(bits & (PROFILE_LAYOVER | PROFILE_ACTIVE_LAYOVER)) > 0,
-        active_shadow=(bits & PROFILE_ACTIVE_SHADOW) > 0,
-        active_layover=(bits & PROFILE_ACTIVE_LAYOVER) > 0,
+        shadow=occluded | facing_away,
+        layover=layover,
+        active_shadow=facing_away,
+        active_layover=layover & (rise_away * look.rise > 1.0),
+        truth_complete=complete,
     )
 
 

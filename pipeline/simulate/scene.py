@@ -23,6 +23,7 @@ from pipeline.sar.calibration import interpolate_lut, noise_power
 from pipeline.sar.product import RadarGeometry
 from pipeline.simulate import landcover, terrain
 from pipeline.simulate.orbit_design import CircularOrbit, design_orbit
+from pipeline.simulate.radar_truth import image_coordinates, solve_zero_doppler
 from pipeline.simulate.s1_design import ProductDesign, S1Acquisition, design_product
 from pipeline.simulate.s1_forward import FacetGeometry, digital_numbers, facet_geometry, point_target_image, splat_oversampled
 from pipeline.simulate.s2_forward import OpticalScene, simulate_optical, sun_angles
@@ -125,7 +126,8 @@ def build_world(spec: WorldSpec, geoid_grid: str | None = None) -> World:
     cover = landcover.classify(height, slope, aspect, water, valley, noises)
     snow_noise = terrain.value_noise(rng, shape, pix, 600.0)
     texture_db = (1.2 * terrain.value_noise(rng, shape, pix, 60.0)).astype(np.float32)
-    facets = facet_geometry(geometry, spec.crs, grid.easting, grid.northing, ell.astype(np.float64))
+    facets = facet_geometry(orbit, design, _acquisition(spec, 0).centre_time, spec.crs, grid.easting, grid.northing,
+                            ell.astype(np.float64))
 
     world = World(
         spec=spec, tile_height_m=tile_h, tile_void=relief.void, tile_water=relief.water, grid=grid,
@@ -224,11 +226,12 @@ def simulate_sentinel1(world: World, index: int) -> Sentinel1Scene:
     snow = landcover.seasonal_snow(world.height_m, world.slope_deg, world.aspect_deg, world.snow_noise, date.snow_line_m)
     f = world.facets
     pixel_area = image.range_pixel_spacing_m * geometry_design.azimuth_pixel_spacing_m
-    geometry = RadarGeometry(geometry_design.annotation)
     reflector_rc = []
     for cr in world.reflectors:
-        rc = geometry.ecef_to_radar(geodetic_to_ecef(cr.lat_deg, cr.lon_deg, cr.height_m))
-        reflector_rc.append((float(rc.line), float(rc.pixel)))
+        # the simulator's own solver on the analytic orbit (not the pipeline's geocoding)
+        zd = solve_zero_doppler(world.orbit, geodetic_to_ecef(cr.lat_deg, cr.lon_deg, cr.height_m))
+        line, pixel = image_coordinates(geometry_design, acq.centre_time, zd.time_s, zd.slant_range_m)
+        reflector_rc.append((float(line), float(pixel)))
     dn, truth = {}, {}
     for pol in POLARISATIONS:
         s0 = landcover.sigma0(world.cover, snow, date.wet_snow, f.cos_local_incidence, pol, world.texture_db)
