@@ -155,12 +155,10 @@ def test_evaluation_regions_rule() -> None:
     np.testing.assert_array_equal(d.evaluation_regions(flags), [0, 1, 1, 2, 2])
 
 
-def iou(a: np.ndarray, b: np.ndarray) -> float:
-    return float((a & b).sum() / (a | b).sum())
-
-
 def test_against_the_simulator_truth(alpine_world: BuiltWorld, tmp_path: Path) -> None:
-    """The pipeline's maps from the SRTM tile (voids filled) and the product vs the forward model's truth."""
+    """The pipeline's maps from the SRTM tile (voids filled) and the product vs the forward model's
+    truth, which the simulator computes with its own code (ray casting, surface coverage of the image)."""
+    from pipeline.simulate.agreement import distortion_agreement
     from pipeline.stages.dem import prepare_dem
     from pipeline.stages.distortion import distortion_maps
 
@@ -176,12 +174,12 @@ def test_against_the_simulator_truth(alpine_world: BuiltWorld, tmp_path: Path) -
         flags = src.read(1)
         assert src.transform.c == aoi.left and src.transform.f == aoi.top
     with rasterio.open(alpine_world.root / "truth" / f"{safe.name.removesuffix('.SAFE')}_distortion.tif") as src:
-        truth_world = src.read(1)
-    truth = truth_world
-    assert (truth & d.SHADOW).sum() > 1000 and (truth & d.LAYOVER).sum() > 1000
-    layover = iou((flags & d.LAYOVER) > 0, (truth & d.LAYOVER) > 0)
-    shadow = iou((flags & d.SHADOW) > 0, (truth & d.SHADOW) > 0)
-    assert layover >= 0.9 and shadow >= 0.9, (layover, shadow)
+        truth = src.read(1)
+    a = distortion_agreement(flags, truth)
+    assert a.shadow_truth_px > 1000 and a.layover_truth_px > 1000
+    # measured: layover 0.937, shadow 0.941 (differences: the SRTM's rounding and filled voids, the
+    # truth's sampling of fold tips, the two definitions at the edges of shadows)
+    assert a.layover_iou >= 0.9 and a.shadow_iou >= 0.9, a
     with rasterio.open(geo_path) as src:
         assert src.descriptions == ("local_incidence_deg", "slope_deg", "aspect_deg", "region")
 

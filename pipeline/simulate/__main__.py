@@ -1,4 +1,4 @@
-"""Command line of the simulator: ``python -m pipeline.simulate {world,quicklooks} --help``.
+"""Command line of the simulator: ``python -m pipeline.simulate {world,quicklooks,agreement} --help``.
 
 The simulator sits beside the pipeline: it writes products in the real formats that the
 pipeline then reads like real data; nothing in the pipeline imports it.
@@ -40,6 +40,12 @@ def _quicklooks(args: argparse.Namespace) -> None:
         print(path)
 
 
+def _agreement(args: argparse.Namespace) -> None:
+    from pipeline.simulate.agreement import agreement_table
+
+    print(agreement_table(Path(args.world), Path(args.results)))
+
+
 def build_parser() -> argparse.ArgumentParser:
     from pipeline.cli import base_parser
 
@@ -60,6 +66,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="directory for the PNGs")
     p.add_argument("--date", type=int, default=0, help="index of the date (default 0)")
     p.set_defaults(func=_quicklooks)
+
+    p = sub.add_parser("agreement", help="the pipeline's distortion maps and geocoding against the simulator's truth")
+    p.add_argument("--world", required=True, help="directory of the simulated world (truth/ inside)")
+    p.add_argument("--results", required=True, help="the workflow's results directory (distortion/ inside)")
+    p.set_defaults(func=_agreement)
     return parser
 
 

@@ -297,21 +297,32 @@ def ray_shadow(
 
 
 @numba.njit(cache=True)
+def _inclusive(dx, dy):  # pragma: no cover
+    # of an edge's two directions exactly one owns the points on it: triangles sharing the edge
+    # run it in opposite directions, so such a point is counted once
+    return dx > 0.0 or (dx == 0.0 and dy > 0.0)
+
+
+@numba.njit(cache=True)
 def _cover_triangle(la, pa, lb, pb, lc, pc, counts):  # pragma: no cover
     area = (lb - la) * (pc - pa) - (pb - pa) * (lc - la)
     if area == 0.0:
         return
+    if area < 0.0:  # same orientation for all: swap b and c
+        lb, pb, lc, pc = lc, pc, lb, pb
     l0 = max(int(np.ceil(min(la, lb, lc))), 0)
     l1 = min(int(np.floor(max(la, lb, lc))), counts.shape[0] - 1)
     p0 = max(int(np.ceil(min(pa, pb, pc))), 0)
     p1 = min(int(np.floor(max(pa, pb, pc))), counts.shape[1] - 1)
+    ab, bc, ca = _inclusive(lb - la, pb - pa), _inclusive(lc - lb, pc - pb), _inclusive(la - lc, pa - pc)
     for x in range(l0, l1 + 1):
         for y in range(p0, p1 + 1):
-            # edge functions, normalised by the signed area: all >= 0 inside (either orientation)
-            wa = ((lb - x) * (pc - y) - (pb - y) * (lc - x)) / area
-            wb = ((lc - x) * (pa - y) - (pc - y) * (la - x)) / area
-            wc = 1.0 - wa - wb
-            if wa >= 0.0 and wb >= 0.0 and wc > 0.0:
+            # edge functions: positive inside
+            e0 = (lb - la) * (y - pa) - (pb - pa) * (x - la)
+            e1 = (lc - lb) * (y - pb) - (pc - pb) * (x - lb)
+            e2 = (la - lc) * (y - pc) - (pa - pc) * (x - lc)
+            if ((e0 > 0.0 or (e0 == 0.0 and ab)) and (e1 > 0.0 or (e1 == 0.0 and bc))
+                    and (e2 > 0.0 or (e2 == 0.0 and ca))):
                 counts[x, y] = min(counts[x, y] + 1, 255)
 
 
