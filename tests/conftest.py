@@ -85,6 +85,7 @@ def flat_world(tmp_path_factory: pytest.TempPathFactory) -> BuiltWorld:
     """A flat world at 1000 m, one cloud-free date."""
     sim = small_simulation(relief="flat")
     sim["dates"] = [dict(sim["dates"][1], cloud_fraction=0.0)]
+    sim["sentinel1"]["orbit_tube_m"] = 0  # the date flies the reference orbit: world.facets is its geometry
     world = scene.build_world(WorldSpec.from_config(sim))
     root = tmp_path_factory.mktemp("flat") / "simulated"
     write_world(world, root)

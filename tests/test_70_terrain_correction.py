@@ -19,7 +19,7 @@ from pipeline.sar import open_product
 from pipeline.sar.lattice import RadarLattice
 from pipeline.sar.safe import SafeError
 from pipeline.stages.terrain_correct import TerrainCorrectionError, TerrainCorrectionParams, terrain_correct
-from pipeline.simulate import landcover
+from pipeline.simulate import landcover, scene
 from pipeline.simulate.landcover import Cover
 
 from .conftest import BuiltWorld
@@ -263,9 +263,9 @@ def test_cli_reports_bad_input_without_traceback(alpine_world: BuiltWorld, tc_di
 def write_eof(path: Path, built: BuiltWorld, index: int, span_s: float = 900.0, shift_s: float = 0.0) -> None:
     """An AUX_POEORB-style orbit file of the simulated orbit around date ``index`` (the real XML layout)."""
     date = built.world.spec.dates[index].s1_time
-    # the world's orbit repeats exactly: its t = 0 is each date's scene-centre time
+    # each date's orbit (off the reference within the orbital tube) has its t = 0 at the scene-centre time
     times = np.arange(-span_s, span_s + 1, 10.0)
-    pos, vel = built.world.orbit.state(times)
+    pos, vel = scene.date_orbit(built.world, index).state(times)
     osvs = []
     for t, p, v in zip(times, pos, vel):
         utc = np.datetime_as_string(date + np.timedelta64(int((t + shift_s) * 1e6), "us"), unit="us")

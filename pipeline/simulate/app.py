@@ -38,6 +38,7 @@ from pipeline.simulate.writers.stac_catalog import sentinel1_item, sentinel2_ite
 from pipeline.optical.metadata import parse_product_metadata
 from pipeline.sar.distortion import ACTIVE_LAYOVER, ACTIVE_SHADOW, PASSIVE_LAYOVER, PASSIVE_SHADOW
 from pipeline.simulate import landcover, scene
+from pipeline.simulate.s1_forward import FacetGeometry
 from pipeline.simulate.world import WorldSpec, aoi_grid
 
 #: bit of the truth's distortion raster: the shadow ray left the simulated grid before clearing the terrain
@@ -79,19 +80,13 @@ def write_world(world: scene.World, out_dir: str | Path, threads: int = 1) -> Pa
         write_hgt_zip(root / "dem" / hgt_zip_name(spec.tile), spec.tile, world.hgt_heights)
         write_geotiff(truth / "landcover.tif", world.cover, world.grid, 255,
                       {"classes": json.dumps(landcover.COVER_NAMES)})
-        f = world.facets
-        flags = (
-            f.active_layover * ACTIVE_LAYOVER | (f.layover & ~f.active_layover) * PASSIVE_LAYOVER
-            | f.active_shadow * ACTIVE_SHADOW | (f.shadow & ~f.active_shadow) * PASSIVE_SHADOW
-            | ~f.truth_complete * TRUTH_INCOMPLETE
-        ).astype(np.uint8)
         to_geo = pyproj.Transformer.from_crs(f"EPSG:{world.grid.epsg}", "EPSG:4326", always_xy=True)
         left, bottom, right, top = world.grid.bounds
         footprint = [to_geo.transform(x, y) for x, y in ((left, bottom), (right, bottom), (right, top), (left, top))]
         # dates are independent (each draws from its own seeded generator), so they run side by side; the
         # compiled kernels, NumPy and GDAL release the GIL for most of the work; results keep the date order
         with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
-            done = pool.map(lambda i: _write_date(world, i, root, flags, footprint), range(len(spec.dates)))
+            done = pool.map(lambda i: _write_date(world, i, root, footprint), range(len(spec.dates)))
             dates = list(tqdm(done, total=len(spec.dates), desc="simulated dates", unit="date"))
         s1_items, s2_items, s1_truth, s2_truth = (list(column) for column in zip(*dates))
 
@@ -116,8 +111,18 @@ def write_world(world: scene.World, out_dir: str | Path, threads: int = 1) -> Pa
     return out_dir / "catalog.json"
 
 
+def truth_flags(f: FacetGeometry) -> np.ndarray:
+    """The truth's distortion raster (uint8 bits of :mod:`pipeline.sar.distortion`, plus
+    :data:`TRUTH_INCOMPLETE`) of one date's facets."""
+    return (
+        f.active_layover * ACTIVE_LAYOVER | (f.layover & ~f.active_layover) * PASSIVE_LAYOVER
+        | f.active_shadow * ACTIVE_SHADOW | (f.shadow & ~f.active_shadow) * PASSIVE_SHADOW
+        | ~f.truth_complete * TRUTH_INCOMPLETE
+    ).astype(np.uint8)
+
+
 def _write_date(
-    world: scene.World, i: int, root: Path, flags: np.ndarray, footprint: list[tuple[float, float]]
+    world: scene.World, i: int, root: Path, footprint: list[tuple[float, float]]
 ) -> tuple[dict, dict, dict, dict]:
     """Simulate and write date ``i``: its Sentinel-1 SAFE and Sentinel-2 product, their truth rasters; return
     the two STAC items and the two truth records."""
@@ -138,7 +143,7 @@ def _write_date(
         for pol in s1.dn
     }
     s1_item = sentinel1_item(safe, s1.design.annotation, spec.relative_orbit, files)
-    write_geotiff(truth / f"{pid}_distortion.tif", flags, world.grid, None,
+    write_geotiff(truth / f"{pid}_distortion.tif", truth_flags(s1.facets), world.grid, None,
                   {"bits": "2 active layover, 4 passive layover, 8 active shadow, 16 passive shadow "
                            "(as pipeline.sar.distortion; foreshortening is not part of the truth), "
                            "64 shadow undetermined (the ray to the antenna leaves the simulated grid)",
@@ -149,6 +154,7 @@ def _write_date(
                       {"units": "linear sigma0 (ellipsoid-referenced), radar geometry"})
     s1_record = {
         "id": pid, "time": str(date.s1_time),
+        "baseline_m": {"perpendicular": s1.baseline_m[0], "parallel": s1.baseline_m[1]},
         "reflectors": [{"name": cr.name, "line": l, "pixel": p} for cr, (l, p) in zip(world.reflectors, s1.reflector_radar)],
     }
 

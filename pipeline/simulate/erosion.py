@@ -7,8 +7,6 @@ mountains with dendritic valley networks.
 
 from __future__ import annotations
 
-import heapq
-
 import numba
 import numpy as np
 from numpy.typing import NDArray
@@ -18,20 +16,62 @@ _DC = np.array([-1, 0, 1, -1, 1, -1, 0, 1])
 
 
 @numba.njit(cache=True)
+def _heap_push(zs, ids, size, z, i):  # pragma: no cover
+    """Push (z, i) on the binary min-heap held in zs[:size], ids[:size]; keys compare as (z, i)."""
+    k = size
+    while k > 0:
+        parent = (k - 1) >> 1
+        if zs[parent] < z or (zs[parent] == z and ids[parent] < i):
+            break
+        zs[k], ids[k] = zs[parent], ids[parent]
+        k = parent
+    zs[k], ids[k] = z, i
+    return size + 1
+
+
+@numba.njit(cache=True)
+def _heap_pop(zs, ids, size):  # pragma: no cover
+    """Remove the smallest (z, i) of the heap; returns it and the new size."""
+    z0, i0 = zs[0], ids[0]
+    size -= 1
+    z, i = zs[size], ids[size]
+    k = 0
+    while True:
+        child = 2 * k + 1
+        if child >= size:
+            break
+        if child + 1 < size and (zs[child + 1] < zs[child] or (zs[child + 1] == zs[child] and ids[child + 1] < ids[child])):
+            child += 1
+        if z < zs[child] or (z == zs[child] and i < ids[child]):
+            break
+        zs[k], ids[k] = zs[child], ids[child]
+        k = child
+    if size > 0:
+        zs[k], ids[k] = z, i
+    return z0, i0, size
+
+
+@numba.njit(cache=True)
 def fill_pits(h: NDArray[np.float64], epsilon: float) -> NDArray[np.float64]:
-    """Priority-flood (Barnes et al. 2014) with an epsilon gradient: every cell drains to the border."""
+    """Priority-flood (Barnes et al. 2014) with an epsilon gradient: every cell drains to the border.
+
+    Cells leave the queue in (height, row, column) order, ties broken by position, so the result
+    does not depend on the queue's implementation (an array-backed binary heap).
+    """
     rows, cols = h.shape
     out = h.copy()
     done = np.zeros((rows, cols), np.bool_)
-    heap = [(0.0, 0, 0)]
-    heap.pop()
+    zs = np.empty(rows * cols)
+    ids = np.empty(rows * cols, np.int64)
+    size = 0
     for r in range(rows):
         for c in range(cols):
             if r == 0 or c == 0 or r == rows - 1 or c == cols - 1:
-                heapq.heappush(heap, (out[r, c], r, c))
+                size = _heap_push(zs, ids, size, out[r, c], r * cols + c)
                 done[r, c] = True
-    while heap:
-        z, r, c = heapq.heappop(heap)
+    while size > 0:
+        z, i, size = _heap_pop(zs, ids, size)
+        r, c = i // cols, i % cols
         for k in range(8):
             rr, cc = r + _DR[k], c + _DC[k]
             if rr < 0 or cc < 0 or rr >= rows or cc >= cols or done[rr, cc]:
@@ -39,26 +79,29 @@ def fill_pits(h: NDArray[np.float64], epsilon: float) -> NDArray[np.float64]:
             done[rr, cc] = True
             if out[rr, cc] <= z + epsilon:
                 out[rr, cc] = z + epsilon
-            heapq.heappush(heap, (out[rr, cc], rr, cc))
+            size = _heap_push(zs, ids, size, out[rr, cc], rr * cols + cc)
     return out
 
 
-@numba.njit(cache=True)
-def drainage_area(h: NDArray[np.float64], dy: float, dx: float) -> tuple[NDArray[np.float64], NDArray[np.int64]]:
-    """D8 drainage area (m^2) and receiver index (flat, -1 at outlets) of a pit-free grid."""
+@numba.njit(cache=True, parallel=True)
+def drainage_area(
+    h: NDArray[np.float64], dy: float, dx: float
+) -> tuple[NDArray[np.float64], NDArray[np.int64], NDArray[np.int64]]:
+    """D8 drainage area (m^2), receiver index (flat, -1 at outlets) and the flat indices in
+    ascending height (argsort) of a pit-free grid."""
     rows, cols = h.shape
     n = rows * cols
     flat = h.ravel()
     receiver = np.full(n, -1, np.int64)
-    for r in range(rows):
+    dist = np.sqrt((_DR * dy) ** 2.0 + (_DC * dx) ** 2.0)
+    for r in numba.prange(rows):
         for c in range(cols):
             best, target = 0.0, -1
             for k in range(8):
                 rr, cc = r + _DR[k], c + _DC[k]
                 if rr < 0 or cc < 0 or rr >= rows or cc >= cols:
                     continue
-                dist = np.sqrt((_DR[k] * dy) ** 2 + (_DC[k] * dx) ** 2)
-                s = (h[r, c] - h[rr, cc]) / dist
+                s = (h[r, c] - h[rr, cc]) / dist[k]
                 if s > best:
                     best, target = s, rr * cols + cc
             receiver[r * cols + c] = target
@@ -68,19 +111,19 @@ def drainage_area(h: NDArray[np.float64], dy: float, dx: float) -> tuple[NDArray
         j = order[i]
         if receiver[j] >= 0:
             area[receiver[j]] += area[j]
-    return area.reshape(rows, cols), receiver
+    return area.reshape(rows, cols), receiver, order
 
 
 @numba.njit(cache=True)
 def _implicit_incision(
-    h: NDArray[np.float64], area: NDArray[np.float64], receiver: NDArray[np.int64],
+    h: NDArray[np.float64], area: NDArray[np.float64], receiver: NDArray[np.int64], order: NDArray[np.int64],
     k_dt: float, m: float, dy: float, dx: float,
 ) -> None:
-    """One implicit stream-power step (Braun & Willett 2013), in place, downstream to upstream."""
+    """One implicit stream-power step (Braun & Willett 2013), in place, downstream to upstream
+    (``order``: the nodes in ascending height, as :func:`drainage_area` returns them)."""
     rows, cols = h.shape
     flat = h.ravel()
     a = area.ravel()
-    order = np.argsort(flat)
     for i in range(order.size):
         j = order[i]
         r = receiver[j]
@@ -119,6 +162,6 @@ def stream_power_erosion(
     dy, dx = pixel_m
     for _ in range(iterations):
         h = fill_pits(h, 1e-3)
-        area, receiver = drainage_area(h, dy, dx)
-        _implicit_incision(h, area, receiver, k_dt, m, dy, dx)
+        area, receiver, order = drainage_area(h, dy, dx)
+        _implicit_incision(h, area, receiver, order, k_dt, m, dy, dx)
     return h

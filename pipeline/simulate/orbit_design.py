@@ -142,6 +142,19 @@ def design_orbit(
     return orbit
 
 
+def offset_orbit(
+    orbit: CircularOrbit, target_m: NDArray[np.float64], radial_m: float, east_m: float, descending: bool = True
+) -> CircularOrbit:
+    """The orbit raised by ``radial_m`` and moved ``east_m`` east at the target's latitude (the node
+    longitude turned by east_m / (r cos lat)), then re-timed so that the target's zero-Doppler time
+    is t = 0 again: a repeat pass off the reference track, as within Sentinel-1's orbital tube."""
+    target_m = np.asarray(target_m, dtype=np.float64)
+    lat = np.arcsin(target_m[2] / np.linalg.norm(target_m))
+    radius = orbit.radius_m + radial_m
+    node = orbit.node_longitude_rad + east_m / (radius * np.cos(lat))
+    return _place(CircularOrbit(radius, orbit.inclination_deg, node, orbit.arg_latitude0_rad), target_m, descending)
+
+
 def state_vectors(
     orbit: CircularOrbit, epoch: np.datetime64, start_s: float, stop_s: float, step_s: float = 10.0
 ) -> Orbit:

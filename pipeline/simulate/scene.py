@@ -22,7 +22,7 @@ from pipeline.dem.tiles import LonLatRaster
 from pipeline.sar.calibration import interpolate_lut, noise_power
 from pipeline.sar.product import RadarGeometry
 from pipeline.simulate import landcover, terrain
-from pipeline.simulate.orbit_design import CircularOrbit, design_orbit
+from pipeline.simulate.orbit_design import CircularOrbit, design_orbit, offset_orbit
 from pipeline.simulate.radar_truth import image_coordinates, solve_zero_doppler
 from pipeline.simulate.s1_design import ProductDesign, S1Acquisition, design_product
 from pipeline.simulate.s1_forward import FacetGeometry, digital_numbers, facet_geometry, point_target_image, splat_oversampled
@@ -64,7 +64,8 @@ class World:
     snow_noise: NDArray[np.float32]
     texture_db: NDArray[np.float32]
     facets: FacetGeometry  # one facet per grid pixel
-    orbit: CircularOrbit
+    orbit: CircularOrbit  # the reference orbit; each date flies off it within the orbital tube
+    scene_centre_m: NDArray[np.float64]  # ECEF point the orbit sees at t = 0
     reference_height_m: float
     product_footprint_m: NDArray[np.float64]  # ECEF points every product must cover
     reflectors: tuple[CornerReflector, ...]
@@ -133,7 +134,7 @@ def build_world(spec: WorldSpec, geoid_grid: str | None = None) -> World:
         spec=spec, tile_height_m=tile_h, tile_void=relief.void, tile_water=relief.water, grid=grid,
         height_m=height, ellipsoidal_height_m=ell, slope_deg=slope.astype(np.float32),
         aspect_deg=aspect.astype(np.float32), cover=cover, snow_noise=snow_noise, texture_db=texture_db,
-        facets=facets, orbit=orbit,
+        facets=facets, orbit=orbit, scene_centre_m=centre,
         reference_height_m=reference_height, product_footprint_m=footprint, reflectors=(),
     )
     return dataclasses.replace(world, reflectors=_place_reflectors(world, rng, lat, lon))
@@ -200,6 +201,32 @@ def _place_reflectors(world: World, rng: np.random.Generator, lat: NDArray, lon:
     return tuple(out)
 
 
+def date_orbit(world: World, index: int) -> CircularOrbit:
+    """The orbit of date ``index``: the reference orbit offset radially and east-west by normal
+    draws of RMS ``spec.orbit_tube_m`` (seeded per date); the reference orbit itself when 0."""
+    tube = world.spec.orbit_tube_m
+    if tube == 0:
+        return world.orbit
+    radial, east = np.random.default_rng([world.spec.seed, index, 3]).normal(0.0, tube, 2)
+    return offset_orbit(world.orbit, world.scene_centre_m, float(radial), float(east), descending=True)
+
+
+def baseline_m(reference: CircularOrbit, orbit: CircularOrbit, target_m: NDArray) -> tuple[float, float]:
+    """(perpendicular, parallel) baseline (m) of ``orbit`` against ``reference`` seen from the target:
+    the offset between the two antennas at the target's zero-Doppler times, across and along the line
+    of sight (perpendicular positive when the orbit is further from the target's zenith)."""
+    a = solve_zero_doppler(reference, target_m)
+    b = solve_zero_doppler(orbit, target_m)
+    s_a, _ = reference.state(a.time_s)
+    s_b, _ = orbit.state(b.time_s)
+    offset = s_b - s_a
+    parallel = float(np.dot(offset, a.line_of_sight))
+    across = offset - parallel * a.line_of_sight
+    up = target_m / np.linalg.norm(target_m)
+    sign = -1.0 if np.dot(across, up) > 0 else 1.0
+    return sign * float(np.linalg.norm(across)), parallel
+
+
 @dataclass(frozen=True)
 class Sentinel1Scene:
     """One simulated GRD acquisition in memory."""
@@ -209,6 +236,8 @@ class Sentinel1Scene:
     dn: dict[str, NDArray[np.uint16]]
     sigma0_true: dict[str, NDArray[np.float32]]  # noise-free, speckle-free, radar geometry (linear)
     reflector_radar: tuple[tuple[float, float], ...]  # exact zero-based (line, pixel) per reflector
+    facets: FacetGeometry  # this date's geometry, visibility and layover of the world grid
+    baseline_m: tuple[float, float]  # (perpendicular, parallel) against the reference orbit
 
 
 def simulate_sentinel1(world: World, index: int) -> Sentinel1Scene:
@@ -217,19 +246,24 @@ def simulate_sentinel1(world: World, index: int) -> Sentinel1Scene:
     date = spec.dates[index]
     rng = np.random.default_rng([spec.seed, index, 1])
     acq = _acquisition(spec, index)
-    geometry_design = design_product(world.orbit, acq, world.product_footprint_m, world.reference_height_m)
+    orbit = date_orbit(world, index)
+    geometry_design = design_product(orbit, acq, world.product_footprint_m, world.reference_height_m)
+    if orbit is world.orbit:
+        f = world.facets
+    else:
+        f = facet_geometry(orbit, geometry_design, acq.centre_time, spec.crs, world.grid.easting,
+                           world.grid.northing, world.ellipsoidal_height_m.astype(np.float64))
     image = geometry_design.annotation.image
     shape = (image.number_of_lines, image.number_of_samples)
     lines, pixels = np.arange(shape[0]), np.arange(shape[1])
     sigma_lut = interpolate_lut(geometry_design.calibration.sigma_nought, lines, pixels)
     noise = noise_power(geometry_design.noise.range_vectors, geometry_design.noise.azimuth_blocks, lines, pixels)
     snow = landcover.seasonal_snow(world.height_m, world.slope_deg, world.aspect_deg, world.snow_noise, date.snow_line_m)
-    f = world.facets
     pixel_area = image.range_pixel_spacing_m * geometry_design.azimuth_pixel_spacing_m
     reflector_rc = []
     for cr in world.reflectors:
         # the simulator's own solver on the analytic orbit (not the pipeline's geocoding)
-        zd = solve_zero_doppler(world.orbit, geodetic_to_ecef(cr.lat_deg, cr.lon_deg, cr.height_m))
+        zd = solve_zero_doppler(orbit, geodetic_to_ecef(cr.lat_deg, cr.lon_deg, cr.height_m))
         line, pixel = image_coordinates(geometry_design, acq.centre_time, zd.time_s, zd.slant_range_m)
         reflector_rc.append((float(line), float(pixel)))
     dn, truth = {}, {}
@@ -243,7 +277,8 @@ def simulate_sentinel1(world: World, index: int) -> Sentinel1Scene:
             points[window] += values
         dn[pol] = digital_numbers(sigma0_radar, sigma_lut, noise, rng, spec.enl, points)
         truth[pol] = (sigma0_radar + points).astype(np.float32)
-    return Sentinel1Scene(acq, geometry_design, dn, truth, tuple(reflector_rc))
+    return Sentinel1Scene(acq, geometry_design, dn, truth, tuple(reflector_rc), f,
+                          baseline_m(world.orbit, orbit, world.scene_centre_m))
 
 
 def s2_tile_name(spec: WorldSpec) -> str:

@@ -48,6 +48,7 @@ class WorldSpec:
     enl: float
     relief: str = "alpine"
     flat_height_m: float = 1000.0
+    orbit_tube_m: float = 0.0
 
     @classmethod
     def from_config(cls, sim: dict[str, Any]) -> "WorldSpec":
@@ -77,6 +78,7 @@ class WorldSpec:
             enl=float(sim["sentinel1"]["enl"]),
             relief=str(sim.get("relief", "alpine")),
             flat_height_m=float(sim.get("flat_height_m", 1000.0)),
+            orbit_tube_m=float(sim["sentinel1"].get("orbit_tube_m", 0.0)),
         )
 
     @property
