@@ -51,7 +51,6 @@ class FacetGeometry:
 
     line: NDArray[np.float64]
     pixel: NDArray[np.float64]
-    slant_range_m: NDArray[np.float64]
     cos_local_incidence: NDArray[np.float32]
     area_m2: NDArray[np.float32]
     shadow: NDArray[np.bool_]
@@ -103,7 +102,7 @@ def facet_geometry(
     cos_local = np.einsum("...i,...i->...", normal, zd.line_of_sight).astype(np.float32)
     del normal
     look = map_look(crs, easting_m, northing_m, lat, lon, zd.line_of_sight)
-    del lat, lon
+    del lat, lon, zd
     occluded, complete = ray_shadow(height_m, dx, look)
     facing_away = cos_local <= 0  # active shadow: the facet's own surface hides it
     # the scene's mean horizontal direction away from the antenna
@@ -113,10 +112,10 @@ def facet_geometry(
     # active layover: the ground rises away from the antenna faster than the ray to the antenna falls
     dh_drow, dh_dcol = np.gradient(np.asarray(height_m, np.float64), dy, dx)
     rise_away = (dh_dcol * away_e - dh_drow * away_n) / norm  # rows go south: d/dnorth = -d/drow
+    del dh_drow, dh_dcol
     return FacetGeometry(
         line=line,
         pixel=pixel,
-        slant_range_m=zd.slant_range_m,
         cos_local_incidence=cos_local,
         area_m2=area,
         shadow=occluded | facing_away,
