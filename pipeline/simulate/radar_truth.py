@@ -48,20 +48,22 @@ class ZeroDopplerSolution:
     line_of_sight: NDArray[np.float64]  # (..., 3), ECEF, from the target to the antenna
 
 
+@numba.njit(cache=True)
+def _orbit_position(t, radius, ci, si, node0, u0, motion, rotation):  # pragma: no cover
+    u = u0 + motion * t
+    lam = node0 - rotation * t
+    cu, su, cl, sl = np.cos(u), np.sin(u), np.cos(lam), np.sin(lam)
+    return radius * (cl * cu - sl * su * ci), radius * (sl * cu + cl * su * ci), radius * su * si, cu, su, cl, sl
+
+
 @numba.njit(cache=True, parallel=True)
 def _zero_doppler_kernel(targets, radius, inc, node0, u0, motion, rotation, t_out, r_out, los_out):  # pragma: no cover
     ci, si = np.cos(inc), np.sin(inc)
     for k in numba.prange(targets.shape[0]):
         px, py, pz = targets[k, 0], targets[k, 1], targets[k, 2]
         t = 0.0
-        sx = sy = sz = 0.0
         for _ in range(12):
-            u = u0 + motion * t
-            lam = node0 - rotation * t
-            cu, su, cl, sl = np.cos(u), np.sin(u), np.cos(lam), np.sin(lam)
-            sx = radius * (cl * cu - sl * su * ci)
-            sy = radius * (sl * cu + cl * su * ci)
-            sz = radius * su * si
+            sx, sy, sz, cu, su, cl, sl = _orbit_position(t, radius, ci, si, node0, u0, motion, rotation)
             # first derivatives in u and lambda
             ux, uy, uz = radius * (-cl * su - sl * cu * ci), radius * (-sl * su + cl * cu * ci), radius * cu * si
             lx, ly = radius * (-sl * cu - cl * su * ci), radius * (cl * cu - sl * su * ci)
@@ -78,12 +80,7 @@ def _zero_doppler_kernel(targets, radius, inc, node0, u0, motion, rotation, t_ou
             t -= step
             if abs(step) < 1e-10:
                 break
-        u = u0 + motion * t
-        lam = node0 - rotation * t
-        cu, su, cl, sl = np.cos(u), np.sin(u), np.cos(lam), np.sin(lam)
-        sx = radius * (cl * cu - sl * su * ci)
-        sy = radius * (sl * cu + cl * su * ci)
-        sz = radius * su * si
+        sx, sy, sz, _, _, _, _ = _orbit_position(t, radius, ci, si, node0, u0, motion, rotation)
         dx, dy, dz = sx - px, sy - py, sz - pz
         r = np.sqrt(dx * dx + dy * dy + dz * dz)
         t_out[k] = t
