@@ -12,6 +12,7 @@ import numpy as np
 import pystac
 import pytest
 import rasterio
+from scipy import ndimage
 from lxml import etree
 
 from pipeline.optical.metadata import parse_product_metadata, parse_tile_metadata
@@ -185,6 +186,22 @@ def test_hgt_tile_opens_with_the_right_georeference(alpine_world: BuiltWorld) ->
     np.testing.assert_array_equal(raw, heights)
 
 
+def test_lakes_are_flat_and_lie_below_their_shores(alpine_world: BuiltWorld) -> None:
+    """Each lake is one water surface (as SRTM records it), and its banks rise from the water's edge:
+    no ground next to a lake is lower than the water (perched water, a raised disc) and no rim or
+    step surrounds it (the median bank is within 3 m of the surface at the tile's 30 m spacing)."""
+    h, water = alpine_world.world.tile_height_m, alpine_world.world.tile_water
+    labels, n = ndimage.label(water)
+    assert n >= 2
+    for k in range(1, n + 1):
+        lake = labels == k
+        level = h[lake]
+        assert level.min() == level.max(), k
+        shore = ndimage.binary_dilation(lake, structure=np.ones((3, 3), bool)) & ~lake
+        assert (h[shore] >= level.max()).all(), k
+        assert np.median(h[shore] - level.max()) <= 3.0, (k, np.median(h[shore] - level.max()))
+
+
 def test_terrain_is_alpine(alpine_world: BuiltWorld) -> None:
     h = alpine_world.world.tile_height_m
     from pipeline.simulate.terrain import slope_aspect, tile_pixel_m
@@ -297,7 +314,6 @@ def test_flat_uniform_radiometry_and_speckle(flat_world: BuiltWorld) -> None:
         truth = truth_sigma0(flat_world, safe, pol)
         # a uniform patch: radar pixels whose facets are all one cover (forest) on flat ground
         forest = world.cover == Cover.FOREST
-        from scipy import ndimage
 
         core = ndimage.binary_erosion(forest, iterations=4)
         f = world.facets

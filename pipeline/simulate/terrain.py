@@ -22,7 +22,7 @@ from numpy.typing import NDArray
 from scipy import ndimage
 
 from pipeline.sar.surface import slope_aspect  # noqa: F401  (re-exported for the simulator)
-from pipeline.simulate.erosion import stream_power_erosion
+from pipeline.simulate.erosion import fill_pits, stream_power_erosion
 
 ARCSEC_DEG = 1.0 / 3600.0
 TILE_SIZE = 3601
@@ -52,6 +52,7 @@ class TerrainParameters:
     peakiness: float = 1.8
     lakes: int = 4
     lake_radius_m: tuple[float, float] = (250.0, 600.0)
+    lake_depth_m: tuple[float, float] = (8.0, 25.0)
     voids: int = 12
 
 
@@ -183,7 +184,8 @@ def alpine_terrain(south_lat_deg: float, seed: int, params: TerrainParameters = 
     water = np.zeros(shape, bool)
     rows, cols = np.mgrid[0:shape[0], 0:shape[1]]
     window = protect or (slice(0, shape[0]), slice(0, shape[1]))
-    # lakes: flood basins on valley floors to a few metres above their bottom
+    # lakes: a basin scooped out of a valley floor, then flooded to its spill point (the water
+    # surface meets its shores at the same height: no rims, no steps)
     smooth = ndimage.uniform_filter(height, 9)
     floors = (valley[window] < 0.02) & (ndimage.minimum_filter(smooth, 41)[window] >= smooth[window] - 0.5)
     candidates = np.argwhere(floors)
@@ -193,14 +195,13 @@ def alpine_terrain(south_lat_deg: float, seed: int, params: TerrainParameters = 
         r0, c0 = candidates[rng.integers(len(candidates))]
         r0 += window[0].start
         c0 += window[1].start
-        half = int(params.lake_radius_m[1] / pix[1])
-        win = (slice(max(r0 - half, 0), r0 + half + 1), slice(max(c0 - half, 0), c0 + half + 1))
-        level = float(height[r0, c0]) + rng.uniform(3.0, 12.0)
-        labels, _ = ndimage.label(height[win] < level)
-        lake = labels == labels[r0 - win[0].start, c0 - win[1].start]
-        lake &= ((rows[win] - r0) * pix[0]) ** 2 + ((cols[win] - c0) * pix[1]) ** 2 <= params.lake_radius_m[1] ** 2
-        height[win][lake] = level
+        win, lake, surface = _lake(height, r0, c0, pix, params, rng)
+        height[win] = surface
         water[win] |= lake
+        # lakes apart: no later basin scoops into this one
+        apart = np.hypot((candidates[:, 0] + window[0].start - r0) * pix[0],
+                         (candidates[:, 1] + window[1].start - c0) * pix[1]) > 3 * params.lake_radius_m[1]
+        candidates = candidates[apart]
 
     void = np.zeros(shape, bool)
     dzdy, dzdx = np.gradient(height, pix[0], pix[1])
@@ -217,6 +218,34 @@ def alpine_terrain(south_lat_deg: float, seed: int, params: TerrainParameters = 
         win = (slice(max(r0 - 7, 0), r0 + 8), slice(max(c0 - 7, 0), c0 + 8))
         void[win] |= (rows[win] - r0) ** 2 + (cols[win] - c0) ** 2 <= rad**2
     return Terrain(height_m=height, water=water, void=void, valley=valley)
+
+
+def _lake(
+    height: NDArray, r0: int, c0: int, pix: tuple[float, float], params: TerrainParameters, rng: np.random.Generator
+) -> tuple[tuple[slice, slice], NDArray[np.bool_], NDArray]:
+    """A lake around node (r0, c0): a smooth basin with a wandering shoreline (radius varying with the
+    bearing by a few harmonics), scooped out of the terrain and flooded to its spill level by the
+    priority flood. Returns the window, the lake mask in it and the new heights there (the water
+    surface on the lake, the scooped ground around it: the scoop fades to nothing at the shoreline
+    radius, so the window's edge is untouched)."""
+    radius_m = rng.uniform(*params.lake_radius_m)
+    depth_m = rng.uniform(*params.lake_depth_m)
+    reach = int(1.5 * params.lake_radius_m[1] / min(pix)) + 2
+    win = (slice(max(r0 - reach, 0), min(r0 + reach + 1, height.shape[0])),
+           slice(max(c0 - reach, 0), min(c0 + reach + 1, height.shape[1])))
+    dy = (np.arange(win[0].start, win[0].stop) - r0)[:, None] * pix[0]
+    dx = (np.arange(win[1].start, win[1].stop) - c0)[None, :] * pix[1]
+    bearing = np.arctan2(dy, dx)
+    k = np.arange(1, 6)
+    amplitude = 0.25 * rng.uniform(0.3, 1.0, k.size) / k
+    phase = rng.uniform(0, 2 * np.pi, k.size)
+    shore = radius_m * (1 + np.sum(amplitude[:, None, None] * np.cos(k[:, None, None] * bearing + phase[:, None, None]), axis=0))
+    scoop = depth_m * np.clip(1 - (np.hypot(dy, dx) / shore) ** 2, 0, None) ** 1.5
+    ground = height[win].astype(np.float64) - scoop
+    filled = fill_pits(ground, 0.0)
+    labels, _ = ndimage.label(filled > ground + 0.05)
+    lake = (labels == labels[r0 - win[0].start, c0 - win[1].start]) & (labels > 0)
+    return win, lake, np.where(lake, filled, ground)
 
 
 def flat_terrain(height_m: float) -> Terrain:
