@@ -158,6 +158,7 @@ def _write_date(
         "reflectors": [{"name": cr.name, "line": l, "pixel": p} for cr, (l, p) in zip(world.reflectors, s1.reflector_radar)],
     }
 
+    del s1  # its facets and images are written: free them before the optical scene is made
     s2 = scene.simulate_sentinel2(world, i)
     info = S2ProductInfo("Sentinel-2A" if i % 2 == 0 else "Sentinel-2B", date.s2_time, 108,
                          24000 + 30 * i, scene.s2_tile_name(spec))

@@ -21,6 +21,7 @@ which gives the ellipsoid-referenced sigma0 that ESA's products calibrate to.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -64,15 +65,38 @@ class FacetGeometry:
         return ~self.shadow & (self.cos_local_incidence > 0)
 
 
-def facet_geometry(
-    orbit: CircularOrbit,
-    design: ProductDesign,
-    epoch: np.datetime64,
-    crs: pyproj.CRS,
-    easting_m: NDArray,
-    northing_m: NDArray,
-    height_m: NDArray,
-) -> FacetGeometry:
+@dataclass(frozen=True)
+class Surface:
+    """The terrain surface of a map grid, whatever the orbit: ECEF nodes, their latitude and
+    longitude, unit outward normals and true areas (all (rows, cols[, 3]))."""
+
+    crs: pyproj.CRS
+    easting_m: NDArray[np.float64]  # (cols,), increasing
+    northing_m: NDArray[np.float64]  # (rows,), decreasing (rows north to south), same spacing
+    height_m: NDArray[np.float64]  # ellipsoidal
+    ecef_m: NDArray[np.float64]
+    lat_deg: NDArray[np.float64]
+    lon_deg: NDArray[np.float64]
+    normal: NDArray[np.float32]
+    area_m2: NDArray[np.float32]
+
+    @property
+    def pixel_m(self) -> tuple[float, float]:
+        """(dy, dx) node spacing (m)."""
+        return float(self.northing_m[0] - self.northing_m[1]), float(self.easting_m[1] - self.easting_m[0])
+
+
+def terrain_surface(crs: pyproj.CRS, easting_m: NDArray, northing_m: NDArray, height_m: NDArray) -> Surface:
+    """:class:`Surface` of a map grid at ellipsoidal heights ``height_m`` (m)."""
+    p, lat, lon = map_grid_ecef(crs, easting_m, northing_m, height_m)
+    dx = float(easting_m[1] - easting_m[0])
+    dy = float(northing_m[0] - northing_m[1])
+    normal, area = surface_normals(p, dx, dy)
+    return Surface(crs, np.asarray(easting_m, np.float64), np.asarray(northing_m, np.float64),
+                   np.asarray(height_m, np.float64), p, lat, lon, normal.astype(np.float32), area)
+
+
+def facet_geometry(orbit: CircularOrbit, design: ProductDesign, epoch: np.datetime64, surface: Surface) -> FacetGeometry:
     """Geometry, visibility and layover of the facets of a map grid (see the module docstring).
 
     Parameters
@@ -83,26 +107,16 @@ def facet_geometry(
         The product whose image the facets are rendered into.
     epoch : numpy.datetime64
         UTC of the orbit's t = 0.
-    crs : pyproj.CRS
-        Projected CRS of the grid (metres).
-    easting_m : (cols,) array
-        Node eastings, increasing.
-    northing_m : (rows,) array
-        Node northings, decreasing (rows north to south), same spacing.
-    height_m : (rows, cols) array
-        Ellipsoidal heights (m) of the nodes.
+    surface : Surface
+        The grid's terrain (:func:`terrain_surface`, shared by every orbit).
     """
-    dx = float(easting_m[1] - easting_m[0])
-    dy = float(northing_m[0] - northing_m[1])
-    p, lat, lon = map_grid_ecef(crs, easting_m, northing_m, height_m)
-    normal, area = surface_normals(p, dx, dy)
-    zd = solve_zero_doppler(orbit, p)
-    del p
+    dy, dx = surface.pixel_m
+    height_m = surface.height_m
+    zd = solve_zero_doppler(orbit, surface.ecef_m)
     line, pixel = image_coordinates(design, epoch, zd.time_s, zd.slant_range_m)
-    cos_local = np.einsum("...i,...i->...", normal, zd.line_of_sight).astype(np.float32)
-    del normal
-    look = map_look(crs, easting_m, northing_m, lat, lon, zd.line_of_sight)
-    del lat, lon, zd
+    cos_local = np.einsum("...i,...i->...", surface.normal, zd.line_of_sight.astype(np.float32))
+    look = map_look(surface.crs, surface.lat_deg, surface.lon_deg, zd.line_of_sight)
+    del zd
     occluded, complete = ray_shadow(height_m, dx, look)
     facing_away = cos_local <= 0  # active shadow: the facet's own surface hides it
     # the scene's mean horizontal direction away from the antenna
@@ -117,7 +131,7 @@ def facet_geometry(
         line=line,
         pixel=pixel,
         cos_local_incidence=cos_local,
-        area_m2=area,
+        area_m2=surface.area_m2,
         shadow=occluded | facing_away,
         layover=layover,
         active_shadow=facing_away,
@@ -127,24 +141,27 @@ def facet_geometry(
 
 
 def splat_oversampled(
-    line: NDArray, pixel: NDArray, values: NDArray, shape: tuple[int, int], oversampling: int
-) -> NDArray[np.float64]:
-    """:func:`splat` with each facet split into ``oversampling``^2 sub-facets of equal power.
+    line: NDArray, pixel: NDArray, values: Sequence[NDArray], shape: tuple[int, int], oversampling: int
+) -> list[NDArray[np.float64]]:
+    """:func:`splat` of each array of ``values`` with each facet split into ``oversampling``^2
+    sub-facets of equal power (one image per array; the sub-facet positions are computed once).
 
     Sub-facet positions follow the local gradients of (line, pixel) over the
     map grid; this smooths the moire of splatting one regular grid onto
     another rotated one.
     """
     if oversampling <= 1:
-        return splat(line, pixel, values, shape)
+        return [splat(line, pixel, v, shape) for v in values]
     dl_dy, dl_dx = np.gradient(line)
     dp_dy, dp_dx = np.gradient(pixel)
     offsets = (np.arange(oversampling) + 0.5) / oversampling - 0.5
-    out = np.zeros(shape)
-    part = np.asarray(values) / oversampling**2
+    out = [np.zeros(shape) for _ in values]
+    parts = [np.asarray(v) / oversampling**2 for v in values]
     for oy in offsets:
         for ox in offsets:
-            out += splat(line + dl_dx * ox + dl_dy * oy, pixel + dp_dx * ox + dp_dy * oy, part, shape)
+            sub_line, sub_pixel = line + dl_dx * ox + dl_dy * oy, pixel + dp_dx * ox + dp_dy * oy
+            for image, part in zip(out, parts):
+                image += splat(sub_line, sub_pixel, part, shape)
     return out
 
 

@@ -25,7 +25,15 @@ from pipeline.simulate import landcover, terrain
 from pipeline.simulate.orbit_design import CircularOrbit, design_orbit, offset_orbit
 from pipeline.simulate.radar_truth import image_coordinates, solve_zero_doppler
 from pipeline.simulate.s1_design import ProductDesign, S1Acquisition, design_product
-from pipeline.simulate.s1_forward import FacetGeometry, digital_numbers, facet_geometry, point_target_image, splat_oversampled
+from pipeline.simulate.s1_forward import (
+    FacetGeometry,
+    Surface,
+    digital_numbers,
+    facet_geometry,
+    point_target_image,
+    splat_oversampled,
+    terrain_surface,
+)
 from pipeline.simulate.s2_forward import OpticalScene, simulate_optical, sun_angles
 from pipeline.simulate.world import WorldSpec, aoi_grid
 
@@ -63,7 +71,8 @@ class World:
     cover: NDArray[np.uint8]
     snow_noise: NDArray[np.float32]
     texture_db: NDArray[np.float32]
-    facets: FacetGeometry  # one facet per grid pixel
+    surface: Surface  # the grid's terrain (ECEF, normals, areas), whatever the orbit
+    facets: FacetGeometry  # one facet per grid pixel, seen from the reference orbit
     orbit: CircularOrbit  # the reference orbit; each date flies off it within the orbital tube
     scene_centre_m: NDArray[np.float64]  # ECEF point the orbit sees at t = 0
     reference_height_m: float
@@ -127,14 +136,14 @@ def build_world(spec: WorldSpec, geoid_grid: str | None = None) -> World:
     cover = landcover.classify(height, slope, aspect, water, valley, noises)
     snow_noise = terrain.value_noise(rng, shape, pix, 600.0)
     texture_db = (1.2 * terrain.value_noise(rng, shape, pix, 60.0)).astype(np.float32)
-    facets = facet_geometry(orbit, design, _acquisition(spec, 0).centre_time, spec.crs, grid.easting, grid.northing,
-                            ell.astype(np.float64))
+    surface = terrain_surface(spec.crs, grid.easting, grid.northing, ell.astype(np.float64))
+    facets = facet_geometry(orbit, design, _acquisition(spec, 0).centre_time, surface)
 
     world = World(
         spec=spec, tile_height_m=tile_h, tile_void=relief.void, tile_water=relief.water, grid=grid,
         height_m=height, ellipsoidal_height_m=ell, slope_deg=slope.astype(np.float32),
         aspect_deg=aspect.astype(np.float32), cover=cover, snow_noise=snow_noise, texture_db=texture_db,
-        facets=facets, orbit=orbit, scene_centre_m=centre,
+        surface=surface, facets=facets, orbit=orbit, scene_centre_m=centre,
         reference_height_m=reference_height, product_footprint_m=footprint, reflectors=(),
     )
     return dataclasses.replace(world, reflectors=_place_reflectors(world, rng, lat, lon))
@@ -251,8 +260,7 @@ def simulate_sentinel1(world: World, index: int) -> Sentinel1Scene:
     if orbit is world.orbit:
         f = world.facets
     else:
-        f = facet_geometry(orbit, geometry_design, acq.centre_time, spec.crs, world.grid.easting,
-                           world.grid.northing, world.ellipsoidal_height_m.astype(np.float64))
+        f = facet_geometry(orbit, geometry_design, acq.centre_time, world.surface)
     image = geometry_design.annotation.image
     shape = (image.number_of_lines, image.number_of_samples)
     lines, pixels = np.arange(shape[0]), np.arange(shape[1])
@@ -267,10 +275,13 @@ def simulate_sentinel1(world: World, index: int) -> Sentinel1Scene:
         line, pixel = image_coordinates(geometry_design, acq.centre_time, zd.time_s, zd.slant_range_m)
         reflector_rc.append((float(line), float(pixel)))
     dn, truth = {}, {}
-    for pol in POLARISATIONS:
-        s0 = landcover.sigma0(world.cover, snow, date.wet_snow, f.cos_local_incidence, pol, world.texture_db)
-        power = np.where(f.visible, s0 * f.area_m2, 0.0)
-        sigma0_radar = splat_oversampled(f.line, f.pixel, power, shape, spec.splat_oversampling) / pixel_area
+    visible = f.visible
+    power = [np.where(visible, landcover.sigma0(world.cover, snow, date.wet_snow, f.cos_local_incidence, pol,
+                                                world.texture_db) * f.area_m2, 0.0) for pol in POLARISATIONS]
+    images = splat_oversampled(f.line, f.pixel, power, shape, spec.splat_oversampling)
+    del power
+    for pol, image in zip(POLARISATIONS, images):
+        sigma0_radar = image / pixel_area
         points = np.zeros(shape)
         for cr, (line, pixel) in zip(world.reflectors, reflector_rc):
             window, values = point_target_image(line, pixel, cr.rcs_m2 * (1.0 if pol == "VV" else 0.01), shape, pixel_area)

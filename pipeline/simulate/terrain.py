@@ -162,8 +162,11 @@ def alpine_terrain(south_lat_deg: float, seed: int, params: TerrainParameters = 
     # soften the single-cell D8 channels into valley bottoms
     coarse = ndimage.gaussian_filter(coarse, params.channel_smoothing)
     coarse = np.maximum(coarse, floor)
-    # height above the lowest ground within about 3 km: 0 on valley floors
-    base = ndimage.minimum_filter(coarse, size=int(3000.0 / coarse_pix[0]) | 1)
+    # height above the lowest ground within about 3 km: 0 on valley floors. The running minimum jumps
+    # where the window's lowest node leaves it (along the window's straight edges); smoothed, it
+    # leaves no straight steps in the detail that this field scales
+    window_cells = int(3000.0 / coarse_pix[0]) | 1
+    base = ndimage.gaussian_filter(ndimage.minimum_filter(coarse, size=window_cells), window_cells / 4.0)
     valley = np.clip((coarse - base) / 600.0, 0.0, 1.0).astype(np.float32)
 
     zoom = (shape[0] / coarse_shape[0], shape[1] / coarse_shape[1])

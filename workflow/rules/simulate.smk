@@ -12,7 +12,7 @@ rule simulate:
         "../../envs/pipeline.yaml"
     threads: 2
     resources:
-        mem_mb=mem_mb(1305, 572),
+        mem_mb=mem_mb(876, 1163),
         runtime=runtime_min(57.3, 32.7),
     params:
         simulation=as_json(
