@@ -220,7 +220,7 @@ def test_compiled_tile_geometry_matches_the_numpy_path() -> None:
     every pixel, numpy.gradient normals, the lattice's vectorised lookup and the exact timing."""
     from pipeline.core.geodesy import ellipsoid_normal
     from pipeline.sar import backscatter as bs
-    from pipeline.sar.facets import SurfaceNodes
+    from pipeline.sar.facets import SurfaceNodes, radar_tables
     from pipeline.sar.lattice import map_grid_ecef
     from pipeline.sar.surface import surface_normals
 
@@ -232,7 +232,7 @@ def test_compiled_tile_geometry_matches_the_numpy_path() -> None:
     for r, c, h, w in [(0, 0, 64, 80), (300, 411, 97, 50), (grid.height - 40, grid.width - 33, 40, 33)]:
         window = bs.margin_window(grid, r, c, h, w)
         r0, c0, r1, c1 = window
-        got = bs.tile_geometry(lattice, surface, grid, dem[r0:r1, c0:c1], window, r, c, h, w)
+        got = bs.tile_geometry(radar_tables(lattice), surface, grid, dem[r0:r1, c0:c1], window, r, c, h, w)
         ecef, lat, lon = map_grid_ecef(f"EPSG:{grid.epsg}", grid.easting[c0:c1], grid.northing[r0:r1], dem[r0:r1, c0:c1])
         normal, area = surface_normals(ecef, grid.resolution, grid.resolution)
         inner = (slice(r - r0, r - r0 + h), slice(c - c0, c - c0 + w))

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import rasterio
+import rasterio.shutil
 from numpy.typing import NDArray
 from rasterio.crs import CRS
 
@@ -53,6 +56,25 @@ def cog_options(dtype, overviews: bool = True) -> dict:
     floating = np.dtype(dtype).kind == "f"
     return dict(driver="COG", compress="zstd", level=1, predictor="3" if floating else "2", blocksize=256,
                 num_threads="ALL_CPUS", bigtiff="IF_SAFER", overviews="AUTO" if overviews else "NONE")
+
+
+@contextlib.contextmanager
+def cog_writer(path: str | Path, grid: MapGrid, count: int, dtype: str, nodata: float | None = None,
+               overviews: bool = True) -> Iterator[rasterio.io.DatasetWriter]:
+    """Write a COG window by window: yields a tiled, uncompressed GeoTIFF on ``grid`` (a scratch file
+    beside ``path``) to write into; on leaving it is compressed once into the COG ``path``
+    (:func:`cog_options`: GDAL's COG driver needs the whole raster) and removed, also on error.
+    ``path`` is normally an atomic temporary (:func:`pipeline.io.atomic.atomic_path`)."""
+    raw = Path(path).with_suffix(".raw.tif")
+    profile = dict(driver="GTiff", width=grid.width, height=grid.height, count=count, dtype=dtype, nodata=nodata,
+                   crs=f"EPSG:{grid.epsg}", transform=grid.transform, tiled=True, blockxsize=256, blockysize=256,
+                   BIGTIFF="IF_SAFER")
+    try:
+        with rasterio.open(raw, "w", **profile) as dst:
+            yield dst
+        rasterio.shutil.copy(raw, path, **cog_options(dtype, overviews))
+    finally:
+        raw.unlink(missing_ok=True)
 
 
 def write_geotiff(

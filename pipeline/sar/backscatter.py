@@ -20,8 +20,7 @@ from numpy.typing import NDArray
 
 from pipeline.core.grid import MapGrid
 from pipeline.sar.calibration import calibrate, interpolate_lut, noise_power
-from pipeline.sar.facets import RADAR_FIELDS, SurfaceNodes, lattice_fields, tile_kernel
-from pipeline.sar.lattice import RadarLattice
+from pipeline.sar.facets import SurfaceNodes, tile_kernel
 from pipeline.sar.radiometry import flattening_area, sample_bicubic, sample_bilinear
 
 QUANTITIES = ("sigma0", "beta0", "gamma0", "gamma0_t")
@@ -52,11 +51,12 @@ def margin_window(grid: MapGrid, r: int, c: int, h: int, w: int) -> tuple[int, i
     return max(r - 1, 0), max(c - 1, 0), min(r + h + 1, grid.height), min(c + w + 1, grid.width)
 
 
-def tile_geometry(lattice: RadarLattice, surface: SurfaceNodes, grid: MapGrid, height_m: NDArray,
+def tile_geometry(tables: tuple, surface: SurfaceNodes, grid: MapGrid, height_m: NDArray,
                   window: tuple[int, int, int, int], r: int, c: int, h: int, w: int) -> TileGeometry:
     """Radar coordinates, incidence cosines and projected facet area of one output tile (one compiled pass,
     :func:`pipeline.sar.facets.tile_kernel`).
 
+    ``tables``: the product's :func:`pipeline.sar.facets.radar_tables` (built once per product);
     ``surface``: the grid's :class:`SurfaceNodes`; ``height_m``: ellipsoidal heights (m) of the DEM
     ``window`` from :func:`margin_window`.
     """
@@ -65,8 +65,7 @@ def tile_geometry(lattice: RadarLattice, surface: SurfaceNodes, grid: MapGrid, h
     inner = np.ascontiguousarray(height_m[r - r0 : r - r0 + h, c - c0 : c - c0 + w], dtype=np.float64)
     out = [np.empty((h, w)) for _ in range(5)]
     tile_kernel(ecef, r - r0, c - c0, grid.resolution, grid.resolution, np.ascontiguousarray(grid.easting[c : c + w]),
-                np.ascontiguousarray(grid.northing[r : r + h]), inner, *lattice_fields(lattice, RADAR_FIELDS),
-                *lattice.geometry.timing().args(), *out)
+                np.ascontiguousarray(grid.northing[r : r + h]), inner, *tables, *out)
     return TileGeometry(*out)
 
 

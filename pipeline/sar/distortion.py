@@ -42,8 +42,8 @@ import numpy as np
 import pyproj
 from numpy.typing import NDArray
 
-from pipeline.sar.facets import (RADAR_FIELDS, SurfaceNodes, grid_nodes, lattice_fields, radar_line, radar_pixel,
-                                 terrain_normal)
+from pipeline.sar.facets import (SurfaceNodes, grid_nodes, lattice_fields, radar_extent, radar_line, radar_pixel,
+                                 radar_tables, terrain_normal)
 from pipeline.sar.lattice import RadarLattice, trilinear2, trilinear5
 from pipeline.sar.product import RadarGeometry
 
@@ -268,8 +268,7 @@ def distortion_strips(
     grid = ProfileGrid.covering((min(x.min() for x in lines), max(x.max() for x in lines)),
                                 (float(cross.min()), float(cross.max())), diagonal, axes.dx, oversampling)
     surface = SurfaceNodes.of(crs, easting_m, northing_m)
-    timing = geometry.timing().args()
-    lattice_facet = lattice_fields(lattice, RADAR_FIELDS)
+    tables = radar_tables(lattice)
     profiles = _ProfileCache(lattice, inverse, grid, axes, _RowCache(read_heights, axes.rows))
     row_start, row_stop, c0, c1 = region or (0, axes.rows, 0, axes.cols)
     w0, w1 = max(c0 - 1, 0), min(c1 + 1, axes.cols)  # columns with the normals' margin
@@ -289,7 +288,7 @@ def distortion_strips(
         while True:
             bits, first = profiles.lines(first, stop)
             misses = _facet_kernel(ecef, r - r0, c0 - w0, axes.dx, axes.dy, easting, northing, inner, h_min,
-                                   *lattice_facet, *timing, bits, first, grid.l_start, grid.n_lines, grid.c_start,
+                                   *tables, bits, first, grid.l_start, grid.n_lines, grid.c_start,
                                    grid.step, flags, local, ellipsoid)
             if not misses:
                 break
@@ -321,12 +320,9 @@ def _strip_lines(lattice: RadarLattice, grid: ProfileGrid, easting: NDArray, nor
                  h_high: float) -> tuple[int, int]:
     """Profile lines [first, stop) that a strip's pixels fall on, from its edges at its extreme heights
     (line is smooth in position and monotonic in height), two lines of margin."""
-    cols = grid_nodes(easting.size, 16)
-    ee, nn = np.meshgrid(easting[cols], northing[[0, northing.size // 2, -1]])
-    lines = np.concatenate([lattice.radar_coordinates(ee, nn, np.full(ee.shape, h)).line.ravel()
-                            for h in (h_low, h_high)])
-    lo = int(np.floor(lines.min())) - 2 - grid.l_start
-    hi = int(np.ceil(lines.max())) + 3 - grid.l_start
+    line_min, line_max, _, _ = radar_extent(lattice, easting, northing, (h_low, h_high))
+    lo = int(np.floor(line_min)) - 2 - grid.l_start
+    hi = int(np.ceil(line_max)) + 3 - grid.l_start
     return min(max(lo, 0), grid.n_lines - 1), min(max(hi, 1), grid.n_lines)
 
 

@@ -80,6 +80,28 @@ def lattice_fields(lattice: RadarLattice, names: tuple[str, ...]) -> tuple:
 RADAR_FIELDS = ("zero_doppler_time_s", "slant_range_m", "los_x", "los_y", "los_z")  # :func:`trilinear5`'s order
 
 
+def radar_tables(lattice: RadarLattice) -> tuple:
+    """What the compiled per-pixel kernels take of a product, built once per product: the lattice's
+    :data:`RADAR_FIELDS` (:func:`lattice_fields`) then the timing tables (:meth:`RadarGeometry.timing`)."""
+    return (*lattice_fields(lattice, RADAR_FIELDS), *lattice.geometry.timing().args())
+
+
+def radar_extent(lattice: RadarLattice, easting_m: NDArray, northing_m: NDArray,
+                 height_range_m: tuple[float, float]) -> tuple[float, float, float, float]:
+    """(line min, line max, pixel min, pixel max) of a map window (``easting_m`` (cols,), ``northing_m``
+    (rows,)) at any height in ``height_range_m``: from the window's four edges (nodes 16 apart) at the two
+    extreme heights, since line and pixel are smooth in position and monotonic in height."""
+    rows, cols = grid_nodes(len(northing_m), 16), grid_nodes(len(easting_m), 16)
+    east = np.concatenate([easting_m[cols], easting_m[cols], np.full(rows.size, easting_m[0]),
+                           np.full(rows.size, easting_m[-1])])
+    north = np.concatenate([np.full(cols.size, northing_m[0]), np.full(cols.size, northing_m[-1]),
+                            northing_m[rows], northing_m[rows]])
+    edges = [lattice.radar_coordinates(east, north, np.full(east.shape, h)) for h in height_range_m]
+    line = np.concatenate([e.line for e in edges])
+    pixel = np.concatenate([e.pixel for e in edges])
+    return float(line.min()), float(line.max()), float(pixel.min()), float(pixel.max())
+
+
 @numba.njit(cache=True, nogil=True)
 def radar_line(t, r, bistatic, mid_slant_range_time_s, azimuth_time_interval_s):  # pragma: no cover - compiled
     """Zero-based image line of one target from its zero-Doppler time ``t`` (s) and slant range ``r`` (m)

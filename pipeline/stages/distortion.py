@@ -14,13 +14,12 @@ from pathlib import Path
 
 import numpy as np
 import rasterio
-import rasterio.shutil
 from rasterio.windows import Window
 
 from pipeline.core.grid import MapGrid
 from pipeline.errors import UserError
 from pipeline.io.atomic import atomic_path
-from pipeline.io.rasters import band_range, cog_options, grid_of, open_raster
+from pipeline.io.rasters import band_range, cog_writer, grid_of, open_raster
 from pipeline.sar.annotation import parse_annotation
 from pipeline.sar.distortion import distortion_strips, evaluation_regions
 from pipeline.sar.orbit_file import parse_eof
@@ -81,11 +80,8 @@ def distortion_maps(safe: str | Path, dem_orthometric: str | Path, dem_ellipsoid
                 "orbit": Path(orbit_file).name if orbit_file else "annotation"}
         counts = dict.fromkeys(FLAG_NAMES, 0)
         with atomic_path(out_flags) as tmp_flags, atomic_path(out_geometry) as tmp_geo:
-            raw_flags, raw_geo = tmp_flags.with_suffix(".raw.tif"), tmp_geo.with_suffix(".raw.tif")
-            profile = dict(driver="GTiff", width=grid.width, height=grid.height, crs=f"EPSG:{grid.epsg}",
-                           transform=grid.transform, tiled=True, blockxsize=256, blockysize=256, BIGTIFF="IF_SAFER")
-            with rasterio.open(raw_flags, "w", count=1, dtype="uint8", **profile) as fdst, \
-                    rasterio.open(raw_geo, "w", count=4, dtype="float32", nodata=np.nan, **profile) as gdst:
+            with cog_writer(tmp_flags, grid, 1, "uint8") as fdst, \
+                    cog_writer(tmp_geo, grid, 4, "float32", np.nan, overviews=False) as gdst:
                 for r, layers in strips:
                     flags, h = layers["flags"], layers["flags"].shape[0]
                     # slope and aspect by central differences: the strip's rows with one row of margin
@@ -107,9 +103,5 @@ def distortion_maps(safe: str | Path, dem_orthometric: str | Path, dem_ellipsoid
                 gdst.update_tags(**tags, region="0 non-distorted, 1 foreshortening (incl. layover), 2 shadow")
                 for band, name in enumerate(("local_incidence_deg", "slope_deg", "aspect_deg", "region"), start=1):
                     gdst.set_band_description(band, name)
-            rasterio.shutil.copy(raw_flags, tmp_flags, **cog_options("uint8"))
-            rasterio.shutil.copy(raw_geo, tmp_geo, **cog_options("float32", overviews=False))
-            raw_flags.unlink()
-            raw_geo.unlink()
     log.info("AOI pixels flagged: %s; wrote %s and %s in %.1f s", counts, out_flags, out_geometry,
              time.perf_counter() - t0)

@@ -24,7 +24,6 @@ from typing import Any
 
 import numpy as np
 import rasterio
-import rasterio.shutil
 from rasterio.windows import Window
 
 from pipeline.config import validate
@@ -32,10 +31,10 @@ from pipeline.core.grid import MapGrid
 from pipeline.errors import SardemError
 from pipeline.io.atomic import atomic_path
 from pipeline.io.checksums import verify_cached
-from pipeline.io.rasters import band_range, cog_options, grid_of, write_geotiff
+from pipeline.io.rasters import band_range, cog_writer, grid_of, write_geotiff
 from pipeline.sar import backscatter as bs
 from pipeline.sar.annotation import parse_annotation, parse_calibration, parse_noise
-from pipeline.sar.facets import SurfaceNodes, grid_nodes
+from pipeline.sar.facets import SurfaceNodes, radar_extent, radar_tables
 from pipeline.sar.lattice import RadarLattice
 from pipeline.sar.orbit_file import parse_eof
 from pipeline.sar.product import RadarGeometry
@@ -178,12 +177,13 @@ def _terrain_correct(safe: Path, dem_path: Path, out_path, geometry_path, params
         pols[pol] = _Pol(f, lut, noise if params.noise_removal else None, ds)
 
     surface = SurfaceNodes.of(f"EPSG:{grid.epsg}", grid.easting, grid.northing)
+    tables = radar_tables(lattice)
 
     def geometry_of(r: int, c: int, h: int, w: int) -> bs.TileGeometry:
         window = bs.margin_window(grid, r, c, h, w)
         r0, c0, r1, c1 = window
         height = dem.read(1, window=Window(c0, r0, c1 - c0, r1 - r0))
-        return bs.tile_geometry(lattice, surface, grid, height, window, r, c, h, w)
+        return bs.tile_geometry(tables, surface, grid, height, window, r, c, h, w)
 
     tiles = list(bs.output_tiles(grid.height, grid.width, tile_size))
     area_sum = window0 = None
@@ -191,13 +191,9 @@ def _terrain_correct(safe: Path, dem_path: Path, out_path, geometry_path, params
         area_sum, window0 = _flattening_pass(tiles, geometry_of, lattice, grid, (h_min, h_max))
     pixel_area = image.range_pixel_spacing_m * image.azimuth_pixel_spacing_m
 
-    profile = dict(driver="GTiff", width=grid.width, height=grid.height, dtype="float32", nodata=np.nan,
-                   crs=f"EPSG:{grid.epsg}", transform=grid.transform, tiled=True, blockxsize=256, blockysize=256,
-                   BIGTIFF="IF_SAFER")  # uncompressed scratch: compressed once, into the COG
     with atomic_path(out_path) as tmp_out, atomic_path(geometry_path) as tmp_geo:
-        raw_out, raw_geo = tmp_out.with_suffix(".raw.tif"), tmp_geo.with_suffix(".raw.tif")
-        with rasterio.open(raw_out, "w", count=len(pols), **profile) as dst, \
-                rasterio.open(raw_geo, "w", count=4, **profile) as gdst:
+        with cog_writer(tmp_out, grid, len(pols), "float32", np.nan) as dst, \
+                cog_writer(tmp_geo, grid, 4, "float32", np.nan, overviews=False) as gdst:
             step = max(1, len(tiles) // 10)
             incidence_sum, incidence_count = 0.0, 0
             for i, (r, c, h, w) in enumerate(tiles, start=1):
@@ -233,10 +229,6 @@ def _terrain_correct(safe: Path, dem_path: Path, out_path, geometry_path, params
             for band, name in enumerate(("local_incidence_deg", "ellipsoid_incidence_deg", "radar_line", "radar_pixel"), 1):
                 gdst.set_band_description(band, name)
             gdst.update_tags(product=safe.name, line_pixel="zero-based, as in the annotation's geolocation grid")
-        rasterio.shutil.copy(raw_out, tmp_out, **cog_options("float32"))
-        rasterio.shutil.copy(raw_geo, tmp_geo, **cog_options("float32", overviews=False))
-        raw_out.unlink()
-        raw_geo.unlink()
 
 
 def _write_no_data(grid: MapGrid, out_path, geometry_path, bands: int, reason: str) -> None:
@@ -268,15 +260,8 @@ def _flattening_pass(tiles, geometry_of, lattice: RadarLattice, grid: MapGrid, h
     The window comes from the grid's edges at the DEM's extreme heights (line and pixel are smooth in
     position and monotonic in height), so each tile's geometry is computed once here.
     """
-    rows, cols = grid_nodes(grid.height, 16), grid_nodes(grid.width, 16)
-    east = np.concatenate([grid.easting[cols], grid.easting[cols], np.full(rows.size, grid.easting[0]),
-                           np.full(rows.size, grid.easting[-1])])
-    north = np.concatenate([np.full(cols.size, grid.northing[0]), np.full(cols.size, grid.northing[-1]),
-                            grid.northing[rows], grid.northing[rows]])
-    edges = [lattice.radar_coordinates(east, north, np.full(east.shape, h)) for h in height_range_m]
-    line = np.concatenate([e.line for e in edges])
-    pixel = np.concatenate([e.pixel for e in edges])
-    origin, shape = bs.flattening_window([(line.min() - 2, line.max() + 2, pixel.min() - 2, pixel.max() + 2)])
+    l_min, l_max, p_min, p_max = radar_extent(lattice, grid.easting, grid.northing, height_range_m)
+    origin, shape = bs.flattening_window([(l_min - 2, l_max + 2, p_min - 2, p_max + 2)])
     acc = np.zeros(shape, np.float64)
     for tile in tiles:
         bs.accumulate_flattening_area(acc, origin, geometry_of(*tile))
