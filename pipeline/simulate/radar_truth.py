@@ -12,11 +12,11 @@ so that the simulated truth checks it rather than repeats it:
   with the product's own definitions (bistatic line offset about the
   mid-swath range time, the nearest slant-to-ground-range record);
 - :func:`ray_shadow` marks the facets from which a straight ray towards the
-  antenna enters the terrain (bilinear surface, Earth curvature included)
-  and those facing away from the antenna;
-- :func:`shared_cell_layover` marks the facets whose image pixel also
-  receives ground from elsewhere on the same line: two or more disjoint
-  ground segments, in cross-track order, in one (line, pixel) cell.
+  antenna enters the terrain (bilinear surface, Earth curvature included);
+- :func:`shared_cell_layover` marks the facets whose image position the
+  terrain surface, rasterised into the image plane two triangles per grid
+  cell (:func:`image_coverage`), covers more than once: their slant-range
+  cell also receives ground from elsewhere.
 
 Conventions: ECEF metres; times in seconds from the orbit's epoch (t = 0)
 unless said otherwise; map grids rows north to south, columns west to east.
@@ -148,9 +148,9 @@ class MapLook:
     tangent of the elevation angle seen from the ground; the Earth's curvature comes on top).
     """
 
-    east: NDArray[np.float64]
-    north: NDArray[np.float64]
-    rise: NDArray[np.float64]
+    east: NDArray[np.float32]
+    north: NDArray[np.float32]
+    rise: NDArray[np.float32]
 
 
 def map_look(
