@@ -42,7 +42,7 @@ import numpy as np
 import pyproj
 from numpy.typing import NDArray
 
-from pipeline.sar.facets import (SurfaceNodes, grid_nodes, lattice_fields, radar_extent, radar_line, radar_pixel,
+from pipeline.sar.facets import (SurfaceNodes, lattice_fields, radar_extent, radar_line, radar_pixel,
                                  radar_tables, terrain_normal)
 from pipeline.sar.lattice import RadarLattice, trilinear2, trilinear5
 from pipeline.sar.product import RadarGeometry
@@ -55,7 +55,7 @@ PASSIVE_SHADOW = 16
 LAYOVER = ACTIVE_LAYOVER | PASSIVE_LAYOVER
 SHADOW = ACTIVE_SHADOW | PASSIVE_SHADOW
 
-#: bits of :func:`profile_flags` (the scan's raw result)
+#: bits of :func:`scan_profiles` (the scan's raw result)
 PROFILE_SHADOW = 1
 PROFILE_LAYOVER = 2
 PROFILE_ACTIVE_SHADOW = 4
@@ -180,42 +180,6 @@ def scan_profiles(lattice: RadarLattice, inverse: ProfileInverse, grid: ProfileG
     return out
 
 
-def profile_flags(
-    lattice: RadarLattice,
-    easting_m: NDArray,
-    northing_m: NDArray,
-    height_m: NDArray,
-    facet_line: NDArray,
-    facet_cross: NDArray,
-    h_ref: float,
-    oversampling: int = 2,
-) -> NDArray[np.uint8]:
-    """Shadow and layover bits of every facet of a whole map grid from exact zero-Doppler profiles.
-
-    For every image line, the terrain is sampled along the line's
-    zero-Doppler ground track (a true 1-D profile, ``oversampling`` samples
-    per facet spacing in cross-track), then scanned from near to far range:
-
-    - shadow: elevation angle at the satellite <= running maximum of nearer samples;
-      active where it decreases along the profile (the slope faces away);
-    - layover: slant range < running maximum of nearer samples, or > running
-      minimum of farther ones; active where it decreases along the profile.
-
-    Each facet takes the bits of its nearest profile sample. ``facet_line``: the facets' image lines;
-    ``facet_cross``: their radar pixels at height ``h_ref`` (m). :func:`distortion_strips` does the same
-    in bounded memory.
-    """
-    inverse, residual = fit_profile_inverse(lattice, easting_m, northing_m, h_ref)
-    if residual > 2.0:  # record-to-record srgr steps (< 0.1 px) are not polynomial
-        raise RuntimeError(f"zero-Doppler profile mapping is inaccurate ({residual:.2f} m)")
-    axes = _axes(easting_m, northing_m)
-    diagonal = np.hypot(easting_m.max() - easting_m.min(), northing_m.max() - northing_m.min())
-    grid = ProfileGrid.covering((float(facet_line.min()), float(facet_line.max())),
-                                (float(facet_cross.min()), float(facet_cross.max())), diagonal, axes.dx, oversampling)
-    bits = scan_profiles(lattice, inverse, grid, axes, height_m, 0, 0, grid.n_lines)
-    return bits[grid.index(facet_line, facet_cross)]
-
-
 def _axes(easting_m: NDArray, northing_m: NDArray) -> _MapAxes:
     return _MapAxes(float(easting_m[0]), float(northing_m[0]), float(easting_m[1] - easting_m[0]),
                     float(northing_m[0] - northing_m[1]), int(northing_m.size), int(easting_m.size))
@@ -259,14 +223,11 @@ def distortion_strips(
     inverse, residual = fit_profile_inverse(lattice, easting_m, northing_m, h_min)
     if residual > 2.0:  # record-to-record srgr steps (< 0.1 px) are not polynomial
         raise RuntimeError(f"zero-Doppler profile mapping is inaccurate ({residual:.2f} m)")
-    # the profiles' extent from a coarse sample of the grid at the extreme heights (smooth, extremes at the edges)
-    rr, cc = grid_nodes(axes.rows, 16), grid_nodes(axes.cols, 16)
-    ee, nn = np.meshgrid(easting_m[cc], northing_m[rr])
-    lines = [lattice.radar_coordinates(ee, nn, np.full(ee.shape, h)).line for h in (h_min, h_max)]
-    cross = lattice.radar_coordinates(ee, nn, np.full(ee.shape, h_min)).pixel
+    # the profiles' extent: lines at the extreme heights, cross-track positions at the reference height
+    line_min, line_max, _, _ = radar_extent(lattice, easting_m, northing_m, (h_min, h_max))
+    _, _, cross_min, cross_max = radar_extent(lattice, easting_m, northing_m, (h_min, h_min))
     diagonal = float(np.hypot(easting_m.max() - easting_m.min(), northing_m.max() - northing_m.min()))
-    grid = ProfileGrid.covering((min(x.min() for x in lines), max(x.max() for x in lines)),
-                                (float(cross.min()), float(cross.max())), diagonal, axes.dx, oversampling)
+    grid = ProfileGrid.covering((line_min, line_max), (cross_min, cross_max), diagonal, axes.dx, oversampling)
     surface = SurfaceNodes.of(crs, easting_m, northing_m)
     tables = radar_tables(lattice)
     profiles = _ProfileCache(lattice, inverse, grid, axes, _RowCache(read_heights, axes.rows))

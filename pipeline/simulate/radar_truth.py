@@ -32,6 +32,7 @@ import pyproj
 from numpy.typing import NDArray
 
 from pipeline.core.constants import EARTH_ROTATION_RAD_S, SPEED_OF_LIGHT_M_S
+from pipeline.sar.facets import grid_nodes, node_weights
 from pipeline.simulate.orbit_design import CircularOrbit
 from pipeline.simulate.s1_design import ProductDesign
 
@@ -178,8 +179,7 @@ def map_look(
     del sp, cp, sl, cl
 
     shape = np.shape(lat_deg)
-    rows = np.unique(np.r_[np.arange(0, shape[0], node_step), shape[0] - 1])
-    cols = np.unique(np.r_[np.arange(0, shape[1], node_step), shape[1] - 1])
+    rows, cols = grid_nodes(shape[0], node_step), grid_nodes(shape[1], node_step)
     jac = _projection_jacobian(crs, lat_deg[np.ix_(rows, cols)], lon_deg[np.ix_(rows, cols)])
     j = [_bilinear_on_grid(jac[..., k], rows, cols, shape) for k in range(4)]
     map_e = j[0] * east + j[1] * north
@@ -192,13 +192,8 @@ def map_look(
 
 def _bilinear_on_grid(coarse: NDArray, rows: NDArray, cols: NDArray, shape: tuple[int, int]) -> NDArray:
     """Bilinear interpolation of values on the nodes (``rows`` x ``cols``) of a grid to all its nodes."""
-    def weights(nodes: NDArray, n: int) -> tuple[NDArray, NDArray]:
-        f = np.interp(np.arange(n), nodes, np.arange(nodes.size))
-        i = np.minimum(f.astype(np.intp), nodes.size - 2)
-        return i, f - i
-
-    i, a = weights(rows, shape[0])
-    k, b = weights(cols, shape[1])
+    i, a = node_weights(rows, np.arange(shape[0]))
+    k, b = node_weights(cols, np.arange(shape[1]))
     along = coarse[i] * (1 - a)[:, None] + coarse[i + 1] * a[:, None]  # (rows, coarse cols)
     return along[:, k] * (1 - b) + along[:, k + 1] * b
 

@@ -280,8 +280,8 @@ def simulate_sentinel1(world: World, index: int) -> Sentinel1Scene:
                                                 world.texture_db) * f.area_m2, 0.0) for pol in POLARISATIONS]
     images = splat_oversampled(f.line, f.pixel, power, shape, spec.splat_oversampling)
     del power
-    for pol, image in zip(POLARISATIONS, images):
-        sigma0_radar = image / pixel_area
+    for pol, rendered in zip(POLARISATIONS, images):
+        sigma0_radar = rendered / pixel_area
         points = np.zeros(shape)
         for cr, (line, pixel) in zip(world.reflectors, reflector_rc):
             window, values = point_target_image(line, pixel, cr.rcs_m2 * (1.0 if pol == "VV" else 0.01), shape, pixel_area)

@@ -185,7 +185,6 @@ def alpine_terrain(south_lat_deg: float, seed: int, params: TerrainParameters = 
     over = height > params.peak_height_m
     height[over] = params.peak_height_m + 200.0 * np.tanh((height[over] - params.peak_height_m) / 200.0)
     water = np.zeros(shape, bool)
-    rows, cols = np.mgrid[0:shape[0], 0:shape[1]]
     window = protect or (slice(0, shape[0]), slice(0, shape[1]))
     # lakes: a basin scooped out of a valley floor, then flooded to its spill point (the water
     # surface meets its shores at the same height: no rims, no steps)
@@ -218,8 +217,9 @@ def alpine_terrain(south_lat_deg: float, seed: int, params: TerrainParameters = 
     for _ in range(params.voids if steep.size else 0):
         r0, c0 = steep[rng.integers(len(steep))]
         rad = rng.uniform(2.0, 6.0)
-        win = (slice(max(r0 - 7, 0), r0 + 8), slice(max(c0 - 7, 0), c0 + 8))
-        void[win] |= (rows[win] - r0) ** 2 + (cols[win] - c0) ** 2 <= rad**2
+        win = (slice(max(r0 - 7, 0), min(r0 + 8, shape[0])), slice(max(c0 - 7, 0), min(c0 + 8, shape[1])))
+        rows, cols = np.ogrid[win]
+        void[win] |= (rows - r0) ** 2 + (cols - c0) ** 2 <= rad**2
     return Terrain(height_m=height, water=water, void=void, valley=valley)
 
 
