@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import argparse
 import ast
+import subprocess
+import sys
 from collections import defaultdict
 from importlib import resources
 from pathlib import Path
@@ -133,3 +135,38 @@ def test_the_schema_is_a_package_resource() -> None:
     assert text == SCHEMA_PATH.read_text() and "properties" in text
     snakefile = (PACKAGE.parent / "Snakefile").read_text()
     assert "configure(config)" in snakefile  # the workflow validates with the same code, against the same file
+
+
+# What a bare GPU machine has (torch, numpy, pandas, scipy, tqdm), and what it lacks.
+GEOSPATIAL_STACK = ("rasterio", "pyproj", "lxml", "zarr", "xarray", "snakemake", "pystac", "pystac_client",
+                    "planetary_computer", "jsonschema", "numba")
+TORCH_ONLY_MODULES = ("pipeline.training.loop", "pipeline.stages.train", "pipeline.stages.evaluate",
+                      "pipeline.evaluation.figures", "benchmarks.train")
+
+
+def import_blocking(modules: tuple[str, ...], blocked: tuple[str, ...]) -> subprocess.CompletedProcess:
+    """Import ``modules`` in a fresh interpreter in which importing any of ``blocked`` fails."""
+    code = (
+        "import importlib, importlib.abc, sys\n"
+        f"BLOCKED = {blocked!r}\n"
+        "class Block(importlib.abc.MetaPathFinder):\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] in BLOCKED:\n"
+        "            raise ImportError(f'{name} is blocked')\n"
+        "sys.meta_path.insert(0, Block())\n"
+        f"for m in {modules!r}:\n"
+        "    importlib.import_module(m)\n"
+    )
+    return subprocess.run([sys.executable, "-c", code], cwd=PACKAGE.parent, capture_output=True, text=True)
+
+
+def test_training_and_evaluation_import_with_torch_alone() -> None:
+    # A GPU node often has torch but not GDAL/PROJ: training, evaluation and the training benchmark
+    # must not pull the geospatial stack in at import (the patch store is opened with zarr only when read).
+    result = import_blocking(TORCH_ONLY_MODULES, GEOSPATIAL_STACK)
+    assert result.returncode == 0, result.stderr[-2000:]
+
+
+def test_the_import_blocker_blocks() -> None:
+    result = import_blocking(("pipeline.core.grid",), GEOSPATIAL_STACK)
+    assert result.returncode != 0 and "pyproj is blocked" in result.stderr

@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from pipeline.dataset.tiling import SPLITS
+from pipeline.dataset.layout import SPLITS
 
 FRACTION_TOLERANCE = 0.05  # a split further than this from its requested fraction is reported
 

@@ -17,7 +17,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pipeline.dataset.tiling import SPLITS, assign_splits
+from pipeline.dataset.layout import SPLITS
+from pipeline.dataset.tiling import assign_splits
 from pipeline.errors import DatasetError
 from pipeline.io.atomic import atomic_path
 

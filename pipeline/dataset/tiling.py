@@ -8,10 +8,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from pipeline.core.grid import MapGrid
+from pipeline.dataset.layout import LAYERS, SPLITS
 from pipeline.sar import distortion as dist
-
-SPLITS = ("train", "val", "test")
-LAYERS = ("sar", "dem", "optical", "valid", "flags")
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 
-from pipeline.sar.distortion import REGION_FORESHORTENING, REGION_SHADOW, evaluation_regions  # noqa: E402
+from pipeline.sar.flags import REGION_FORESHORTENING, REGION_SHADOW, evaluation_regions  # noqa: E402
 
 CONTOURS = {"shadow": (REGION_SHADOW, "#00e5ff"), "foreshortening": (REGION_FORESHORTENING, "#ff2bd6")}
 

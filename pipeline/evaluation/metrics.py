@@ -27,7 +27,7 @@ import math
 import torch
 from torch.nn import functional as F
 
-from pipeline.sar.distortion import REGION_FORESHORTENING, REGION_NON_DISTORTED, REGION_SHADOW, evaluation_regions
+from pipeline.sar.flags import REGION_FORESHORTENING, REGION_NON_DISTORTED, REGION_SHADOW, evaluation_regions
 
 REGIONS = ("global", "foreshortening", "shadow", "non_distorted")
 SSIM_WINDOW = 11

@@ -42,28 +42,19 @@ import numpy as np
 import pyproj
 from numpy.typing import NDArray
 
+from pipeline.sar.flags import (ACTIVE_LAYOVER, ACTIVE_SHADOW, FORESHORTENING, LAYOVER, PASSIVE_LAYOVER,  # noqa: F401
+                                PASSIVE_SHADOW, REGION_FORESHORTENING, REGION_NON_DISTORTED, REGION_SHADOW,
+                                SHADOW, evaluation_regions)
 from pipeline.sar.facets import (SurfaceNodes, lattice_fields, radar_extent, radar_line, radar_pixel,
                                  radar_tables, terrain_normal)
 from pipeline.sar.lattice import RadarLattice, trilinear2, trilinear5
 from pipeline.sar.product import RadarGeometry
-
-FORESHORTENING = 1
-ACTIVE_LAYOVER = 2
-PASSIVE_LAYOVER = 4
-ACTIVE_SHADOW = 8
-PASSIVE_SHADOW = 16
-LAYOVER = ACTIVE_LAYOVER | PASSIVE_LAYOVER
-SHADOW = ACTIVE_SHADOW | PASSIVE_SHADOW
 
 #: bits of :func:`scan_profiles` (the scan's raw result)
 PROFILE_SHADOW = 1
 PROFILE_LAYOVER = 2
 PROFILE_ACTIVE_SHADOW = 4
 PROFILE_ACTIVE_LAYOVER = 8
-
-REGION_NON_DISTORTED = 0
-REGION_FORESHORTENING = 1
-REGION_SHADOW = 2
 
 
 @dataclass(frozen=True)
@@ -183,14 +174,6 @@ def scan_profiles(lattice: RadarLattice, inverse: ProfileInverse, grid: ProfileG
 def _axes(easting_m: NDArray, northing_m: NDArray) -> _MapAxes:
     return _MapAxes(float(easting_m[0]), float(northing_m[0]), float(easting_m[1] - easting_m[0]),
                     float(northing_m[0] - northing_m[1]), int(northing_m.size), int(easting_m.size))
-
-
-def evaluation_regions(flags: NDArray[np.uint8]) -> NDArray[np.uint8]:
-    """0 non-distorted, 1 foreshortening (incl. layover), 2 shadow (wins where both apply)."""
-    regions = np.zeros(flags.shape, np.uint8)
-    regions[(flags & (FORESHORTENING | LAYOVER)) > 0] = REGION_FORESHORTENING
-    regions[(flags & SHADOW) > 0] = REGION_SHADOW
-    return regions
 
 
 def distortion_strips(

@@ -14,7 +14,8 @@ import numpy as np
 from pipeline.config import validate
 from pipeline.core.grid import MapGrid
 from pipeline.dataset import registration as reg
-from pipeline.dataset.tiling import LAYERS, cut_patches
+from pipeline.dataset.layout import LAYERS
+from pipeline.dataset.tiling import cut_patches
 from pipeline.errors import DatasetError
 from pipeline.io.atomic import atomic_path
 from pipeline.io.rasters import grid_of, open_raster

@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from pipeline.dataset.tiling import SPLITS
+from pipeline.dataset.layout import SPLITS
 from pipeline.errors import UserError
 
 
