@@ -85,26 +85,28 @@ def optical_prediction(height_m: NDArray, resolution_m: float, sun_zenith_deg: f
         np.float32)
 
 
-def _orientation(image: NDArray, valid: NDArray[np.bool_], smooth_px: float) -> NDArray[np.complex128]:
+def _orientation(image: NDArray, valid: NDArray[np.bool_], smooth_px: float) -> NDArray[np.complex64]:
     """Unit gradient orientations (gx + i gy) / |g| of the smoothed image, Hann-tapered; 0 on and next to
-    masked pixels. Magnitudes are dropped: only where edges run, not how strong they are, is compared."""
-    x = np.asarray(image, dtype=np.float64)
+    masked pixels. Magnitudes are dropped: only where edges run, not how strong they are, is compared.
+    Single precision: unit vectors and a correlation peak need no more (and it halves the FFTs' work)."""
+    x = np.asarray(image, dtype=np.float32)
     good = valid & np.isfinite(x)
-    x = np.where(good, x, x[good].mean())
+    x = np.where(good, x, x[good].mean(dtype=np.float64).astype(np.float32))
     if smooth_px > 0:
         x = ndimage.gaussian_filter(x, smooth_px)
     gy, gx = np.gradient(x)
     g = gx + 1j * gy
     magnitude = np.abs(g)
-    g = np.where(magnitude > 1e-12 * (magnitude.max() or 1.0), g / np.maximum(magnitude, 1e-300), 0)
+    g = np.where(magnitude > 1e-12 * (magnitude.max() or 1.0), g / np.maximum(magnitude, np.finfo(np.float32).tiny), 0)
     g[ndimage.binary_dilation(~good, iterations=2)] = 0
-    return g * np.outer(np.hanning(x.shape[0]), np.hanning(x.shape[1]))
+    return g * np.outer(np.hanning(x.shape[0]), np.hanning(x.shape[1])).astype(np.float32)
 
 
-def _peak_offset(a: NDArray[np.float64], b: NDArray[np.float64], radius: int) -> tuple[float, float]:
+def _peak_offset(a_spectrum_conj: NDArray[np.complex64], b: NDArray[np.complex64], radius: int) -> tuple[float, float]:
     """(rows, cols) displacement of ``b``'s content relative to ``a`` at the cross-correlation maximum
-    within ``radius`` pixels, refined by a 3-point parabola on each axis."""
-    cc = np.fft.ifft2(np.fft.fft2(b) * np.conj(np.fft.fft2(a))).real  # sum of cos(angle between orientations)
+    within ``radius`` pixels, refined by a 3-point parabola on each axis. ``a_spectrum_conj``:
+    ``conj(fft2(a))``, computed once for all iterations."""
+    cc = np.fft.ifft2(np.fft.fft2(b) * a_spectrum_conj).real  # sum of cos(angle between orientations)
     cc = np.fft.fftshift(cc)  # zero displacement at the centre
     cy, cx = cc.shape[0] // 2, cc.shape[1] // 2
     r = min(radius, cy - 1, cx - 1)
@@ -130,7 +132,7 @@ def estimate_shift(measured: NDArray, predicted: NDArray, valid: NDArray[np.bool
 
     ``valid``: pixels of ``measured`` to use (others set to its mean). The integer peak is refined by
     a parabola; the window that tapers the edges stays put while the content moves, which pulls an
-    estimate towards zero, so the measured image is moved back by the estimate (cubic spline) and the
+    estimate towards zero, so the measured image is moved back by the estimate (Fourier phase ramp) and the
     residual measured again, ``iterations`` times (the parabola is unbiased at zero displacement).
     Returns :data:`NO_SHIFT` when fewer than ``min_valid_fraction`` of the pixels are valid.
     """
@@ -140,25 +142,33 @@ def estimate_shift(measured: NDArray, predicted: NDArray, valid: NDArray[np.bool
     if valid.mean() < min_valid_fraction:
         return NO_SHIFT
     a = _orientation(predicted, valid, smooth_px)
-    filled = np.where(valid, measured, measured[valid].mean())
+    filled = np.where(valid, measured, measured[valid].mean()).astype(np.float32)
+    spectrum = np.fft.rfft2(filled)
+    rows_cycles = np.fft.fftfreq(filled.shape[0])[:, None]
+    cols_cycles = np.fft.rfftfreq(filled.shape[1])[None, :]
     total = np.zeros(2)
 
     def moved_back() -> NDArray[np.float64]:
-        # the measured image (and its mask) moved back by the displacement found so far
+        # the measured image (and its mask) moved back by the displacement found so far: f(x + total),
+        # a phase ramp on the spectrum (band-limited interpolation; the wrap-around at the window's edges
+        # falls under the taper)
         if not total.any():
             return _orientation(filled, valid, smooth_px)
-        moved = ndimage.shift(filled, -total, order=3, mode="nearest")
+        ramp = np.exp(2j * np.pi * (rows_cycles * total[0] + cols_cycles * total[1])).astype(np.complex64)
+        moved = np.fft.irfft2(spectrum * ramp, s=filled.shape)
         moved_valid = ndimage.shift(valid.astype(np.float32), -total, order=1, mode="constant") > 0.5
         return _orientation(moved, moved_valid & valid, smooth_px)
 
+    a_spectrum_conj = np.conj(np.fft.fft2(a))
     for k in range(iterations):
-        step = np.array(_peak_offset(a, moved_back(), max_shift_px if k == 0 else 2))
+        step = np.array(_peak_offset(a_spectrum_conj, moved_back(), max_shift_px if k == 0 else 2))
         total += step
         if np.abs(step).max() < 0.005:
             break
     if np.abs(total).max() > max_shift_px:
         return NO_SHIFT
     b = moved_back()
+    a, b = a.astype(np.complex128), b.astype(np.complex128)
     quality = float(np.real(np.vdot(a, b)) / (np.linalg.norm(a) * np.linalg.norm(b) or 1.0))  # mean cos, tapered
     return Shift(float(total[1]), float(total[0]), quality)
 
