@@ -7,7 +7,7 @@ import heapq
 import numpy as np
 from scipy import ndimage
 
-from pipeline.simulate.erosion import drainage_area, fill_pits
+from pipeline.simulate.erosion import drainage_area, fill_pits, priority_flood
 
 D8 = [(-1, -1), (-1, 0), (-1, 1), (0, -1), (0, 1), (1, -1), (1, 0), (1, 1)]
 
@@ -70,3 +70,20 @@ def test_drainage_area_of_a_tilted_plane() -> None:
     assert (receiver.reshape(rows, cols)[0] == -1).all()
     np.testing.assert_array_equal(receiver.reshape(rows, cols)[1:, 3], (np.arange(rows - 1)) * cols + 3)
     np.testing.assert_array_equal(np.sort(h.ravel()), h.ravel()[order])
+
+
+def test_the_flood_order_sorts_the_filled_grid() -> None:
+    """With an epsilon gradient, the order in which cells leave the flood is the filled grid's ascending
+    (height, index) order, which erosion uses instead of sorting; without one, heights still ascend."""
+    rng = np.random.default_rng(9)
+    h = ndimage.gaussian_filter(rng.uniform(0.0, 100.0, (50, 40)), 2.0)
+    h[10:20, 5:15] = 40.0  # a flat: equal heights
+    filled, order = priority_flood(h, 1e-3)
+    np.testing.assert_array_equal(filled, fill_pits(h, 1e-3))
+    np.testing.assert_array_equal(order, np.lexsort((np.arange(h.size), filled.ravel())))
+    area, _, _ = drainage_area(filled, 30.0, 30.0, order)
+    area_sorted, _, order_sorted = drainage_area(filled, 30.0, 30.0)
+    np.testing.assert_array_equal(order, order_sorted)
+    np.testing.assert_array_equal(area, area_sorted)
+    filled0, order0 = priority_flood(h, 0.0)
+    assert (np.diff(filled0.ravel()[order0]) >= 0).all() and np.array_equal(np.sort(order0), np.arange(h.size))

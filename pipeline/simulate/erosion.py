@@ -52,17 +52,29 @@ def _heap_pop(zs, ids, size):  # pragma: no cover
 
 
 @numba.njit(cache=True)
-def fill_pits(h: NDArray[np.float64], epsilon: float) -> NDArray[np.float64]:
+def priority_flood(h: NDArray[np.float64], epsilon: float) -> tuple[NDArray[np.float64], NDArray[np.int64]]:
     """Priority-flood (Barnes et al. 2014) with an epsilon gradient: every cell drains to the border.
 
     Cells leave the queue in (height, row, column) order, ties broken by position, so the result
-    does not depend on the queue's implementation (an array-backed binary heap).
+    does not depend on the queue's implementation (an array-backed binary heap). Heights leave the
+    queue in non-decreasing order (a cell is pushed at least ``epsilon`` above the one that reached
+    it); with ``epsilon > 0`` strictly above, so the leaving order is then the filled grid's
+    ascending (height, index) order (with 0, equal heights of a flat may leave out of index order).
+
+    Returns
+    -------
+    filled : (rows, cols) array
+        The filled heights (m).
+    order : (rows * cols,) int64
+        Flat indices in the order they left the queue: ascending filled height (see above for ties).
     """
     rows, cols = h.shape
     out = h.copy()
     done = np.zeros((rows, cols), np.bool_)
     zs = np.empty(rows * cols)
     ids = np.empty(rows * cols, np.int64)
+    order = np.empty(rows * cols, np.int64)
+    popped = 0
     size = 0
     for r in range(rows):
         for c in range(cols):
@@ -71,6 +83,8 @@ def fill_pits(h: NDArray[np.float64], epsilon: float) -> NDArray[np.float64]:
                 done[r, c] = True
     while size > 0:
         z, i, size = _heap_pop(zs, ids, size)
+        order[popped] = i
+        popped += 1
         r, c = i // cols, i % cols
         for k in range(8):
             rr, cc = r + _DR[k], c + _DC[k]
@@ -80,18 +94,20 @@ def fill_pits(h: NDArray[np.float64], epsilon: float) -> NDArray[np.float64]:
             if out[rr, cc] <= z + epsilon:
                 out[rr, cc] = z + epsilon
             size = _heap_push(zs, ids, size, out[rr, cc], rr * cols + cc)
-    return out
+    return out, order
+
+
+def fill_pits(h: NDArray[np.float64], epsilon: float) -> NDArray[np.float64]:
+    """The filled heights of :func:`priority_flood` (m)."""
+    return priority_flood(np.ascontiguousarray(h, dtype=np.float64), epsilon)[0]
 
 
 @numba.njit(cache=True, parallel=True)
-def drainage_area(
-    h: NDArray[np.float64], dy: float, dx: float
-) -> tuple[NDArray[np.float64], NDArray[np.int64], NDArray[np.int64]]:
-    """D8 drainage area (m^2), receiver index (flat, -1 at outlets) and the flat indices in
-    ascending height (argsort) of a pit-free grid."""
+def _d8_area(
+    h: NDArray[np.float64], dy: float, dx: float, order: NDArray[np.int64]
+) -> tuple[NDArray[np.float64], NDArray[np.int64]]:
     rows, cols = h.shape
     n = rows * cols
-    flat = h.ravel()
     receiver = np.full(n, -1, np.int64)
     dist = np.sqrt((_DR * dy) ** 2.0 + (_DC * dx) ** 2.0)
     for r in numba.prange(rows):
@@ -105,13 +121,27 @@ def drainage_area(
                 if s > best:
                     best, target = s, rr * cols + cc
             receiver[r * cols + c] = target
-    order = np.argsort(flat)
     area = np.full(n, dy * dx)
     for i in range(n - 1, -1, -1):
         j = order[i]
         if receiver[j] >= 0:
             area[receiver[j]] += area[j]
-    return area.reshape(rows, cols), receiver, order
+    return area.reshape(rows, cols), receiver
+
+
+def drainage_area(
+    h: NDArray[np.float64], dy: float, dx: float, order: NDArray[np.int64] | None = None
+) -> tuple[NDArray[np.float64], NDArray[np.int64], NDArray[np.int64]]:
+    """D8 drainage area (m^2), receiver index (flat, -1 at outlets) and the flat indices in
+    ascending height of a pit-free grid.
+
+    ``order``: the flat indices in ascending height if known (:func:`priority_flood` gives them for
+    free); else a stable argsort (ties by index, as the flood's order)."""
+    h = np.ascontiguousarray(h, dtype=np.float64)
+    if order is None:
+        order = np.argsort(h.ravel(), kind="stable")
+    area, receiver = _d8_area(h, dy, dx, order)
+    return area, receiver, order
 
 
 @numba.njit(cache=True)
@@ -161,7 +191,7 @@ def stream_power_erosion(
     h = np.ascontiguousarray(height_m, dtype=np.float64)
     dy, dx = pixel_m
     for _ in range(iterations):
-        h = fill_pits(h, 1e-3)
-        area, receiver, order = drainage_area(h, dy, dx)
+        h, order = priority_flood(h, 1e-3)
+        area, receiver, _ = drainage_area(h, dy, dx, order)
         _implicit_incision(h, area, receiver, order, k_dt, m, dy, dx)
     return h
