@@ -44,9 +44,11 @@ from numpy.typing import NDArray
 
 from pipeline.sar.facets import (SurfaceNodes, lattice_fields, radar_extent, radar_line, radar_pixel,
                                  radar_tables, terrain_normal)
-from pipeline.sar.flags import (ACTIVE_LAYOVER, ACTIVE_SHADOW, FORESHORTENING, LAYOVER, PASSIVE_LAYOVER,  # noqa: F401 (re-exported)
-                                PASSIVE_SHADOW, REGION_FORESHORTENING, REGION_NON_DISTORTED, REGION_SHADOW,
-                                SHADOW, evaluation_regions)
+# the flag conventions live in pipeline.sar.flags (numpy only); re-exported here
+from pipeline.sar.flags import (  # noqa: F401
+    ACTIVE_LAYOVER, ACTIVE_SHADOW, FORESHORTENING, LAYOVER, PASSIVE_LAYOVER, PASSIVE_SHADOW, REGION_FORESHORTENING,
+    REGION_NON_DISTORTED, REGION_SHADOW, SHADOW, evaluation_regions,
+)
 from pipeline.sar.lattice import RadarLattice, trilinear2, trilinear5
 from pipeline.sar.product import RadarGeometry
 
