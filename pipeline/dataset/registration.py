@@ -97,12 +97,14 @@ def _orientation(image: NDArray, valid: NDArray[np.bool_], smooth_px: float) -> 
     gy, gx = np.gradient(x)
     g = gx + 1j * gy
     magnitude = np.abs(g)
-    g = np.where(magnitude > 1e-12 * (magnitude.max() or 1.0), g / np.maximum(magnitude, np.finfo(np.float32).tiny), 0)
+    tiny = np.finfo(np.float32).tiny
+    g = np.where(magnitude > 1e-12 * (magnitude.max() or 1.0), g / np.maximum(magnitude, tiny), 0)
     g[ndimage.binary_dilation(~good, iterations=2)] = 0
     return g * np.outer(np.hanning(x.shape[0]), np.hanning(x.shape[1])).astype(np.float32)
 
 
-def _peak_offset(a_spectrum_conj: NDArray[np.complex64], b: NDArray[np.complex64], radius: int) -> tuple[float, float]:
+def _peak_offset(a_spectrum_conj: NDArray[np.complex64], b: NDArray[np.complex64],
+                 radius: int) -> tuple[float, float]:
     """(rows, cols) displacement of ``b``'s content relative to ``a`` at the cross-correlation maximum
     within ``radius`` pixels, refined by a 3-point parabola on each axis. ``a_spectrum_conj``:
     ``conj(fft2(a))``, computed once for all iterations."""

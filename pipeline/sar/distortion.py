@@ -46,8 +46,8 @@ from pipeline.sar.facets import (SurfaceNodes, lattice_fields, radar_extent, rad
                                  radar_tables, terrain_normal)
 # the flag conventions live in pipeline.sar.flags (numpy only); re-exported here
 from pipeline.sar.flags import (  # noqa: F401
-    ACTIVE_LAYOVER, ACTIVE_SHADOW, FORESHORTENING, LAYOVER, PASSIVE_LAYOVER, PASSIVE_SHADOW, REGION_FORESHORTENING,
-    REGION_NON_DISTORTED, REGION_SHADOW, SHADOW, evaluation_regions,
+    ACTIVE_LAYOVER, ACTIVE_SHADOW, FORESHORTENING, LAYOVER, PASSIVE_LAYOVER, PASSIVE_SHADOW,
+    REGION_FORESHORTENING, REGION_NON_DISTORTED, REGION_SHADOW, SHADOW, evaluation_regions,
 )
 from pipeline.sar.lattice import RadarLattice, trilinear2, trilinear5
 from pipeline.sar.product import RadarGeometry
