@@ -262,6 +262,88 @@ def test_the_catalog_size_and_checksum_guard_whole_files(alpine_server: StacServ
     assert not [f for f in (tmp_path / "b").rglob("MTD_TL.xml*") if ".locks" not in f.parts]
 
 
+def test_a_window_cut_from_an_older_product_is_cut_again(alpine_server: StacServer, alpine_world,
+                                                         tmp_path: Path) -> None:
+    """A product rebuilt under the same id (a reprocessing, a rebuilt simulated world): the cached radar
+    window matches its own record but was cut from other bytes. The manifest's MD5 of the measurement
+    (recorded with the window) tells, and the window is cut again from the new measurement; an unchanged
+    product reuses it."""
+    item = alpine_server.item(S1_COLLECTION, sorted(i["id"] for i in alpine_server.items[S1_COLLECTION])[0])
+    world = tmp_path / "world"
+    safe_rel = Path(item["assets"]["safe-manifest"]["href"].split("/files/", 1)[1]).parent
+    shutil.copytree(alpine_world.root / safe_rel, world / safe_rel)
+    local_item = json.loads(json.dumps(item))
+    for asset in local_item["assets"].values():  # the copy, by path (fetch reads local files as it reads URLs)
+        asset["href"] = str(world / asset["href"].split("/files/", 1)[1])
+    spec = alpine_world.world.spec
+    grid = aoi_grid_around(spec.center_lat, spec.center_lon, 2560)
+    cache = tmp_path / "cache"
+
+    def fetched_window() -> tuple[np.ndarray, np.ndarray]:
+        local = fetch_sentinel1_window(local_item, cache, grid, (500.0, 3000.0), ["VV"], NO_SIGN, 8, FAST)
+        (r0, r1), (c0, c1) = local["properties"]["sardem:radar_window"]
+        win = Window(c0, r0, c1 - c0, r1 - r0)
+        with rasterio.open(local["assets"]["vv"]["href"]) as got, rasterio.open(local_item["assets"]["vv"]["href"]) as src:
+            return got.read(1, window=win), src.read(1, window=win)
+
+    got, want = fetched_window()
+    np.testing.assert_array_equal(got, want)
+    # the product is rebuilt: other DNs in the measurement, the manifest (and the catalog's entry for it) follow
+    measurement = Path(local_item["assets"]["vv"]["href"])
+    old_md5, old_size = file_md5(measurement), measurement.stat().st_size
+    with rasterio.open(measurement, "r+") as dst:
+        dst.write(dst.read(1) // 2 + 1, 1)
+    manifest = Path(local_item["assets"]["safe-manifest"]["href"])
+    text = manifest.read_text().replace(old_md5, file_md5(measurement))
+    manifest.write_text(text.replace(f'size="{old_size}"', f'size="{measurement.stat().st_size}"'))
+    local_item["assets"]["safe-manifest"].update({"file:size": manifest.stat().st_size,
+                                                  "file:checksum": "d510" + file_md5(manifest)})
+    window_file = next((cache / "sentinel-1-grd" / item["id"] / "measurement").glob("*.tiff"))
+    before = window_file.stat().st_mtime_ns
+    got, want = fetched_window()
+    np.testing.assert_array_equal(got, want)  # the new product's DNs, not the cached window's
+    assert window_file.stat().st_mtime_ns != before
+    after = window_file.stat().st_mtime_ns
+    fetched_window()  # unchanged: reused
+    assert window_file.stat().st_mtime_ns == after
+
+
+def test_a_band_window_of_a_reprocessed_sentinel2_product_is_cut_again(alpine_server: StacServer, alpine_world,
+                                                                        tmp_path: Path) -> None:
+    """Sentinel-2 windows name no manifest: the product metadata (generation time, statistics) identifies
+    the product's version, and a new one makes the cached band windows be cut again."""
+    item = alpine_server.item(S2_COLLECTION, sorted(i["id"] for i in alpine_server.items[S2_COLLECTION])[0])
+    world = tmp_path / "world"
+    rel = Path(item["assets"]["product-metadata"]["href"].split("/files/", 1)[1]).parent  # the SAFE
+    shutil.copytree(alpine_world.root / rel, world / rel)
+    local_item = json.loads(json.dumps(item))
+    for asset in local_item["assets"].values():
+        if "/files/" in asset["href"]:
+            asset["href"] = str(world / asset["href"].split("/files/", 1)[1])
+    spec = alpine_world.world.spec
+    grid = aoi_grid_around(spec.center_lat, spec.center_lon, 2560)
+    band = Path(local_item["assets"]["B04"]["href"])
+
+    def fetched_b04() -> np.ndarray:
+        local = fetch_sentinel2(local_item, tmp_path / "cache", grid, "planetary_computer", NO_SIGN, FAST)
+        with rasterio.open(local["assets"]["B04"]["href"]) as crop, rasterio.open(band) as full:
+            col, row = ~full.transform @ (crop.transform.c, crop.transform.f)
+            want = full.read(1, window=Window(round(col), round(row), crop.width, crop.height))
+            np.testing.assert_array_equal(crop.read(1), want)
+            return want
+
+    first = fetched_b04()
+    with rasterio.open(band, "r+", IGNORE_COG_LAYOUT_BREAK="YES") as dst:  # reprocessed: other reflectances
+        dst.write(dst.read(1) // 2 + 1, 1)
+    metadata = Path(local_item["assets"]["product-metadata"]["href"])
+    text = metadata.read_text()
+    start = text.index("<GENERATION_TIME>") + len("<GENERATION_TIME>")
+    metadata.write_text(text[:start] + "2031" + text[start + 4:])
+    local_item["assets"]["product-metadata"].update({"file:size": metadata.stat().st_size,
+                                                     "file:checksum": "d510" + file_md5(metadata)})
+    assert not np.array_equal(fetched_b04(), first)  # fetched_b04 checks the window against the new band
+
+
 # ---------------------------------------------------------------- CDSE OData
 
 def test_odata_safe_zip_with_token_is_verified_and_reads_like_the_safe(server: StacServer, tmp_path: Path,

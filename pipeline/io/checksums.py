@@ -3,7 +3,11 @@
 Each cache directory holds ``.sardem-files.json``: the size and MD5 of every file written there
 after it was fetched and verified. Reuse checks a file against its record (size always, MD5 up to
 256 MB), so a file truncated or altered in the cache is fetched again by its fetch step, and a
-stage that reads it stops with a message before it writes anything.
+stage that reads it stops with a message before it writes anything. A file cut from a larger one
+(a measurement's radar window, a band's AOI window) also records what it was cut from (the
+source's name, size and MD5 as the SAFE manifest or the catalog states them): when the source
+changes under the same product id (a reprocessed product, a rebuilt simulated world), the window
+no longer matches and is cut again.
 """
 
 from __future__ import annotations
@@ -46,8 +50,9 @@ def _read_record(record: Path) -> dict:
         return {}
 
 
-def write_record(path: str | Path) -> None:
-    """Note ``path``'s size and MD5 in its directory's record (after it was fetched and verified)."""
+def write_record(path: str | Path, source: dict | None = None) -> None:
+    """Note ``path``'s size and MD5 in its directory's record (after it was fetched and verified), and
+    ``source`` (JSON scalars: what the file was cut from) where given."""
     import json
 
     from filelock import FileLock
@@ -57,6 +62,8 @@ def write_record(path: str | Path) -> None:
     path = Path(path)
     record = _record_file(path)
     entry = {"size": path.stat().st_size, "md5": file_md5(path)}
+    if source is not None:
+        entry["source"] = source
     with FileLock(str(record) + ".lock"):
         files = _read_record(record)
         files[path.name] = entry
@@ -80,15 +87,20 @@ def record_problem(path: str | Path, check_md5: bool = True) -> str | None:
     return None
 
 
-def matches_record(path: str | Path) -> bool:
-    """Whether a file already in the cache can be reused: it exists and matches its record (a mismatch
-    is logged; the caller fetches the file again)."""
+def matches_record(path: str | Path, source: dict | None = None) -> bool:
+    """Whether a file already in the cache can be reused: it exists and matches its record, and, when
+    ``source`` is given, it was recorded as cut from that same source (a mismatch is logged; the
+    caller fetches the file again)."""
     import logging
 
     path = Path(path)
     if not path.exists():
         return False
     problem = record_problem(path)
+    if problem is None and source is not None:
+        recorded = _read_record(_record_file(path)).get(path.name, {}).get("source")
+        if recorded != source:
+            problem = f"cut from {recorded}, the product now holds {source}"
     if problem:
         logging.getLogger(__name__).warning("%s: changed since it was fetched (%s): fetching it again", path, problem)
         return False

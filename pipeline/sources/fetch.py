@@ -34,7 +34,7 @@ from pipeline.errors import UserError
 from pipeline.core.grid import MapGrid
 from pipeline.io.atomic import write_json_atomic
 from pipeline.io.cog_window import copy_map_window, copy_radar_window
-from pipeline.io.checksums import matches_record, write_record
+from pipeline.io.checksums import file_md5, matches_record, write_record
 from pipeline.io.download import DownloadPolicy, fetch
 from pipeline.sar.safe import ManifestEntry, manifest_entries
 from pipeline.sources.providers import S2_BANDS, s2_asset_keys
@@ -73,6 +73,12 @@ def stated_file(item: dict[str, Any], key: str) -> tuple[int | None, str | None]
 
 def _name(href: str) -> str:
     return href.split("?")[0].rstrip("/").rsplit("/", 1)[-1]
+
+
+def window_source(href: str, size: int | None, md5: str | None, **more: str | None) -> dict[str, Any]:
+    """What a cached window is cut from (its cache record keeps it): the source file's name, and its
+    size and MD5 where the manifest or the catalog states them, plus ``more`` identifying fields."""
+    return {"file": _name(href), "size": size, "md5": md5, **more}
 
 
 def product_annotation_href(href: str) -> str:
@@ -141,9 +147,11 @@ def fetch_sentinel1_window(item: dict[str, Any], cache: Path, grid: MapGrid, hei
         href = _href(item, p)
         stem = _name(href).rsplit(".", 1)[0]
         target = root / "measurement" / f"{stem}_l{r0}-{r1}_p{c0}-{c1}.tiff"
-        if not matches_record(target):
+        entry = entries.get(_name(href))  # the manifest's size and MD5 of the measurement: the source's identity
+        source = window_source(href, *((entry.size, entry.md5) if entry else stated_file(item, p)))
+        if not matches_record(target, source):
             copy_radar_window(sign(href), target, (r0, r1), (c0, c1))
-            write_record(target)
+            write_record(target, source)
         assets[p] = {"href": str(target.resolve()), "roles": ["data"], "type": "image/tiff; application=geotiff"}
     props = {"sar:polarizations": pols, "sardem:radar_window": [list(window[0]), list(window[1])]}
     return local_item(item, assets, props)
@@ -161,22 +169,25 @@ def fetch_sentinel2(item: dict[str, Any], cache: Path, grid: MapGrid, asset_layo
     root = cache / "sentinel-2-l2a" / item["id"]
     tag = _grid_tag(grid)
     assets: dict[str, dict[str, Any]] = {}
-    for band in S2_BANDS:
-        href = _href(item, str(keys[band]))
-        target = root / f"{band}_{tag}.tif"
-        if not matches_record(target):
-            copy_map_window(sign(href), target, grid.bounds, f"EPSG:{grid.epsg}")
-            write_record(target)
-        assets[band] = {"href": str(target.resolve()), "roles": ["data"], "type": "image/tiff; application=geotiff"}
     meta_key = keys["product-metadata"]
+    product_md5 = None  # the product metadata (generation time, cloud statistics) identifies the product's version
     if meta_key and meta_key in item["assets"]:
         size, md5 = stated_file(item, meta_key)
         target = fetch(sign(_href(item, meta_key)), root / "MTD_MSIL2A.xml", policy=policy, expected_size=size,
                        expected_md5=md5)
         assets["product-metadata"] = {"href": str(target.resolve()), "roles": ["metadata"]}
+        product_md5 = file_md5(target)
     elif "s2:processing_baseline" not in item["properties"]:
         raise UserError(f"item {item['id']}: neither product metadata nor s2:processing_baseline; the reflectance "
                         "offset cannot be decided")
+    for band in S2_BANDS:
+        href = _href(item, str(keys[band]))
+        target = root / f"{band}_{tag}.tif"
+        source = window_source(href, *stated_file(item, str(keys[band])), product_metadata_md5=product_md5)
+        if not matches_record(target, source):
+            copy_map_window(sign(href), target, grid.bounds, f"EPSG:{grid.epsg}")
+            write_record(target, source)
+        assets[band] = {"href": str(target.resolve()), "roles": ["data"], "type": "image/tiff; application=geotiff"}
     tile_key = keys.get("granule-metadata")
     if tile_key and tile_key in item["assets"]:  # MTD_TL: the sun angles (registration QA)
         size, md5 = stated_file(item, tile_key)
