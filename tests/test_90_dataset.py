@@ -112,6 +112,35 @@ def test_agreement_with_the_independent_truth(built: Path) -> None:
     assert rms is not None and max(float(x) for x in rms.groups()) < 0.01, res.stdout
 
 
+def test_flat_ground_backscatter_per_class_matches_the_simulated_surfaces(built: Path) -> None:
+    """`python -m pipeline.simulate sar-stats`: on flat ground the ellipsoid-referenced sigma0 that the
+    pipeline delivers (calibration, noise removal, terrain correction) is the surface's own, so each
+    class's median equals the simulator's backscatter model at the scene's incidence angle (within the
+    speckle median's bias and the texture: 1 dB), VV and VH, where the model is above the noise floor."""
+    from pipeline.simulate.landcover import BACKSCATTER, REFERENCE_INCIDENCE_DEG
+    from pipeline.simulate.sar_stats import sar_statistics
+
+    res = run([sys.executable, "-m", "pipeline.simulate", "sar-stats", "--world", "resources/simulated",
+               "--results", "results"], built)
+    assert res.returncode == 0 and "| class |" in res.stdout, res.stderr[-2000:]
+    stats = sar_statistics(built / "resources" / "simulated", built / "results")
+    with rasterio.open(next((built / "results" / "sar").glob("*_backscatter.tif"))) as src:
+        incidence = float(src.tags()["incidence_angle_deg"])
+    gain = np.cos(np.radians(incidence)) / np.cos(np.radians(REFERENCE_INCIDENCE_DEG))
+    checked = 0
+    for c in stats.classes:
+        model = BACKSCATTER.get(c.name)
+        if model is None or c.flat_pixels < 2000:
+            continue
+        for pol, measured in (("vv", c.flat_vv_median_db), ("vh", c.flat_vh_median_db)):
+            expected = getattr(model, f"{pol}_db") + 10 * model.exponent * np.log10(gain)
+            if expected > -21.0:  # well above the simulated noise floor (NESZ about -23 dB)
+                assert abs(measured - expected) < 1.0, (c.name, pol, measured, expected)
+                checked += 1
+    assert checked >= 4, stats.classes
+    assert 0.0 < stats.vv_r2_land_cover < 1.0 and 0.0 < stats.vv_r2_local_incidence < 1.0
+
+
 def test_changing_the_stretch_reruns_only_optical_tiling_and_store(built: Path) -> None:
     cfg = small_config(stretch_percentiles=[2, 98])
     (built / "changed.yaml").write_text(yaml.safe_dump(cfg))

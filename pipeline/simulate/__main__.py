@@ -46,6 +46,12 @@ def _agreement(args: argparse.Namespace) -> None:
     print(agreement_table(Path(args.world), Path(args.results)))
 
 
+def _sar_stats(args: argparse.Namespace) -> None:
+    from pipeline.simulate.sar_stats import sar_stats_table
+
+    print(sar_stats_table(Path(args.world), Path(args.results)))
+
+
 def build_parser() -> argparse.ArgumentParser:
     from pipeline.cli import base_parser
 
@@ -71,6 +77,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--world", required=True, help="directory of the simulated world (truth/ inside)")
     p.add_argument("--results", required=True, help="the workflow's results directory (distortion/ inside)")
     p.set_defaults(func=_agreement)
+
+    p = sub.add_parser("sar-stats", help="backscatter per land-cover class and its dependence on local incidence")
+    p.add_argument("--world", required=True, help="directory of the simulated world (truth/ inside)")
+    p.add_argument("--results", required=True, help="the workflow's results directory (sar/, distortion/ inside)")
+    p.set_defaults(func=_sar_stats)
     return parser
 
 

@@ -155,6 +155,7 @@ def _write_date(
     s1_record = {
         "id": pid, "time": str(date.s1_time),
         "baseline_m": {"perpendicular": s1.baseline_m[0], "parallel": s1.baseline_m[1]},
+        "snow": {"line_m": date.snow_line_m, "wet": date.wet_snow},
         "reflectors": [{"name": cr.name, "line": l, "pixel": p} for cr, (l, p) in zip(world.reflectors, s1.reflector_radar)],
     }
 

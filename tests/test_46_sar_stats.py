@@ -1,0 +1,45 @@
+"""The simulated SAR's statistics (pipeline.simulate.sar_stats): the pure parts against closed forms."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from pipeline.simulate.sar_stats import class_statistics, slope_per_unit, variance_explained
+
+
+def test_slope_of_a_line_and_of_a_constant() -> None:
+    x = np.linspace(20.0, 60.0, 41)
+    assert np.isclose(slope_per_unit(x, 3.0 - 0.25 * x), -0.25)
+    assert np.isnan(slope_per_unit(np.full(5, 38.0), np.arange(5.0)))  # no spread in x: no slope
+
+
+def test_variance_explained_by_groups() -> None:
+    rng = np.random.default_rng(0)
+    groups = rng.integers(0, 4, 10_000)
+    means = np.array([-20.0, -12.0, -8.0, -3.0])
+    assert np.isclose(variance_explained(means[groups], groups), 1.0)  # the groups are everything
+    noise = rng.normal(0.0, 1.0, groups.size)
+    assert abs(variance_explained(noise, groups)) < 0.002  # unrelated groups explain nothing
+    # half and half: the group means' variance equals the within-group variance
+    half = means[groups] / means[groups].std() + noise
+    assert abs(variance_explained(half, groups) - 0.5) < 0.02
+
+
+def test_class_statistics_of_a_cosine_power_model() -> None:
+    """sigma0 = s_ref (cos theta / cos 38)^n in dB: the fitted slope is the model's derivative at the
+    mean angle within the curvature over the fitted range; medians and the VV - VH difference exact."""
+    theta = np.linspace(30.0, 46.0, 1601)
+    n_vv, n_vh = 2.0, 1.0
+    model = lambda s_db, n: s_db + 10 * n * np.log10(np.cos(np.radians(theta)) / np.cos(np.radians(38.0)))
+    vv, vh = model(-11.5, n_vv), model(-19.5, n_vh)
+    c = class_statistics("meadow", vv, vh, theta, np.abs(theta - 38.0) < 1.0)
+    assert c.pixels == theta.size and c.flat_pixels == int((np.abs(theta - 38.0) < 1.0).sum())
+    assert abs(c.flat_vv_median_db + 11.5) < 0.01 and abs(c.flat_vh_median_db + 19.5) < 0.01
+    assert np.isclose(c.vv_median_db, -11.5, atol=0.01) and np.isclose(c.vh_median_db, -19.5, atol=0.01)
+    assert np.isclose(c.vv_minus_vh_median_db, 8.0, atol=0.01)  # the medians' difference at 38 deg
+    derivative = -10 * n_vv / np.log(10) * np.tan(np.radians(38.0)) * np.pi / 180  # d(dB)/d(deg) at 38 deg
+    assert abs(c.vv_slope_db_per_deg - derivative) < 0.01 and c.vv_slope_db_per_deg < 0
+    assert np.isclose(c.vh_slope_db_per_deg / c.vv_slope_db_per_deg, n_vh / n_vv, rtol=0.02)
+    assert c.incidence_range_deg[0] < 32.0 and c.incidence_range_deg[1] > 44.0
+    empty = class_statistics("none", np.array([]), np.array([]), np.array([]))
+    assert empty.pixels == 0 and empty.flat_pixels == 0 and np.isnan(empty.vv_median_db)
