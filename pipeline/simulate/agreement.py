@@ -63,7 +63,9 @@ def reflector_errors(world_root: Path) -> NDArray[np.float64]:
     return np.array(errors).reshape(-1, 2)
 
 
-def _aoi_window(truth: dict) -> tuple[slice, slice]:
+def aoi_window(truth: dict) -> tuple[slice, slice]:
+    """(rows, cols) of the AOI grid inside the world grid, from ``truth/world.json``'s grids: the truth
+    rasters (world grid) cut to the pipeline's products (AOI grid)."""
     world, aoi = truth["world_grid"], truth["aoi_grid"]
     r0 = int(round((world["top"] - aoi["top"]) / world["resolution"]))
     c0 = int(round((aoi["left"] - world["left"]) / world["resolution"]))
@@ -74,7 +76,7 @@ def agreement_table(world_root: Path, results: Path) -> str:
     """Markdown table: per scene, layover and shadow IoU on the AOI (the workflow's distortion maps
     against the truth), then the corner reflectors' geocoding RMS over all dates."""
     truth = json.loads((world_root / "truth" / "world.json").read_text())
-    window = _aoi_window(truth)
+    window = aoi_window(truth)
     rows = ["| scene | layover IoU | shadow IoU | layover px truth / pipeline | shadow px truth / pipeline |",
             "|---|---:|---:|---:|---:|"]
     for record in truth["sentinel1"]:

@@ -24,7 +24,7 @@ import rasterio
 from numpy.typing import NDArray
 
 from pipeline.sar.flags import LAYOVER, SHADOW
-from pipeline.simulate.agreement import _aoi_window
+from pipeline.simulate.agreement import aoi_window
 from pipeline.simulate.landcover import COVER_NAMES, Cover
 
 #: local incidence bins (deg) of the relief's share of the variance
@@ -115,7 +115,7 @@ def sar_statistics(world_root: Path, results: Path) -> SarStatistics:
     """Pool every scene of a simulated world: the pipeline's terrain-corrected sigma0 (dB), its local
     incidence angles and distortion flags, the simulator's land cover and snow."""
     truth = json.loads((Path(world_root) / "truth" / "world.json").read_text())
-    window = _aoi_window(truth)
+    window = aoi_window(truth)
     with rasterio.open(Path(world_root) / "truth" / "landcover.tif") as src:
         cover = src.read(1)[window]
     pooled: dict[str, list[NDArray]] = {k: [] for k in ("vv", "vh", "theta", "slope", "group")}
