@@ -150,7 +150,7 @@ def estimate_shift(measured: NDArray, predicted: NDArray, valid: NDArray[np.bool
     cols_cycles = np.fft.rfftfreq(filled.shape[1])[None, :]
     total = np.zeros(2)
 
-    def moved_back() -> NDArray[np.float64]:
+    def moved_back() -> NDArray[np.complex64]:
         # the measured image (and its mask) moved back by the displacement found so far: f(x + total),
         # a phase ramp on the spectrum (band-limited interpolation; the wrap-around at the window's edges
         # falls under the taper)

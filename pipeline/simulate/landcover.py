@@ -25,6 +25,8 @@ class Cover(IntEnum):
 
 
 COVER_NAMES = {c.value: c.name.lower() for c in Cover}
+#: the classes seasonal snow replaces in the radar (open ground; forest and built-up stay themselves)
+SNOW_CAN_COVER = (Cover.MEADOW, Cover.ROCK, Cover.GLACIER)
 
 
 def classify(
@@ -121,10 +123,10 @@ def sigma0(
             Cover.FOREST: "forest", Cover.ROCK: "rock", Cover.GLACIER: "glacier"}
     for cls, key in keys.items():
         m = cover == cls
-        if cls in (Cover.MEADOW, Cover.ROCK, Cover.GLACIER):
+        if cls in SNOW_CAN_COVER:
             m = m & ~snow
         _assign(out, m, BACKSCATTER[key], pol, c, cos_ref)
-    snowy = snow & (cover != Cover.WATER) & (cover != Cover.BUILT_UP) & (cover != Cover.FOREST)
+    snowy = snow & np.isin(cover, SNOW_CAN_COVER)
     _assign(out, snowy, BACKSCATTER["wet_snow" if wet_snow else "dry_snow"], pol, c, cos_ref)
     # forest stays forest under snow, built-up too; wet snow on the ground darkens forest a little
     if wet_snow:

@@ -25,7 +25,7 @@ from numpy.typing import NDArray
 
 from pipeline.sar.flags import LAYOVER, SHADOW
 from pipeline.simulate.agreement import aoi_window
-from pipeline.simulate.landcover import COVER_NAMES, Cover
+from pipeline.simulate.landcover import COVER_NAMES, SNOW_CAN_COVER, Cover
 
 #: local incidence bins (deg) of the relief's share of the variance
 INCIDENCE_BIN_DEG = 2.0
@@ -33,8 +33,6 @@ INCIDENCE_BIN_DEG = 2.0
 FLAT_SLOPE_DEG = 3.0
 #: group labels of snow-covered open ground (after the cover classes)
 SNOW_GROUPS = {"snow (wet)": len(Cover), "snow (dry)": len(Cover) + 1, "snow": len(Cover) + 2}
-#: the classes the simulator covers with seasonal snow (forest and built-up stay themselves)
-SNOW_CAN_COVER = (Cover.MEADOW, Cover.ROCK, Cover.GLACIER)
 
 
 @dataclass(frozen=True)
