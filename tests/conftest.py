@@ -71,9 +71,10 @@ class BuiltWorld:
 
 @pytest.fixture(scope="session")
 def alpine_world(tmp_path_factory: pytest.TempPathFactory) -> BuiltWorld:
-    """Alpine relief, two dates (summer and autumn), written with the real writers."""
+    """Alpine relief, two dates written with the real writers: summer on the descending track, autumn on
+    the ascending one (its evening pass)."""
     sim = small_simulation()
-    sim["dates"] = sim["dates"][1:3]
+    sim["dates"] = [sim["dates"][1], dict(sim["dates"][2], s1="2020-10-24T17:25:10", **{"pass": "ascending"})]
     world = scene.build_world(WorldSpec.from_config(sim))
     root = tmp_path_factory.mktemp("alpine") / "simulated"
     write_world(world, root)
@@ -85,7 +86,7 @@ def flat_world(tmp_path_factory: pytest.TempPathFactory) -> BuiltWorld:
     """A flat world at 1000 m, one cloud-free date."""
     sim = small_simulation(relief="flat")
     sim["dates"] = [dict(sim["dates"][1], cloud_fraction=0.0)]
-    sim["sentinel1"]["orbit_tube_m"] = 0  # the date flies the reference orbit: world.facets is its geometry
+    sim["sentinel1"]["orbit_tube_m"] = 0  # the date flies the reference orbit: world.facets["descending"] is its geometry
     world = scene.build_world(WorldSpec.from_config(sim))
     root = tmp_path_factory.mktemp("flat") / "simulated"
     write_world(world, root)

@@ -135,7 +135,9 @@ def test_manifest_lists_every_file_with_its_md5(alpine_world: BuiltWorld) -> Non
             query = f"//*[local-name()='{name}']"
             assert real.xpath(query) and root.xpath(query), name
         ro = root.xpath("//*[local-name()='relativeOrbitNumber']/text()")
-        assert ro == ["66", "66"]
+        pass_direction = root.xpath("//*[local-name()='pass']/text()")[0].lower()
+        assert ro == [str(alpine_world.world.spec.track(pass_direction).relative_orbit)] * 2  # start and stop
+        assert ro == [{"descending": "66", "ascending": "88"}[pass_direction]] * 2
 
 
 def test_file_names_follow_esa_patterns(alpine_world: BuiltWorld) -> None:
@@ -250,7 +252,32 @@ def test_simulated_grid_follows_esa_conventions(alpine_world: BuiltWorld) -> Non
         line, pixel = product.geographic_to_radar(g.latitude_deg, g.longitude_deg, g.height_m)
         assert np.abs(line - g.line).max() < 1e-3 and np.abs(pixel - g.pixel).max() < 1e-3
         assert 30 <= g.incidence_angle_deg.min() and g.incidence_angle_deg.max() <= 46
-        assert ann.pass_direction == "Descending" and -170 < ann.platform_heading_deg < -160
+        # as real IW products over 45 N: descending heading about -168 deg (south-south-west, first line
+        # north), ascending about -12 deg (north-north-west, first line south)
+        first_north = g.latitude_deg[g.line == 0].mean() > g.latitude_deg[g.line == g.line.max()].mean()
+        if "T05" in safe.name:
+            assert ann.pass_direction == "Descending" and -170 < ann.platform_heading_deg < -160 and first_north
+        else:
+            assert ann.pass_direction == "Ascending" and -20 < ann.platform_heading_deg < -10 and not first_north
+
+
+def test_ascending_and_descending_see_opposite_slopes(alpine_world: BuiltWorld) -> None:
+    """The forward model's truth: the descending pass looks west (from the east), so layover falls on
+    east-facing slopes and shadow on west-facing ones; the ascending pass looks east: the other way round.
+    The same surface and the two tracks' incidences (38.5 and 41 deg)."""
+    truth = alpine_world.truth
+    assert [s1["pass"] for s1 in truth["sentinel1"]] == ["descending", "ascending"]
+    east = np.sin(np.radians(alpine_world.world.aspect_deg))  # +1 on east-facing slopes
+    for s1, facing_radar in zip(truth["sentinel1"], (1.0, -1.0)):
+        with rasterio.open(alpine_world.root / "truth" / f"{s1['id']}_distortion.tif") as src:
+            bits = src.read(1)
+        layover, shadow = (bits & 6) > 0, (bits & 24) > 0
+        assert layover.sum() > 1000 and shadow.sum() > 1000
+        assert facing_radar * east[layover].mean() > 0.5, (s1["pass"], east[layover].mean())
+        assert facing_radar * east[shadow].mean() < -0.5, (s1["pass"], east[shadow].mean())
+    # and the product the pipeline reads says so
+    product = open_product(alpine_world.s1_safes()[1])
+    assert product.geometry.annotation.pass_direction == "Ascending"
 
 
 def test_flat_world_incidence_matches_the_annotation(flat_world: BuiltWorld) -> None:
@@ -264,7 +291,7 @@ def test_flat_world_incidence_matches_the_annotation(flat_world: BuiltWorld) -> 
     safe = flat_world.s1_safes()[0]
     cal = parse_calibration(files(safe, "annotation/calibration/calibration-*-vv-*.xml"))
     ann = parse_annotation(files(safe, "annotation/*-vv-*.xml"))
-    f = world.facets
+    f = world.facets["descending"]
     rows = np.arange(50, f.line.shape[0] - 50, 37)
     cols = np.arange(50, f.line.shape[1] - 50, 41)
     line, pixel = f.line[np.ix_(rows, cols)], f.pixel[np.ix_(rows, cols)]
@@ -316,7 +343,7 @@ def test_flat_uniform_radiometry_and_speckle(flat_world: BuiltWorld) -> None:
         forest = world.cover == Cover.FOREST
 
         core = ndimage.binary_erosion(forest, iterations=4)
-        f = world.facets
+        f = world.facets["descending"]
         li = np.round(f.line[core]).astype(int)
         pi = np.round(f.pixel[core]).astype(int)
         ok = (li >= 0) & (li < dn.shape[0]) & (pi >= 0) & (pi < dn.shape[1])
@@ -335,7 +362,7 @@ def test_alpine_radiometry(alpine_world: BuiltWorld) -> None:
     world = alpine_world.world
     safe = alpine_world.s1_safes()[0]  # summer: snow only on glaciers and summits
     s0, dn, a, n = calibrated(safe, "vv")
-    f = world.facets
+    f = world.facets["descending"]
     li = np.clip(np.round(f.line).astype(int), 0, dn.shape[0] - 1)
     pi = np.clip(np.round(f.pixel).astype(int), 0, dn.shape[1] - 1)
     truth = truth_sigma0(alpine_world, safe, "vv")
@@ -411,15 +438,18 @@ def test_stac_catalog_has_planetary_computer_shapes(alpine_world: BuiltWorld) ->
     s1 = list(collections["sentinel-1-grd"].get_items())
     s2 = list(collections["sentinel-2-l2a"].get_items())
     assert len(s1) == len(s2) == 2
+    tracks = set()
     for item in s1:
         p = item.properties
         assert p["sar:instrument_mode"] == "IW" and set(p["sar:polarizations"]) == {"VV", "VH"}
-        assert p["sat:orbit_state"] == "descending" and p["sat:relative_orbit"] == 66
+        tracks.add((p["sat:orbit_state"], p["sat:relative_orbit"]))
+        assert p["sat:orbit_state"] == ("descending" if "T05" in item.id else "ascending")
         for key in ("vv", "vh", "safe-manifest", "schema-product-vv", "schema-calibration-vv", "schema-noise-vv",
                     "schema-product-vh", "schema-calibration-vh", "schema-noise-vh"):
             href = Path(item.assets[key].get_absolute_href())
             assert href.exists(), key
         assert parse_annotation(item.assets["schema-product-vv"].get_absolute_href()).header.polarisation == "VV"
+    assert tracks == {("descending", 66), ("ascending", 88)}
     for item in s2:
         assert {"B02", "B03", "B04", "SCL", "product-metadata"} <= set(item.assets)
         meta = parse_product_metadata(item.assets["product-metadata"].get_absolute_href())

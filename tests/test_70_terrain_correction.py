@@ -138,7 +138,7 @@ def test_flat_uniform_cover_sigma0_matches_truth(flat_world: BuiltWorld, tc_dir:
         core = ndimage.binary_erosion(world.cover == cover, iterations=3)[win] & ~near_reflectors
         assert core.sum() > 2000
         for pol, img in measured.items():
-            truth = landcover.sigma0(world.cover, snow, date.wet_snow, world.facets.cos_local_incidence, pol,
+            truth = landcover.sigma0(world.cover, snow, date.wet_snow, world.facets["descending"].cos_local_incidence, pol,
                                      world.texture_db)[win]
             err = 10 * np.log10(np.nanmean(img[core]) / truth[core].mean())
             assert abs(err) < 0.2, (cover.name, pol, err)
@@ -150,7 +150,7 @@ def test_gamma0_t_flattens_fore_and_back_slopes(alpine_world: BuiltWorld, tc_dir
     world = alpine_world.world
     win = world_window(alpine_world, aoi_of(alpine_world))
     slope, aspect, cover = world.slope_deg[win], world.aspect_deg[win], world.cover[win]
-    f = world.facets
+    f = world.facets["descending"]
     clean = (~f.layover & ~f.shadow)[win]
     mid = clean & (slope > 15) & (slope < 30) & (cover == Cover.FOREST)
     east_ish = np.abs(((aspect - 104.0) + 180) % 360 - 180) < 45  # faces the radar (east-south-east)

@@ -155,15 +155,17 @@ def test_evaluation_regions_rule() -> None:
     np.testing.assert_array_equal(d.evaluation_regions(flags), [0, 1, 1, 2, 2])
 
 
-def test_against_the_simulator_truth(alpine_world: BuiltWorld, tmp_path: Path) -> None:
+@pytest.mark.parametrize("date", [0, 1], ids=["descending", "ascending"])
+def test_against_the_simulator_truth(alpine_world: BuiltWorld, tmp_path: Path, date: int) -> None:
     """The pipeline's maps from the SRTM tile (voids filled) and the product vs the forward model's
-    truth, which the simulator computes with its own code (ray casting, surface coverage of the image)."""
+    truth, which the simulator computes with its own code (ray casting, surface coverage of the image);
+    on both passes."""
     from pipeline.simulate.agreement import distortion_agreement
     from pipeline.stages.dem import prepare_dem
     from pipeline.stages.distortion import distortion_maps
 
     world = alpine_world.world
-    safe = alpine_world.s1_safes()[0]
+    safe = alpine_world.s1_safes()[date]
     aoi = world.grid  # the whole simulated region (the small AOI has few shadows)
     flags_path, geo_path = tmp_path / "flags.tif", tmp_path / "geometry.tif"
     extended = aoi.expanded(3000.0)  # the scan margin of the workflow's default
@@ -177,9 +179,12 @@ def test_against_the_simulator_truth(alpine_world: BuiltWorld, tmp_path: Path) -
         truth = src.read(1)
     a = distortion_agreement(flags, truth)
     assert a.shadow_truth_px > 1000 and a.layover_truth_px > 1000
-    # measured: layover 0.937, shadow 0.941 (differences: the SRTM's rounding and filled voids, the
-    # truth's sampling of fold tips, the two definitions at the edges of shadows)
-    assert a.layover_iou >= 0.9 and a.shadow_iou >= 0.9, a
+    # measured (where the product images the ground): descending layover 0.937, shadow 0.920; ascending
+    # 0.867, 0.962. Differences: the SRTM's rounding and filled voids, the two definitions at the edges of
+    # shadows, and the truth's sampling of fold tips (2 x 8 samples a pixel): with 4 x 16 and 8 x 32 the
+    # layover IoU rises to 0.951, 0.959 (descending) and 0.895, 0.916 (ascending, whose layover here is
+    # half as large for as much fold edge)
+    assert a.layover_iou >= (0.9, 0.85)[date] and a.shadow_iou >= 0.9, a
     with rasterio.open(geo_path) as src:
         assert src.descriptions == ("local_incidence_deg", "slope_deg", "aspect_deg", "region")
 

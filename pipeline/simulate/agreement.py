@@ -16,13 +16,13 @@ import rasterio
 from numpy.typing import NDArray
 
 from pipeline.sar.distortion import LAYOVER, SHADOW
-from pipeline.simulate.app import TRUTH_INCOMPLETE
+from pipeline.simulate.app import TRUTH_INCOMPLETE, TRUTH_OUTSIDE_IMAGE
 
 
 @dataclass(frozen=True)
 class DistortionAgreement:
     """Intersection over union of the pipeline's layover and shadow with the truth's, where the truth
-    is complete; pixel counts of each."""
+    is complete and the product images the ground; pixel counts of each."""
 
     layover_iou: float
     shadow_iou: float
@@ -40,8 +40,9 @@ def iou(a: NDArray[np.bool_], b: NDArray[np.bool_]) -> float:
 
 def distortion_agreement(pipeline_flags: NDArray, truth_flags: NDArray) -> DistortionAgreement:
     """Compare two flag rasters on the same grid (bits of :mod:`pipeline.sar.distortion`); pixels
-    whose truth is incomplete (:data:`~pipeline.simulate.app.TRUTH_INCOMPLETE`) are left out."""
-    valid = (truth_flags & TRUTH_INCOMPLETE) == 0
+    whose truth is incomplete (:data:`~pipeline.simulate.app.TRUTH_INCOMPLETE`) or that the product
+    does not image (:data:`~pipeline.simulate.app.TRUTH_OUTSIDE_IMAGE`) are left out."""
+    valid = (truth_flags & (TRUTH_INCOMPLETE | TRUTH_OUTSIDE_IMAGE)) == 0
     lay_p, lay_t = ((pipeline_flags & LAYOVER) > 0) & valid, ((truth_flags & LAYOVER) > 0) & valid
     sh_p, sh_t = ((pipeline_flags & SHADOW) > 0) & valid, ((truth_flags & SHADOW) > 0) & valid
     return DistortionAgreement(iou(lay_p, lay_t), iou(sh_p, sh_t), int(lay_t.sum()), int(lay_p.sum()),

@@ -9,7 +9,8 @@ Layout under the output directory::
     truth/                                                 what the simulator knows (not part of any product)
         world.json                 spec, grids, corner reflectors (map and radar positions)
         landcover.tif              classes on the world grid (10 m, UTM)
-        <S1 id>_distortion.tif     bits 2/4 active/passive layover, 8/16 active/passive shadow (world grid)
+        <S1 id>_distortion.tif     bits 2/4 active/passive layover, 8/16 active/passive shadow (world grid),
+                                   64 shadow undetermined, 128 outside the product's image
         <S1 id>_sigma0_{vv,vh}.tif noise-free, speckle-free sigma0 in radar geometry (linear)
         <S2 id>_reflectance.tif    surface reflectance B02, B03, B04 before quantisation
         <S2 id>_snow.tif           seasonal snow mask
@@ -43,6 +44,9 @@ from pipeline.simulate.world import WorldSpec, aoi_grid
 
 #: bit of the truth's distortion raster: the shadow ray left the simulated grid before clearing the terrain
 TRUTH_INCOMPLETE = 64
+#: bit of the truth's distortion raster: the ground is imaged outside the product's image (no data there, and
+#: the ground it would share an image cell with may lie beyond the simulated grid)
+TRUTH_OUTSIDE_IMAGE = 128
 
 log = logging.getLogger(__name__)
 
@@ -101,8 +105,8 @@ def write_world(world: scene.World, out_dir: str | Path, threads: int = 1) -> Pa
             "sentinel1": s1_truth,
             "sentinel2": s2_truth,
             "distortion_fractions": {
-                "shadow": float(world.facets.shadow.mean()),
-                "layover": float(world.facets.layover.mean()),
+                p: {"shadow": float(f.shadow.mean()), "layover": float(f.layover.mean())}
+                for p, f in world.facets.items()
             },
         }
         (truth / "world.json").write_text(json.dumps(world_json, indent=2))
@@ -111,13 +115,15 @@ def write_world(world: scene.World, out_dir: str | Path, threads: int = 1) -> Pa
     return out_dir / "catalog.json"
 
 
-def truth_flags(f: FacetGeometry) -> np.ndarray:
+def truth_flags(f: FacetGeometry, image_shape: tuple[int, int]) -> np.ndarray:
     """The truth's distortion raster (uint8 bits of :mod:`pipeline.sar.distortion`, plus
-    :data:`TRUTH_INCOMPLETE`) of one date's facets."""
+    :data:`TRUTH_INCOMPLETE` and :data:`TRUTH_OUTSIDE_IMAGE`) of one date's facets; ``image_shape``:
+    (lines, pixels) of the product's image."""
+    outside = (f.line < -0.5) | (f.line > image_shape[0] - 0.5) | (f.pixel < -0.5) | (f.pixel > image_shape[1] - 0.5)
     return (
         f.active_layover * ACTIVE_LAYOVER | (f.layover & ~f.active_layover) * PASSIVE_LAYOVER
         | f.active_shadow * ACTIVE_SHADOW | (f.shadow & ~f.active_shadow) * PASSIVE_SHADOW
-        | ~f.truth_complete * TRUTH_INCOMPLETE
+        | ~f.truth_complete * TRUTH_INCOMPLETE | outside * TRUTH_OUTSIDE_IMAGE
     ).astype(np.uint8)
 
 
@@ -130,7 +136,7 @@ def _write_date(
     date = spec.dates[i]
     truth = root / "truth"
     s1 = scene.simulate_sentinel1(world, i)
-    safe = write_safe(root / "sentinel1", s1.design, s1.dn, spec.relative_orbit)
+    safe = write_safe(root / "sentinel1", s1.design, s1.dn, s1.acquisition.relative_orbit)
     pid = safe.name.removesuffix(".SAFE")
     names = ProductNames.of(s1.design.annotation, tuple(s1.dn))
     files = {
@@ -142,18 +148,21 @@ def _write_date(
         }
         for pol in s1.dn
     }
-    s1_item = sentinel1_item(safe, s1.design.annotation, spec.relative_orbit, files)
-    write_geotiff(truth / f"{pid}_distortion.tif", truth_flags(s1.facets), world.grid, None,
+    s1_item = sentinel1_item(safe, s1.design.annotation, s1.acquisition.relative_orbit, files)
+    image = s1.design.annotation.image
+    write_geotiff(truth / f"{pid}_distortion.tif",
+                  truth_flags(s1.facets, (image.number_of_lines, image.number_of_samples)), world.grid, None,
                   {"bits": "2 active layover, 4 passive layover, 8 active shadow, 16 passive shadow "
                            "(as pipeline.sar.distortion; foreshortening is not part of the truth), "
-                           "64 shadow undetermined (the ray to the antenna leaves the simulated grid)",
+                           "64 shadow undetermined (the ray to the antenna leaves the simulated grid), "
+                           "128 imaged outside the product's image",
                    "method": "forward model: ray casting to the antenna, shared image cells "
                              "(pipeline.simulate.radar_truth)"})
     for pol, sigma0 in s1.sigma0_true.items():
         write_geotiff(truth / f"{pid}_sigma0_{pol.lower()}.tif", sigma0, None, None,
                       {"units": "linear sigma0 (ellipsoid-referenced), radar geometry"})
     s1_record = {
-        "id": pid, "time": str(date.s1_time),
+        "id": pid, "time": str(date.s1_time), "pass": date.pass_direction,
         "baseline_m": {"perpendicular": s1.baseline_m[0], "parallel": s1.baseline_m[1]},
         "snow": {"line_m": date.snow_line_m, "wet": date.wet_snow},
         "reflectors": [{"name": cr.name, "line": l, "pixel": p} for cr, (l, p) in zip(world.reflectors, s1.reflector_radar)],

@@ -72,8 +72,11 @@ class World:
     snow_noise: NDArray[np.float32]
     texture_db: NDArray[np.float32]
     surface: Surface  # the grid's terrain (ECEF, normals, areas), whatever the orbit
-    facets: FacetGeometry  # one facet per grid pixel, seen from the reference orbit
-    orbit: CircularOrbit  # the reference orbit; each date flies off it within the orbital tube
+    #: per pass direction the dates fly ("descending", "ascending"): one facet per grid pixel seen from
+    #: that pass's reference orbit
+    facets: dict[str, FacetGeometry]
+    #: per pass direction: the reference orbit; each date of that pass flies off it within the orbital tube
+    orbits: dict[str, CircularOrbit]
     scene_centre_m: NDArray[np.float64]  # ECEF point the orbit sees at t = 0
     reference_height_m: float
     product_footprint_m: NDArray[np.float64]  # ECEF points every product must cover
@@ -93,7 +96,8 @@ def sample_tile(tile: NDArray, south: int, west: int, lat: NDArray, lon: NDArray
 
 
 def build_world(spec: WorldSpec, geoid_grid: str | None = None) -> World:
-    """Terrain, land cover, orbit, radar facets and corner reflectors of a world."""
+    """Terrain, land cover, the reference orbit and radar facets of each pass direction, and corner
+    reflectors of a world."""
     rng = np.random.default_rng(spec.seed)
     south, west = spec.tile_south_west
     aoi = aoi_grid(spec)
@@ -117,12 +121,15 @@ def build_world(spec: WorldSpec, geoid_grid: str | None = None) -> World:
     footprint = geodetic_to_ecef(plat, plon, sample_tile(tile_h, south, west, plat, plon) + geoid.undulation(plat, plon))
     footprint = footprint.reshape(-1, 3)
     centre = geodetic_to_ecef(spec.center_lat, spec.center_lon, float(np.median(region_h)))
-    orbit = design_orbit(centre, spec.incidence_deg, descending=True)
     reference_height = float(np.round(np.median(region_h)))
-    design = design_product(orbit, _acquisition(spec, 0), footprint, reference_height)
-    geometry = RadarGeometry(design.annotation)
-    grid = _seen_grid(geometry, aoi, region.coarsened(100.0), ell_of=lambda la, lo: sample_tile(
-        tile_h, south, west, la, lo) + geoid.undulation(la, lo), margin_m=1000.0)
+    # one reference orbit per pass direction, each with the design of its first date's product
+    first = {p: next(i for i, d in enumerate(spec.dates) if d.pass_direction == p) for p in spec.passes}
+    orbits = {p: design_orbit(centre, spec.track(p).incidence_deg, descending=p == "descending") for p in first}
+    designs = {p: design_product(orbits[p], _acquisition(spec, i), footprint, reference_height)
+               for p, i in first.items()}
+    grid = _seen_grid([RadarGeometry(d.annotation) for d in designs.values()], aoi, region.coarsened(100.0),
+                      ell_of=lambda la, lo: sample_tile(tile_h, south, west, la, lo) + geoid.undulation(la, lo),
+                      margin_m=1000.0)
 
     lat, lon = grid_lat_lon(grid)
     height = sample_tile(tile_h, south, west, lat, lon).astype(np.float32)
@@ -137,24 +144,31 @@ def build_world(spec: WorldSpec, geoid_grid: str | None = None) -> World:
     snow_noise = terrain.value_noise(rng, shape, pix, 600.0)
     texture_db = (1.2 * terrain.value_noise(rng, shape, pix, 60.0)).astype(np.float32)
     surface = terrain_surface(spec.crs, grid.easting, grid.northing, ell.astype(np.float64))
-    facets = facet_geometry(orbit, design, _acquisition(spec, 0).centre_time, surface)
+    facets = {p: facet_geometry(orbits[p], designs[p], _acquisition(spec, i).centre_time, surface)
+              for p, i in first.items()}
 
     world = World(
         spec=spec, tile_height_m=tile_h, tile_void=relief.void, tile_water=relief.water, grid=grid,
         height_m=height, ellipsoidal_height_m=ell, slope_deg=slope.astype(np.float32),
         aspect_deg=aspect.astype(np.float32), cover=cover, snow_noise=snow_noise, texture_db=texture_db,
-        surface=surface, facets=facets, orbit=orbit, scene_centre_m=centre,
+        surface=surface, facets=facets, orbits=orbits, scene_centre_m=centre,
         reference_height_m=reference_height, product_footprint_m=footprint, reflectors=(),
     )
     return dataclasses.replace(world, reflectors=_place_reflectors(world, rng, lat, lon))
 
 
-def _seen_grid(geometry: RadarGeometry, aoi: MapGrid, candidates: MapGrid, ell_of, margin_m: float) -> MapGrid:
-    """The grid (aligned with the AOI) of the ground, on its real heights, that falls in the image, plus a margin."""
+def _seen_grid(
+    geometries: list[RadarGeometry], aoi: MapGrid, candidates: MapGrid, ell_of, margin_m: float
+) -> MapGrid:
+    """The grid (aligned with the AOI) of the ground, on its real heights, that falls in any of the images,
+    plus a margin."""
     lat, lon = grid_lat_lon(candidates)
-    line, pixel = geometry.geographic_to_radar(lat, lon, ell_of(lat, lon))
-    image = geometry.annotation.image
-    inside = (line >= -1) & (line <= image.number_of_lines) & (pixel >= -1) & (pixel <= image.number_of_samples)
+    ell = ell_of(lat, lon)
+    inside = np.zeros(lat.shape, bool)
+    for geometry in geometries:
+        line, pixel = geometry.geographic_to_radar(lat, lon, ell)
+        image = geometry.annotation.image
+        inside |= (line >= -1) & (line <= image.number_of_lines) & (pixel >= -1) & (pixel <= image.number_of_samples)
     ee, nn = np.meshgrid(candidates.easting, candidates.northing)
     if inside[[0, -1]].any() or inside[:, [0, -1]].any():
         raise RuntimeError(f"the candidate region does not contain the whole image footprint; enlarge it ({inside.sum()} of {inside.size}, rows {np.flatnonzero(inside.any(1))[[0,-1]]}, cols {np.flatnonzero(inside.any(0))[[0,-1]]})")
@@ -165,21 +179,22 @@ def _seen_grid(geometry: RadarGeometry, aoi: MapGrid, candidates: MapGrid, ell_o
 
 def _acquisition(spec: WorldSpec, index: int) -> S1Acquisition:
     date = spec.dates[index]
-    cycles = int(round((date.s1_time - spec.dates[0].s1_time) / np.timedelta64(12, "D")))
-    absolute = spec.first_absolute_orbit + 175 * cycles
+    # Sentinel-1 flies 175 orbits in its 12-day repeat cycle
+    orbits_since_first = (date.s1_time - spec.dates[0].s1_time) / np.timedelta64(12, "D") * 175
+    absolute = spec.first_absolute_orbit + int(round(orbits_since_first))
     return S1Acquisition(
         mission=spec.mission,
         centre_time=date.s1_time,
         absolute_orbit=absolute,
-        relative_orbit=spec.relative_orbit,
+        relative_orbit=spec.track(date.pass_direction).relative_orbit,
         data_take_id=(0x03A000 + 0x1D3 * index + spec.seed) & 0xFFFFFF,
     )
 
 
 def _place_reflectors(world: World, rng: np.random.Generator, lat: NDArray, lon: NDArray) -> tuple[CornerReflector, ...]:
-    """Reflectors on open, flat, visible ground inside the AOI, at least 1 km apart."""
+    """Reflectors on open, flat ground inside the AOI that every pass sees (no layover), at least 1 km apart."""
     grid, spec = world.grid, world.spec
-    vis10 = world.facets.visible & ~world.facets.layover
+    vis10 = np.logical_and.reduce([f.visible & ~f.layover for f in world.facets.values()])
     ok = (
         np.isin(world.cover, (landcover.Cover.MEADOW, landcover.Cover.BUILT_UP))
         & (ndimage.maximum_filter(world.slope_deg, 5) < 4.0)
@@ -211,13 +226,16 @@ def _place_reflectors(world: World, rng: np.random.Generator, lat: NDArray, lon:
 
 
 def date_orbit(world: World, index: int) -> CircularOrbit:
-    """The orbit of date ``index``: the reference orbit offset radially and east-west by normal
+    """The orbit of date ``index``: its pass's reference orbit offset radially and east-west by normal
     draws of RMS ``spec.orbit_tube_m`` (seeded per date); the reference orbit itself when 0."""
     tube = world.spec.orbit_tube_m
+    pass_direction = world.spec.dates[index].pass_direction
+    reference = world.orbits[pass_direction]
     if tube == 0:
-        return world.orbit
+        return reference
     radial, east = np.random.default_rng([world.spec.seed, index, 3]).normal(0.0, tube, 2)
-    return offset_orbit(world.orbit, world.scene_centre_m, float(radial), float(east), descending=True)
+    return offset_orbit(reference, world.scene_centre_m, float(radial), float(east),
+                        descending=pass_direction == "descending")
 
 
 def baseline_m(reference: CircularOrbit, orbit: CircularOrbit, target_m: NDArray) -> tuple[float, float]:
@@ -256,9 +274,10 @@ def simulate_sentinel1(world: World, index: int) -> Sentinel1Scene:
     rng = np.random.default_rng([spec.seed, index, 1])
     acq = _acquisition(spec, index)
     orbit = date_orbit(world, index)
+    reference = world.orbits[date.pass_direction]
     geometry_design = design_product(orbit, acq, world.product_footprint_m, world.reference_height_m)
-    if orbit is world.orbit:
-        f = world.facets
+    if orbit is reference:
+        f = world.facets[date.pass_direction]
     else:
         f = facet_geometry(orbit, geometry_design, acq.centre_time, world.surface)
     image = geometry_design.annotation.image
@@ -289,7 +308,7 @@ def simulate_sentinel1(world: World, index: int) -> Sentinel1Scene:
         dn[pol] = digital_numbers(sigma0_radar, sigma_lut, noise, rng, spec.enl, points)
         truth[pol] = (sigma0_radar + points).astype(np.float32)
     return Sentinel1Scene(acq, geometry_design, dn, truth, tuple(reflector_rc), f,
-                          baseline_m(world.orbit, orbit, world.scene_centre_m))
+                          baseline_m(reference, orbit, world.scene_centre_m))
 
 
 def s2_tile_name(spec: WorldSpec) -> str:

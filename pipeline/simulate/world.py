@@ -27,6 +27,20 @@ class DatePair:
     snow_line_m: float
     wet_snow: bool
     cloud_fraction: float
+    pass_direction: str = "descending"  # of the Sentinel-1 pass: "descending" or "ascending"
+
+
+#: Sentinel-1 pass directions, as STAC's sat:orbit_state spells them
+PASS_DIRECTIONS = ("descending", "ascending")
+
+
+@dataclass(frozen=True)
+class Track:
+    """The reference track of one pass direction: its relative orbit and its geocentric incidence
+    angle (deg) at the AOI centre."""
+
+    relative_orbit: int
+    incidence_deg: float
 
 
 @dataclass(frozen=True)
@@ -49,6 +63,7 @@ class WorldSpec:
     relief: str = "alpine"
     flat_height_m: float = 1000.0
     orbit_tube_m: float = 0.0
+    ascending: Track = Track(88, 41.0)
 
     @classmethod
     def from_config(cls, sim: dict[str, Any]) -> "WorldSpec":
@@ -59,6 +74,7 @@ class WorldSpec:
                 snow_line_m=float(d["snow_line_m"]),
                 wet_snow=bool(d["wet_snow"]),
                 cloud_fraction=float(d["cloud_fraction"]),
+                pass_direction=str(d.get("pass", "descending")),
             )
             for d in sim["dates"]
         )
@@ -79,7 +95,25 @@ class WorldSpec:
             relief=str(sim.get("relief", "alpine")),
             flat_height_m=float(sim.get("flat_height_m", 1000.0)),
             orbit_tube_m=float(sim["sentinel1"].get("orbit_tube_m", 0.0)),
+            ascending=Track(
+                int(sim["sentinel1"].get("ascending", {}).get("relative_orbit", 88)),
+                float(sim["sentinel1"].get("ascending", {}).get("incidence_deg", 41.0)),
+            ),
         )
+
+    def track(self, pass_direction: str) -> Track:
+        """The reference track of ``pass_direction`` ("descending": the top-level relative orbit and
+        incidence; "ascending": ``ascending``)."""
+        if pass_direction == "descending":
+            return Track(self.relative_orbit, self.incidence_deg)
+        if pass_direction == "ascending":
+            return self.ascending
+        raise ValueError(f"pass direction {pass_direction!r} is not one of {PASS_DIRECTIONS}")
+
+    @property
+    def passes(self) -> tuple[str, ...]:
+        """The pass directions the dates fly, in the order they first occur."""
+        return tuple(dict.fromkeys(d.pass_direction for d in self.dates))
 
     @property
     def tile(self) -> str:
