@@ -29,7 +29,8 @@ def calibrated_sigma0_db(safe: Path, pol: str) -> np.ndarray:
 
 
 def world_quicklooks(root: str | Path, out_dir: str | Path, date_index: int = 0, max_size: int = 900) -> list[Path]:
-    """SAR [VV, VH, 0], DEM hillshade, optical RGB and SCL PNGs of one date of a simulated world."""
+    """SAR [VV, VH, 0] (``simulated_s1_vv_vh_<pass>.png``, radar geometry), DEM hillshade, optical RGB and
+    SCL PNGs of one date of a simulated world."""
     root, out_dir = Path(root), Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     truth = json.loads((root / "truth" / "world.json").read_text())
@@ -37,7 +38,8 @@ def world_quicklooks(root: str | Path, out_dir: str | Path, date_index: int = 0,
     s2 = root / "sentinel2" / f"{truth['sentinel2'][date_index]['id']}.SAFE"
     written = []
     sar = q.sar_rgb(calibrated_sigma0_db(s1, "VV"), calibrated_sigma0_db(s1, "VH"))
-    written.append(q.save_png(out_dir / "simulated_s1_vv_vh.png", sar, max_size))
+    pass_direction = truth["sentinel1"][date_index].get("pass", "descending")
+    written.append(q.save_png(out_dir / f"simulated_s1_vv_vh_{pass_direction}.png", sar, max_size))
 
     tile = truth["tile"]
     grid = truth["world_grid"]
