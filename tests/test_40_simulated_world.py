@@ -358,6 +358,36 @@ def test_flat_uniform_radiometry_and_speckle(flat_world: BuiltWorld) -> None:
         assert abs(ratio.mean() - 1) < 0.02
 
 
+def test_built_up_is_bright_points_on_dark_ground(alpine_world: BuiltWorld) -> None:
+    """Settlements are dark ground strewn with double-bounce scatterers (15 % of their 10 m cells), not a
+    uniform bright surface: in the noise-free truth image their radar pixels are heavy-tailed (95th
+    percentile far above the median) where flat meadow is not, and their mean is the mixture's."""
+    from pipeline.simulate.landcover import BACKSCATTER, BUILT_UP_SCATTERER_FRACTION
+
+    world = alpine_world.world
+    built = world.cover == Cover.BUILT_UP
+    assert (world.scatterers & ~built).sum() == 0
+    assert abs(world.scatterers[built].mean() - BUILT_UP_SCATTERER_FRACTION) < 0.02
+    safe = alpine_world.s1_safes()[0]
+    truth = truth_sigma0(alpine_world, safe, "vv")
+    f = world.facets["descending"]
+    flat = ndimage.maximum_filter(world.slope_deg, 5) < 6.0
+
+    def radar_pixels(mask: np.ndarray) -> np.ndarray:
+        core = ndimage.binary_erosion(mask, iterations=3) & f.visible & ~f.layover
+        li, pi = np.round(f.line[core]).astype(int), np.round(f.pixel[core]).astype(int)
+        ok = (li >= 0) & (li < truth.shape[0]) & (pi >= 0) & (pi < truth.shape[1])
+        return truth.ravel()[np.unique(li[ok] * truth.shape[1] + pi[ok])].astype(np.float64)
+
+    town, meadow = radar_pixels(built & flat), radar_pixels((world.cover == Cover.MEADOW) & flat)
+    assert town.size > 500 and meadow.size > 500
+    tail_db = {name: 10 * np.log10(np.percentile(v, 95) / np.median(v)) for name, v in (("town", town), ("meadow", meadow))}
+    assert tail_db["town"] > 6.0 and tail_db["meadow"] < 3.0, tail_db
+    mixture = ((1 - BUILT_UP_SCATTERER_FRACTION) * 10 ** (BACKSCATTER["built_up"].vv_db / 10)
+               + BUILT_UP_SCATTERER_FRACTION * 10 ** (BACKSCATTER["built_up_scatterer"].vv_db / 10))
+    assert abs(10 * np.log10(town.mean() / mixture)) < 1.0, (10 * np.log10(town.mean()), 10 * np.log10(mixture))
+
+
 def test_alpine_radiometry(alpine_world: BuiltWorld) -> None:
     world = alpine_world.world
     safe = alpine_world.s1_safes()[0]  # summer: snow only on glaciers and summits

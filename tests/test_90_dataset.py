@@ -130,7 +130,9 @@ def test_flat_ground_backscatter_per_class_matches_the_simulated_surfaces(built:
     checked = 0
     for c in stats.classes:
         model = BACKSCATTER.get(c.name)
-        if model is None or c.flat_pixels < 2000:
+        # built-up is a mixture (dark ground and double-bounce scatterers: its median is neither's;
+        # test_built_up_is_bright_points_on_dark_ground checks it against the truth)
+        if model is None or c.flat_pixels < 2000 or c.name == "built_up":
             continue
         for pol, measured in (("vv", c.flat_vv_median_db), ("vh", c.flat_vh_median_db)):
             expected = getattr(model, f"{pol}_db") + 10 * model.exponent * np.log10(gain)

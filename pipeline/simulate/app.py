@@ -104,10 +104,6 @@ def write_world(world: scene.World, out_dir: str | Path, threads: int = 1) -> Pa
             "reflectors": [cr.__dict__ for cr in world.reflectors],
             "sentinel1": s1_truth,
             "sentinel2": s2_truth,
-            "distortion_fractions": {
-                p: {"shadow": float(f.shadow.mean()), "layover": float(f.layover.mean())}
-                for p, f in world.facets.items()
-            },
         }
         (truth / "world.json").write_text(json.dumps(world_json, indent=2))
         write_catalog(root, s1_items, s2_items, f"Simulated Alpine world {spec.tile}, seed {spec.seed}")
@@ -165,6 +161,7 @@ def _write_date(
         "id": pid, "time": str(date.s1_time), "pass": date.pass_direction,
         "baseline_m": {"perpendicular": s1.baseline_m[0], "parallel": s1.baseline_m[1]},
         "snow": {"line_m": date.snow_line_m, "wet": date.wet_snow},
+        "distortion_fractions": {"shadow": float(s1.facets.shadow.mean()), "layover": float(s1.facets.layover.mean())},
         "reflectors": [{"name": cr.name, "line": l, "pixel": p} for cr, (l, p) in zip(world.reflectors, s1.reflector_radar)],
     }
 

@@ -95,17 +95,6 @@ def illumination(slope_deg: NDArray, aspect_deg: NDArray, sun_zenith_deg: float,
     return np.cos(z) * np.cos(s) + np.sin(z) * np.sin(s) * np.cos(phi - a)
 
 
-def fractal(rng: np.random.Generator, shape: tuple[int, int], pixel_m: float, largest_m: float, octaves: int) -> NDArray:
-    """fBm in about [-1, 1]: octaves of value noise, amplitudes halving."""
-    out = np.zeros(shape, np.float32)
-    total = 0.0
-    for k in range(octaves):
-        amp = 0.5**k
-        out += amp * terrain.value_noise(rng, shape, (pixel_m, pixel_m), largest_m / 2**k)
-        total += amp
-    return out / total
-
-
 @dataclass(frozen=True)
 class OpticalScene:
     """A simulated L2A scene: reflectance (3, rows, cols) in B02, B03, B04 order, SCL at 10 m, cloud stats."""
@@ -147,7 +136,7 @@ def simulate_optical(
         rho[:, m] = np.array(winter_r if winter else summer_r, np.float32)[:, None]
     snowy = snow & (cover != Cover.WATER)
     rho[:, snowy] = np.array(SNOW, np.float32)[:, None]
-    texture = 1.0 + 0.18 * fractal(rng, shape, pixel_m, 400.0, 4)
+    texture = 1.0 + 0.18 * terrain.fractal_noise(rng, shape, (pixel_m, pixel_m), 400.0, 4)
     rho *= texture[None]
 
     # terrain illumination: Minnaert-like direct part plus a diffuse sky part
@@ -160,10 +149,10 @@ def simulate_optical(
     terrain_dark = (cos_i <= 0.05) | cast
 
     # clouds: thresholded fBm with soft edges; thin cirrus; shadows displaced along the sun azimuth
-    field = fractal(rng, shape, pixel_m, 6000.0, 6)
+    field = terrain.fractal_noise(rng, shape, (pixel_m, pixel_m), 6000.0, 6)
     thr = threshold_for_fraction(field, cloud_fraction)
     opacity = np.clip((field - thr) / 0.08, 0.0, 1.0) if np.isfinite(thr) else np.zeros(shape, np.float32)
-    cirrus_field = fractal(rng, shape, pixel_m, 12000.0, 4)
+    cirrus_field = terrain.fractal_noise(rng, shape, (pixel_m, pixel_m), 12000.0, 4)
     cirrus = np.clip((cirrus_field - threshold_for_fraction(cirrus_field, 0.5 * cloud_fraction)) / 0.2, 0, 0.6) \
         if cloud_fraction > 0 else np.zeros(shape, np.float32)
     shift_m = cloud_height_m * np.tan(np.radians(sun_zenith_deg))

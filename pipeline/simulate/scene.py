@@ -71,9 +71,10 @@ class World:
     cover: NDArray[np.uint8]
     snow_noise: NDArray[np.float32]
     texture_db: NDArray[np.float32]
+    scatterers: NDArray[np.bool_]  # built-up cells holding a double-bounce scatterer
     surface: Surface  # the grid's terrain (ECEF, normals, areas), whatever the orbit
-    #: per pass direction the dates fly ("descending", "ascending"): one facet per grid pixel seen from
-    #: that pass's reference orbit
+    #: per pass direction the dates fly ("descending", "ascending"): one facet per grid pixel as the
+    #: first date of that pass sees it (corner reflectors are placed where these see open ground)
     facets: dict[str, FacetGeometry]
     #: per pass direction: the reference orbit; each date of that pass flies off it within the orbital tube
     orbits: dict[str, CircularOrbit]
@@ -122,10 +123,12 @@ def build_world(spec: WorldSpec, geoid_grid: str | None = None) -> World:
     footprint = footprint.reshape(-1, 3)
     centre = geodetic_to_ecef(spec.center_lat, spec.center_lon, float(np.median(region_h)))
     reference_height = float(np.round(np.median(region_h)))
-    # one reference orbit per pass direction, each with the design of its first date's product
-    first = {p: next(i for i, d in enumerate(spec.dates) if d.pass_direction == p) for p in spec.passes}
+    # one reference orbit per pass direction; the first date of each pass (its orbit and product design)
+    # sets what the world must cover (the other dates fly within the orbital tube: the margin covers them)
+    first = spec.first_dates
     orbits = {p: design_orbit(centre, spec.track(p).incidence_deg, descending=p == "descending") for p in first}
-    designs = {p: design_product(orbits[p], _acquisition(spec, i), footprint, reference_height)
+    first_orbits = {p: _date_orbit(spec, orbits[p], centre, i) for p, i in first.items()}
+    designs = {p: design_product(first_orbits[p], _acquisition(spec, i), footprint, reference_height)
                for p, i in first.items()}
     grid = _seen_grid([RadarGeometry(d.annotation) for d in designs.values()], aoi, region.coarsened(100.0),
                       ell_of=lambda la, lo: sample_tile(tile_h, south, west, la, lo) + geoid.undulation(la, lo),
@@ -139,18 +142,22 @@ def build_world(spec: WorldSpec, geoid_grid: str | None = None) -> World:
     slope, aspect = terrain.slope_aspect(height, (grid.resolution, grid.resolution))
     shape = (grid.height, grid.width)
     pix = (grid.resolution, grid.resolution)
-    noises = tuple(terrain.value_noise(rng, shape, pix, w) for w in (1500.0, 800.0, 300.0))
+    # the fields that place settlements, jitter the treeline and break up the cover: fBm down to
+    # 37-50 m wavelengths, so that cover boundaries are ragged at every scale
+    noises = tuple(terrain.unit_range(terrain.fractal_noise(rng, shape, pix, largest, octaves, 0.6))
+                   for largest, octaves in ((1500.0, 6), (800.0, 5), (300.0, 3)))
     cover = landcover.classify(height, slope, aspect, water, valley, noises)
+    scatterers = landcover.built_up_scatterers(cover, rng)
     snow_noise = terrain.value_noise(rng, shape, pix, 600.0)
     texture_db = (1.2 * terrain.value_noise(rng, shape, pix, 60.0)).astype(np.float32)
     surface = terrain_surface(spec.crs, grid.easting, grid.northing, ell.astype(np.float64))
-    facets = {p: facet_geometry(orbits[p], designs[p], _acquisition(spec, i).centre_time, surface)
+    facets = {p: facet_geometry(first_orbits[p], designs[p], _acquisition(spec, i).centre_time, surface)
               for p, i in first.items()}
 
     world = World(
         spec=spec, tile_height_m=tile_h, tile_void=relief.void, tile_water=relief.water, grid=grid,
         height_m=height, ellipsoidal_height_m=ell, slope_deg=slope.astype(np.float32),
-        aspect_deg=aspect.astype(np.float32), cover=cover, snow_noise=snow_noise, texture_db=texture_db,
+        aspect_deg=aspect.astype(np.float32), cover=cover, snow_noise=snow_noise, texture_db=texture_db, scatterers=scatterers,
         surface=surface, facets=facets, orbits=orbits, scene_centre_m=centre,
         reference_height_m=reference_height, product_footprint_m=footprint, reflectors=(),
     )
@@ -196,7 +203,7 @@ def _place_reflectors(world: World, rng: np.random.Generator, lat: NDArray, lon:
     grid, spec = world.grid, world.spec
     vis10 = np.logical_and.reduce([f.visible & ~f.layover for f in world.facets.values()])
     ok = (
-        np.isin(world.cover, (landcover.Cover.MEADOW, landcover.Cover.BUILT_UP))
+        (world.cover == landcover.Cover.MEADOW)  # open ground, as calibration sites (no buildings' scatterers)
         & (ndimage.maximum_filter(world.slope_deg, 5) < 4.0)
         & ndimage.binary_erosion(vis10, iterations=3)
     )
@@ -228,14 +235,15 @@ def _place_reflectors(world: World, rng: np.random.Generator, lat: NDArray, lon:
 def date_orbit(world: World, index: int) -> CircularOrbit:
     """The orbit of date ``index``: its pass's reference orbit offset radially and east-west by normal
     draws of RMS ``spec.orbit_tube_m`` (seeded per date); the reference orbit itself when 0."""
-    tube = world.spec.orbit_tube_m
-    pass_direction = world.spec.dates[index].pass_direction
-    reference = world.orbits[pass_direction]
-    if tube == 0:
+    return _date_orbit(world.spec, world.orbits[world.spec.dates[index].pass_direction], world.scene_centre_m, index)
+
+
+def _date_orbit(spec: WorldSpec, reference: CircularOrbit, centre_m: NDArray, index: int) -> CircularOrbit:
+    if spec.orbit_tube_m == 0:
         return reference
-    radial, east = np.random.default_rng([world.spec.seed, index, 3]).normal(0.0, tube, 2)
-    return offset_orbit(reference, world.scene_centre_m, float(radial), float(east),
-                        descending=pass_direction == "descending")
+    radial, east = np.random.default_rng([spec.seed, index, 3]).normal(0.0, spec.orbit_tube_m, 2)
+    return offset_orbit(reference, centre_m, float(radial), float(east),
+                        descending=spec.dates[index].pass_direction == "descending")
 
 
 def baseline_m(reference: CircularOrbit, orbit: CircularOrbit, target_m: NDArray) -> tuple[float, float]:
@@ -276,7 +284,7 @@ def simulate_sentinel1(world: World, index: int) -> Sentinel1Scene:
     orbit = date_orbit(world, index)
     reference = world.orbits[date.pass_direction]
     geometry_design = design_product(orbit, acq, world.product_footprint_m, world.reference_height_m)
-    if orbit is reference:
+    if index == spec.first_dates[date.pass_direction] or orbit is reference:  # the world's facets are its own
         f = world.facets[date.pass_direction]
     else:
         f = facet_geometry(orbit, geometry_design, acq.centre_time, world.surface)
@@ -296,7 +304,8 @@ def simulate_sentinel1(world: World, index: int) -> Sentinel1Scene:
     dn, truth = {}, {}
     visible = f.visible
     power = [np.where(visible, landcover.sigma0(world.cover, snow, date.wet_snow, f.cos_local_incidence, pol,
-                                                world.texture_db) * f.area_m2, 0.0) for pol in POLARISATIONS]
+                                                world.texture_db, world.scatterers) * f.area_m2, 0.0)
+             for pol in POLARISATIONS]
     images = splat_oversampled(f.line, f.pixel, power, shape, spec.splat_oversampling)
     del power
     for pol, rendered in zip(POLARISATIONS, images):

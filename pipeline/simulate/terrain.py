@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 from numpy.typing import NDArray
 from scipy import ndimage
@@ -67,8 +68,34 @@ def value_noise(
     r = np.arange(shape[0]) * dy / wavelength_m + 1.5
     c = np.arange(shape[1]) * dx / wavelength_m + 1.5
     along_rows = _interp_cols(lattice.T, r).T  # (shape[0], cols)
-    out = _interp_cols(along_rows, c)
-    return np.clip(out / (2.5 * out.std() + 1e-12), -1.0, 1.0)
+    return unit_range(_interp_cols(along_rows, c))
+
+
+def unit_range(field: NDArray) -> NDArray[np.float32]:
+    """A zero-mean random field scaled to a standard deviation of 0.4 and clipped to [-1, 1] (the
+    distribution of :func:`value_noise`, which thresholds on such fields assume)."""
+    return np.clip(field / (2.5 * field.std() + 1e-12), -1.0, 1.0).astype(np.float32)
+
+
+def fractal_noise(
+    rng: np.random.Generator,
+    shape: tuple[int, int],
+    pixel_m: tuple[float, float],
+    largest_m: float,
+    octaves: int,
+    persistence: float = 0.5,
+) -> NDArray[np.float32]:
+    """Fractional Brownian motion in about [-1, 1]: ``octaves`` of :func:`value_noise`, wavelengths
+    halving from ``largest_m`` (m), amplitudes multiplied by ``persistence`` from one octave to the
+    next, the sum divided by the amplitudes' sum. Level sets of it are ragged at every octave's scale
+    (the higher the persistence, the more)."""
+    out = np.zeros(shape, np.float32)
+    total = 0.0
+    for k in range(octaves):
+        amp = persistence**k
+        out += amp * value_noise(rng, shape, pixel_m, largest_m / 2**k)
+        total += amp
+    return out / total
 
 
 def _interp_cols(block: NDArray, c: NDArray) -> NDArray[np.float32]:
@@ -80,9 +107,25 @@ def _interp_cols(block: NDArray, c: NDArray) -> NDArray[np.float32]:
     w1 = (3 * t**3 - 6 * t**2 + 4) / 6
     w2 = (-3 * t**3 + 3 * t**2 + 3 * t + 1) / 6
     w3 = t**3 / 6
+    out = np.empty((coeffs.shape[0], c.size), np.float32)
+    _four_taps(np.ascontiguousarray(coeffs, np.float64), i, w0, w1, w2, w3, out)
+    return out
+
+
+@numba.njit(cache=True, parallel=True)
+def _four_taps(coeffs, i, w0, w1, w2, w3, out):  # pragma: no cover
+    # out[r, k] = sum of coeffs[r, i[k] - 1 .. i[k] + 2] (indices clamped to the row) weighted by w0..w3
+    # [k], in float64 and in this order, then rounded to float32: one pass, no temporaries
     n = coeffs.shape[1]
-    get = lambda k: coeffs[:, np.clip(i + k, 0, n - 1)]  # noqa: E731
-    return (get(-1) * w0 + get(0) * w1 + get(1) * w2 + get(2) * w3).astype(np.float32)
+    for r in numba.prange(coeffs.shape[0]):
+        row = coeffs[r]
+        for k in range(i.size):
+            j = i[k]
+            a = row[min(max(j - 1, 0), n - 1)] * np.float64(w0[k])
+            b = row[min(max(j, 0), n - 1)] * np.float64(w1[k])
+            c = row[min(max(j + 1, 0), n - 1)] * np.float64(w2[k])
+            d = row[min(max(j + 2, 0), n - 1)] * np.float64(w3[k])
+            out[r, k] = np.float32(a + b + c + d)
 
 
 @dataclass(frozen=True)

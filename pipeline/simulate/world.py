@@ -116,6 +116,11 @@ class WorldSpec:
         return tuple(dict.fromkeys(d.pass_direction for d in self.dates))
 
     @property
+    def first_dates(self) -> dict[str, int]:
+        """Per pass direction, the index of its first date."""
+        return {p: next(i for i, d in enumerate(self.dates) if d.pass_direction == p) for p in self.passes}
+
+    @property
     def tile(self) -> str:
         """SRTM tile name of the AOI centre (south-west corner), e.g. 'N45E006'."""
         return tile_name(self.center_lat, self.center_lon)
