@@ -25,6 +25,37 @@ def test_default_config_is_valid_and_complete() -> None:
     assert validate({})["simulation"]["aoi"]["size_m"] == 12800
 
 
+def test_bench_configuration_is_the_promised_world_and_plans(tmp_path: Path) -> None:
+    """config/bench.yaml: a 40 km AOI, 24 dates over two years from both passes (each track's dates whole
+    12-day cycles apart), everything it writes apart from the default world's; it plans offline."""
+    import numpy as np
+
+    from pipeline.simulate.world import WorldSpec
+
+    cfg = validate(yaml.safe_load((REPO / "config" / "bench.yaml").read_text()))
+    spec = WorldSpec.from_config(cfg["simulation"])
+    assert spec.aoi_size_m == 40000 and len(spec.dates) >= 24
+    assert {d.pass_direction for d in spec.dates} == {"descending", "ascending"}
+    s1 = np.array([d.s1_time for d in spec.dates])
+    assert (s1.max() - s1.min()) / np.timedelta64(1, "D") > 540  # two seasons
+    for p in spec.passes:
+        days = np.array([(d.s1_time - s1[spec.first_dates[p]]) / np.timedelta64(1, "s") / 86400
+                         for d in spec.dates if d.pass_direction == p])
+        assert np.allclose(days % 12, 0)
+    default = validate(yaml.safe_load((REPO / "config.yaml").read_text()))
+    for key in (("simulation", "directory"), ("results",), ("dataset", "directory"), ("download", "cache"),
+                ("training", "directory"), ("evaluation", "directory")):
+        a, b = cfg, default
+        for k in key:
+            a, b = a[k], b[k]
+        assert a != b, key
+    assert cfg["search"]["orbit_state"] is None
+    work = workflow_copy(tmp_path)
+    res = run(["snakemake", "-n", "dataset", "--cores", "1", "--configfile", "config/bench.yaml"], work)
+    assert res.returncode == 0, (res.stdout + res.stderr)[-3000:]
+    assert "resources/simulated_bench/catalog.json" in res.stdout
+
+
 @pytest.mark.parametrize(
     ("patch", "key"),
     [

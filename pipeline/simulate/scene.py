@@ -130,7 +130,10 @@ def build_world(spec: WorldSpec, geoid_grid: str | None = None) -> World:
     first_orbits = {p: _date_orbit(spec, orbits[p], centre, i) for p, i in first.items()}
     designs = {p: design_product(first_orbits[p], _acquisition(spec, i), footprint, reference_height)
                for p, i in first.items()}
-    grid = _seen_grid([RadarGeometry(d.annotation) for d in designs.values()], aoi, region.coarsened(100.0),
+    # the images are rectangles in (line, pixel), turned against the map by the heading (about 12 deg):
+    # their corners reach beyond the AOI by up to a quarter of its side
+    candidates = aoi.expanded(spec.margin_m + 6000.0 + 0.25 * spec.aoi_size_m).coarsened(100.0)
+    grid = _seen_grid([RadarGeometry(d.annotation) for d in designs.values()], aoi, candidates,
                       ell_of=lambda la, lo: sample_tile(tile_h, south, west, la, lo) + geoid.undulation(la, lo),
                       margin_m=1000.0)
 
