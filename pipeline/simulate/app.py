@@ -115,7 +115,8 @@ def truth_flags(f: FacetGeometry, image_shape: tuple[int, int]) -> np.ndarray:
     """The truth's distortion raster (uint8 bits of :mod:`pipeline.sar.distortion`, plus
     :data:`TRUTH_INCOMPLETE` and :data:`TRUTH_OUTSIDE_IMAGE`) of one date's facets; ``image_shape``:
     (lines, pixels) of the product's image."""
-    outside = (f.line < -0.5) | (f.line > image_shape[0] - 0.5) | (f.pixel < -0.5) | (f.pixel > image_shape[1] - 0.5)
+    lines, pixels = image_shape
+    outside = (f.line < -0.5) | (f.line > lines - 0.5) | (f.pixel < -0.5) | (f.pixel > pixels - 0.5)
     return (
         f.active_layover * ACTIVE_LAYOVER | (f.layover & ~f.active_layover) * PASSIVE_LAYOVER
         | f.active_shadow * ACTIVE_SHADOW | (f.shadow & ~f.active_shadow) * PASSIVE_SHADOW
@@ -161,7 +162,8 @@ def _write_date(
         "id": pid, "time": str(date.s1_time), "pass": date.pass_direction,
         "baseline_m": {"perpendicular": s1.baseline_m[0], "parallel": s1.baseline_m[1]},
         "snow": {"line_m": date.snow_line_m, "wet": date.wet_snow},
-        "distortion_fractions": {"shadow": float(s1.facets.shadow.mean()), "layover": float(s1.facets.layover.mean())},
+        "distortion_fractions": {"shadow": float(s1.facets.shadow.mean()),
+                                 "layover": float(s1.facets.layover.mean())},
         "reflectors": [{"name": cr.name, "line": l, "pixel": p} for cr, (l, p) in zip(world.reflectors, s1.reflector_radar)],
     }
 

@@ -116,7 +116,8 @@ BUILT_UP_SCATTERER_FRACTION = 0.15
 def built_up_scatterers(cover: NDArray[np.uint8], rng: np.random.Generator) -> NDArray[np.bool_]:
     """The built-up cells (a random :data:`BUILT_UP_SCATTERER_FRACTION` of them) that hold a
     double-bounce scatterer; drawn once per world, since buildings stay where they are."""
-    return (cover == Cover.BUILT_UP) & (rng.random(cover.shape, dtype=np.float32) < BUILT_UP_SCATTERER_FRACTION)
+    draw = rng.random(cover.shape, dtype=np.float32)
+    return (cover == Cover.BUILT_UP) & (draw < BUILT_UP_SCATTERER_FRACTION)
 
 
 def sigma0(
@@ -150,7 +151,8 @@ def sigma0(
     if texture_db is not None:
         out *= (10 ** (texture_db / 10)).astype(np.float32)
     if scatterers is not None:
-        _assign(out, scatterers & (cover == Cover.BUILT_UP), BACKSCATTER["built_up_scatterer"], pol, c, cos_ref)
+        points = scatterers & (cover == Cover.BUILT_UP)
+        _assign(out, points, BACKSCATTER["built_up_scatterer"], pol, c, cos_ref)
     return out
 
 

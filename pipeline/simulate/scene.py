@@ -97,8 +97,8 @@ def sample_tile(tile: NDArray, south: int, west: int, lat: NDArray, lon: NDArray
 
 
 def build_world(spec: WorldSpec, geoid_grid: str | None = None) -> World:
-    """Terrain, land cover, the reference orbit and radar facets of each pass direction, and corner
-    reflectors of a world."""
+    """Terrain, land cover, the reference orbit of each pass direction with the radar facets of its
+    first date, and corner reflectors of a world."""
     rng = np.random.default_rng(spec.seed)
     south, west = spec.tile_south_west
     aoi = aoi_grid(spec)
@@ -126,7 +126,8 @@ def build_world(spec: WorldSpec, geoid_grid: str | None = None) -> World:
     # one reference orbit per pass direction; the first date of each pass (its orbit and product design)
     # sets what the world must cover (the other dates fly within the orbital tube: the margin covers them)
     first = spec.first_dates
-    orbits = {p: design_orbit(centre, spec.track(p).incidence_deg, descending=p == "descending") for p in first}
+    orbits = {p: design_orbit(centre, spec.track(p).incidence_deg, descending=p == "descending")
+              for p in first}
     first_orbits = {p: _date_orbit(spec, orbits[p], centre, i) for p, i in first.items()}
     designs = {p: design_product(first_orbits[p], _acquisition(spec, i), footprint, reference_height)
                for p, i in first.items()}
@@ -134,7 +135,8 @@ def build_world(spec: WorldSpec, geoid_grid: str | None = None) -> World:
     # their corners reach beyond the AOI by up to a quarter of its side
     candidates = aoi.expanded(spec.margin_m + 6000.0 + 0.25 * spec.aoi_size_m).coarsened(100.0)
     grid = _seen_grid([RadarGeometry(d.annotation) for d in designs.values()], aoi, candidates,
-                      ell_of=lambda la, lo: sample_tile(tile_h, south, west, la, lo) + geoid.undulation(la, lo),
+                      ell_of=lambda la, lo: (sample_tile(tile_h, south, west, la, lo)
+                                             + geoid.undulation(la, lo)),
                       margin_m=1000.0)
 
     lat, lon = grid_lat_lon(grid)
@@ -160,7 +162,8 @@ def build_world(spec: WorldSpec, geoid_grid: str | None = None) -> World:
     world = World(
         spec=spec, tile_height_m=tile_h, tile_void=relief.void, tile_water=relief.water, grid=grid,
         height_m=height, ellipsoidal_height_m=ell, slope_deg=slope.astype(np.float32),
-        aspect_deg=aspect.astype(np.float32), cover=cover, snow_noise=snow_noise, texture_db=texture_db, scatterers=scatterers,
+        aspect_deg=aspect.astype(np.float32), cover=cover, snow_noise=snow_noise, texture_db=texture_db,
+        scatterers=scatterers,
         surface=surface, facets=facets, orbits=orbits, scene_centre_m=centre,
         reference_height_m=reference_height, product_footprint_m=footprint, reflectors=(),
     )
@@ -178,7 +181,8 @@ def _seen_grid(
     for geometry in geometries:
         line, pixel = geometry.geographic_to_radar(lat, lon, ell)
         image = geometry.annotation.image
-        inside |= (line >= -1) & (line <= image.number_of_lines) & (pixel >= -1) & (pixel <= image.number_of_samples)
+        inside |= ((line >= -1) & (line <= image.number_of_lines)
+                   & (pixel >= -1) & (pixel <= image.number_of_samples))
     ee, nn = np.meshgrid(candidates.easting, candidates.northing)
     if inside[[0, -1]].any() or inside[:, [0, -1]].any():
         raise RuntimeError(f"the candidate region does not contain the whole image footprint; enlarge it ({inside.sum()} of {inside.size}, rows {np.flatnonzero(inside.any(1))[[0,-1]]}, cols {np.flatnonzero(inside.any(0))[[0,-1]]})")
@@ -202,11 +206,12 @@ def _acquisition(spec: WorldSpec, index: int) -> S1Acquisition:
 
 
 def _place_reflectors(world: World, rng: np.random.Generator, lat: NDArray, lon: NDArray) -> tuple[CornerReflector, ...]:
-    """Reflectors on open, flat ground inside the AOI that every pass sees (no layover), at least 1 km apart."""
+    """Reflectors on open, flat ground inside the AOI that every pass sees (no layover), at least 1 km
+    apart."""
     grid, spec = world.grid, world.spec
     vis10 = np.logical_and.reduce([f.visible & ~f.layover for f in world.facets.values()])
     ok = (
-        (world.cover == landcover.Cover.MEADOW)  # open ground, as calibration sites (no buildings' scatterers)
+        (world.cover == landcover.Cover.MEADOW)  # open ground as at calibration sites (no buildings)
         & (ndimage.maximum_filter(world.slope_deg, 5) < 4.0)
         & ndimage.binary_erosion(vis10, iterations=3)
     )
@@ -238,7 +243,8 @@ def _place_reflectors(world: World, rng: np.random.Generator, lat: NDArray, lon:
 def date_orbit(world: World, index: int) -> CircularOrbit:
     """The orbit of date ``index``: its pass's reference orbit offset radially and east-west by normal
     draws of RMS ``spec.orbit_tube_m`` (seeded per date); the reference orbit itself when 0."""
-    return _date_orbit(world.spec, world.orbits[world.spec.dates[index].pass_direction], world.scene_centre_m, index)
+    reference = world.orbits[world.spec.dates[index].pass_direction]
+    return _date_orbit(world.spec, reference, world.scene_centre_m, index)
 
 
 def _date_orbit(spec: WorldSpec, reference: CircularOrbit, centre_m: NDArray, index: int) -> CircularOrbit:
