@@ -220,6 +220,7 @@ SIMULATED = config["source"] == "simulated"
 SIM_DIR = config["simulation"]["directory"]
 SIM_CATALOG = f"{SIM_DIR}/catalog.json"
 RESULTS = config["results"]
+LOGS = config["logs"]
 DATASET = config["dataset"]["directory"]
 CACHE = f"{config['download']['cache']}/{config['source']}"  # simulated tiles never mix with real ones
 FROZEN = config["search"]["frozen"]

@@ -9,7 +9,7 @@ rule optical:
         image=f"{RESULTS}/optical/{{s2}}.tif",
         info=f"{RESULTS}/optical/{{s2}}.json",
     log:
-        "logs/optical/{s2}.log",
+        f"{LOGS}/optical/{{s2}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/optical/{{s2}}.tsv"
     conda:
@@ -44,7 +44,7 @@ rule dem_normalise:
     output:
         f"{RESULTS}/dem/dem_normalised.tif",
     log:
-        "logs/dem_normalise.log",
+        f"{LOGS}/dem_normalise.log",
     benchmark:
         f"{RESULTS}/benchmarks/dem_normalise.tsv"
     conda:
@@ -66,7 +66,7 @@ rule triplets:
     output:
         triplets=f"{DATASET}/triplets.json",
     log:
-        "logs/triplets.log",
+        f"{LOGS}/triplets.log",
     benchmark:
         f"{RESULTS}/benchmarks/triplets.tsv"
     conda:
@@ -93,7 +93,7 @@ rule tiles:
     output:
         f"{DATASET}/shards/{{triplet}}.npz",
     log:
-        "logs/tiles/{triplet}.log",
+        f"{LOGS}/tiles/{{triplet}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/tiles/{{triplet}}.tsv"
     conda:
@@ -145,7 +145,7 @@ rule store:
         card=f"{DATASET}/README.md",
         quicklooks=directory(f"{DATASET}/quicklooks"),
     log:
-        "logs/store.log",
+        f"{LOGS}/store.log",
     benchmark:
         f"{RESULTS}/benchmarks/store.tsv"
     conda:

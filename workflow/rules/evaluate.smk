@@ -10,7 +10,7 @@ rule evaluate_model:
         metrics=f"{EVALUATION}/{{model}}/seed{{seed}}/metrics.parquet",
         fid=f"{EVALUATION}/{{model}}/seed{{seed}}/fid.json",
     log:
-        "logs/evaluate/{model}/seed{seed}.log",
+        f"{LOGS}/evaluate/{{model}}/seed{{seed}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/evaluate_model/{{model}}_seed{{seed}}.tsv"
     conda:
@@ -51,7 +51,7 @@ rule evaluation_table:
             category="Table 1",
         ),
     log:
-        "logs/evaluation_table.log",
+        f"{LOGS}/evaluation_table.log",
     benchmark:
         f"{RESULTS}/benchmarks/evaluation_table.tsv"
     conda:
@@ -95,7 +95,7 @@ rule evaluation_figures:
             category="Figures",
         ),
     log:
-        "logs/evaluation_figures.log",
+        f"{LOGS}/evaluation_figures.log",
     benchmark:
         f"{RESULTS}/benchmarks/evaluation_figures.tsv"
     conda:
@@ -132,7 +132,7 @@ rule report_inputs:
             category="Configuration",
         ),
     log:
-        "logs/report_inputs.log",
+        f"{LOGS}/report_inputs.log",
     benchmark:
         f"{RESULTS}/benchmarks/report_inputs.tsv"
     conda:

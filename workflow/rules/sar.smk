@@ -9,7 +9,7 @@ rule dem:
         orthometric=f"{RESULTS}/dem/dem_egm96.tif",
         ellipsoidal=f"{RESULTS}/dem/dem_wgs84.tif",
     log:
-        "logs/dem.log",
+        f"{LOGS}/dem.log",
     benchmark:
         f"{RESULTS}/benchmarks/dem.tsv"
     conda:
@@ -33,7 +33,7 @@ use rule dem as dem_extended with:
         orthometric=f"{RESULTS}/dem/dem_egm96_extended.tif",
         ellipsoidal=f"{RESULTS}/dem/dem_wgs84_extended.tif",
     log:
-        "logs/dem_extended.log",
+        f"{LOGS}/dem_extended.log",
     benchmark:
         f"{RESULTS}/benchmarks/dem_extended.tsv"
     resources:
@@ -54,7 +54,7 @@ rule terrain_correct:
         backscatter=f"{RESULTS}/sar/{{scene}}_backscatter.tif",
         geometry=f"{RESULTS}/sar/{{scene}}_geometry.tif",
     log:
-        "logs/terrain_correct/{scene}.log",
+        f"{LOGS}/terrain_correct/{{scene}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/terrain_correct/{{scene}}.tsv"
     conda:
@@ -94,7 +94,7 @@ rule distortion:
         flags=f"{RESULTS}/distortion/{{scene}}_flags.tif",
         geometry=f"{RESULTS}/distortion/{{scene}}_geometry.tif",
     log:
-        "logs/distortion/{scene}.log",
+        f"{LOGS}/distortion/{{scene}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/distortion/{{scene}}.tsv"
     conda:
@@ -133,7 +133,7 @@ rule mosaic_slices:
         backscatter=f"{RESULTS}/sar/mosaic/{{s1}}_backscatter.tif",
         flags=f"{RESULTS}/sar/mosaic/{{s1}}_flags.tif",
     log:
-        "logs/mosaic_slices/{s1}.log",
+        f"{LOGS}/mosaic_slices/{{s1}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/mosaic_slices/{{s1}}.tsv"
     conda:

@@ -7,7 +7,7 @@ checkpoint search:
     output:
         result=f"{RESULTS}/search/result.json",
     log:
-        "logs/search.log",
+        f"{LOGS}/search.log",
     benchmark:
         f"{RESULTS}/benchmarks/search.tsv"
     conda:
@@ -34,7 +34,7 @@ rule fetch_dem:
     output:
         f"{CACHE}/dem/{{tile}}{DEM_SUFFIX}",
     log:
-        "logs/fetch_dem/{tile}.log",
+        f"{LOGS}/fetch_dem/{{tile}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/fetch_dem/{{tile}}.tsv"
     conda:
@@ -59,7 +59,7 @@ rule fetch_sentinel1:
     output:
         f"{PRODUCTS}/sentinel-1-grd/{{scene}}.json",
     log:
-        "logs/fetch_sentinel1/{scene}.log",
+        f"{LOGS}/fetch_sentinel1/{{scene}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/fetch_sentinel1/{{scene}}.tsv"
     conda:
@@ -96,7 +96,7 @@ rule fetch_sentinel2:
     output:
         f"{PRODUCTS}/sentinel-2-l2a/{{s2}}.json",
     log:
-        "logs/fetch_sentinel2/{s2}.log",
+        f"{LOGS}/fetch_sentinel2/{{s2}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/fetch_sentinel2/{{s2}}.tsv"
     conda:

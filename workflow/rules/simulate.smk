@@ -5,7 +5,7 @@ rule simulate:
     output:
         catalog=f"{SIM_DIR}/catalog.json",
     log:
-        "logs/simulate.log",
+        f"{LOGS}/simulate.log",
     benchmark:
         f"{RESULTS}/benchmarks/simulate.tsv"
     conda:

@@ -13,7 +13,7 @@ rule train_model:
         model=f"{MODELS}/{{model}}/seed{{seed}}/model.pt",
         metrics=f"{MODELS}/{{model}}/seed{{seed}}/metrics.csv",
     log:
-        "logs/train/{model}/seed{seed}.log",
+        f"{LOGS}/train/{{model}}/seed{{seed}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/train_model/{{model}}_seed{{seed}}.tsv"
     conda:
