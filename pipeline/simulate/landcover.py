@@ -90,8 +90,13 @@ class Backscatter:
     exponent: float
 
 
-#: Per-class C-band backscatter at 38 deg local incidence.
-#: Sources of the magnitudes: typical Sentinel-1 IW values over the Alps.
+#: Per-class C-band backscatter at 38 deg local incidence, and its fall with the local incidence angle.
+#: The exponents carry the relief, which dominates Sentinel-1 over mountains (Small 2011, "Flattening
+#: Gamma", IEEE TGRS 49(8)): a volume (forest) keeps gamma0 = sigma0 / cos(theta) about constant
+#: (p = 1); rough surfaces (meadow, rock, wet snow) fall faster (p = 2.5-3: about 0.15-0.2 dB/deg at
+#: 38 deg, several dB between 20 and 60 deg); water, specular, fastest. Wet snow sits about 6 dB under
+#: snow-free ground, beyond the -2 to -3 dB ratio used to map it (Nagler et al. 2016, Remote Sensing
+#: 8(4), 348). The magnitudes are typical Sentinel-1 IW values, not fitted to a cited survey.
 BACKSCATTER: dict[str, Backscatter] = {
     "water": Backscatter(-21.0, -28.0, 6.0),  # specular: falls fast with incidence
     # built-up ground between buildings (streets, gardens, roofs turned away) ...
@@ -99,12 +104,12 @@ BACKSCATTER: dict[str, Backscatter] = {
     # ... and its cells holding a building wall that faces the radar across open ground: a dihedral
     # (double bounce: strong, co-polarised, little dependence on the ground's tilt)
     "built_up_scatterer": Backscatter(5.0, -5.0, 0.0),
-    "meadow": Backscatter(-11.5, -19.5, 2.0),  # rough surface
-    "forest": Backscatter(-7.5, -13.0, 0.6),  # volume
-    "rock": Backscatter(-10.0, -18.0, 1.6),
-    "glacier": Backscatter(-9.0, -16.0, 1.8),  # dry firn: volume from the snowpack
-    "dry_snow": Backscatter(-12.0, -20.5, 1.6),
-    "wet_snow": Backscatter(-19.5, -26.5, 2.5),  # liquid water absorbs
+    "meadow": Backscatter(-11.0, -18.5, 3.0),  # rough surface
+    "forest": Backscatter(-9.0, -15.0, 1.0),  # volume
+    "rock": Backscatter(-10.0, -17.5, 2.5),
+    "glacier": Backscatter(-10.0, -17.0, 2.0),  # dry firn: volume from the snowpack
+    "dry_snow": Backscatter(-11.5, -19.5, 2.5),
+    "wet_snow": Backscatter(-17.0, -24.5, 3.0),  # liquid water absorbs
 }
 
 REFERENCE_INCIDENCE_DEG = 38.0
