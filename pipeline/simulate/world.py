@@ -67,6 +67,8 @@ class WorldSpec:
 
     @classmethod
     def from_config(cls, sim: dict[str, Any]) -> "WorldSpec":
+        """The world of a validated configuration's ``simulation`` section (the schema fills the defaults:
+        they are written there, not here)."""
         dates = tuple(
             DatePair(
                 s1_time=np.datetime64(d["s1"], "ns"),
@@ -92,13 +94,11 @@ class WorldSpec:
             dates=dates,
             corner_reflectors=int(sim["sentinel1"]["corner_reflectors"]),
             enl=float(sim["sentinel1"]["enl"]),
-            relief=str(sim.get("relief", "alpine")),
-            flat_height_m=float(sim.get("flat_height_m", 1000.0)),
-            orbit_tube_m=float(sim["sentinel1"].get("orbit_tube_m", 0.0)),
-            ascending=Track(
-                int(sim["sentinel1"].get("ascending", {}).get("relative_orbit", 88)),
-                float(sim["sentinel1"].get("ascending", {}).get("incidence_deg", 41.0)),
-            ),
+            relief=str(sim["relief"]),
+            flat_height_m=float(sim["flat_height_m"]),
+            orbit_tube_m=float(sim["sentinel1"]["orbit_tube_m"]),
+            ascending=Track(int(sim["sentinel1"]["ascending"]["relative_orbit"]),
+                            float(sim["sentinel1"]["ascending"]["incidence_deg"])),
         )
 
     def track(self, pass_direction: str) -> Track:
