@@ -88,3 +88,20 @@ def test_the_flood_order_sorts_the_filled_grid() -> None:
     filled0, order0 = priority_flood(h, 0.0)
     assert (np.diff(filled0.ravel()[order0]) >= 0).all()
     np.testing.assert_array_equal(np.sort(order0), np.arange(h.size))
+
+
+def test_billow_has_a_rounded_bottom_and_a_bounded_slope() -> None:
+    """The valley networks' profile: 0 on the noise's zero lines, 1 at |n| = 1, monotonic in |n|, and
+    its slope bounded by the closed form 1 / sqrt(2 r (sqrt(1 + r^2) - r)) (sqrt(|n|), the earlier
+    profile, has an infinite slope at 0: creases along whole curves of the relief)."""
+    from pipeline.simulate.terrain import billow
+
+    r = 0.1
+    n = np.linspace(-1.0, 1.0, 200001)
+    b = billow(n, r).astype(np.float64)
+    assert b[100000] == 0.0 and abs(b[0] - 1.0) < 1e-6 and abs(b[-1] - 1.0) < 1e-6
+    assert np.all(np.diff(b[100000:]) >= 0) and np.allclose(b, b[::-1])
+    slope = np.abs(np.diff(b)) / (n[1] - n[0])
+    bound = 1.0 / np.sqrt(2 * r * (np.sqrt(1 + r * r) - r))
+    assert slope.max() <= bound * 1.0001 and slope.max() > 0.95 * bound
+    assert np.abs(np.diff(np.sqrt(np.abs(n)))).max() / (n[1] - n[0]) > 50 * bound  # the old profile's crease

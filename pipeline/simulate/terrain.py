@@ -9,8 +9,8 @@ The relief is the sum of octaves of value noise (random lattices upsampled
 with cubic splines) combined as Musgrave's ridged multifractal: each octave
 contributes ``(1 - |n|)^2`` weighted by the previous octave, which makes
 sharp crests and smooth valleys. Two valley networks (the zero sets of
-smooth noise fields, so they are connected and meander) carve U-shaped
-valleys whose floors lie between 300 and 800 m.
+domain-warped noise fields, so they are connected and meander at several
+scales) carve U-shaped valleys whose floors lie between 300 and 800 m.
 """
 
 from __future__ import annotations
@@ -50,6 +50,10 @@ class TerrainParameters:
     gain: float = 1.2
     roughness: float = 0.9
     sharpness: float = 1.5
+    #: displacement (a fraction of the billow wavelength) of the valley networks' domain warp
+    valley_meander: float = 0.35
+    #: half-width, in units of the billow noise, of the rounded bottom of the valley networks
+    valley_rounding: float = 0.1
     peakiness: float = 1.8
     lakes: int = 4
     lake_radius_m: tuple[float, float] = (250.0, 600.0)
@@ -96,6 +100,26 @@ def fractal_noise(
         out += amp * value_noise(rng, shape, pixel_m, largest_m / 2**k)
         total += amp
     return out / total
+
+
+def billow(n: NDArray, rounding: float) -> NDArray[np.float32]:
+    """Billow profile of noise ``n`` in [-1, 1]: 0 on the zero lines, 1 at |n| = 1, rising like
+    sqrt(|n|) away from them but with a rounded bottom of half-width ``rounding`` (in units of n): its
+    slope stays finite, at most 1 / sqrt(2 rounding (sqrt(1 + rounding^2) - rounding)) times n's
+    (sqrt(|n|) alone has an infinite slope on the zero lines: a crease all along them)."""
+    soft_abs = np.sqrt(n * n + rounding * rounding) - rounding
+    return ((soft_abs / (np.sqrt(1.0 + rounding * rounding) - rounding)) ** 0.5).astype(np.float32)
+
+
+def domain_warp(field: NDArray, rng: np.random.Generator, pixel_m: tuple[float, float], wavelength_m: float,
+                amplitude_m: float) -> NDArray[np.float32]:
+    """``field`` (rows, cols) resampled at positions displaced by two fBm fields (three octaves from
+    ``wavelength_m``, m) of about ``amplitude_m`` (m) peak: its level sets meander at those scales."""
+    shape = field.shape
+    dy = (amplitude_m / pixel_m[0]) * fractal_noise(rng, shape, pixel_m, wavelength_m, 3)
+    dx = (amplitude_m / pixel_m[1]) * fractal_noise(rng, shape, pixel_m, wavelength_m, 3)
+    rows, cols = np.indices(shape, dtype=np.float32)
+    return ndimage.map_coordinates(field, [rows + dy, cols + dx], order=3, mode="mirror").astype(np.float32)
 
 
 def _interp_cols(block: NDArray, c: NDArray) -> NDArray[np.float32]:
@@ -173,6 +197,7 @@ def alpine_terrain(south_lat_deg: float, seed: int, params: TerrainParameters = 
         A window (the area of interest) where lakes are placed and voids are not.
     """
     rng = np.random.default_rng(seed)
+    warp_rng = np.random.default_rng([seed, 1])  # its own stream: the relief's draws stay those of the seed
     shape = (TILE_SIZE, TILE_SIZE)
     pix = tile_pixel_m(south_lat_deg)
     step = params.coarse_step
@@ -184,10 +209,17 @@ def alpine_terrain(south_lat_deg: float, seed: int, params: TerrainParameters = 
     weight = np.ones(coarse_shape, np.float32)
     wavelength, amplitude = params.ridge_wavelength_m, 1.0
     for octave in range(params.octaves):
-        n = np.abs(value_noise(rng, coarse_shape, coarse_pix, wavelength))
-        # coarse octaves: billows, whose zero lines are connected valleys;
-        # finer octaves: ridges, whose zero lines are sharp crests
-        signal = n**0.5 if octave < params.billow_octaves else (1.0 - n) ** params.sharpness
+        n = value_noise(rng, coarse_shape, coarse_pix, wavelength)
+        # coarse octaves: billows, whose zero lines are connected valleys; finer octaves: ridges, whose
+        # zero lines are sharp crests
+        if octave < params.billow_octaves:
+            # the zero lines of smooth noise are smooth curves: warped, they meander at every scale
+            # (else long circular arcs show in the relief); a soft |n| rounds the valley bottom (|n|**0.5
+            # alone has an infinite slope there: a crease along the whole line)
+            n = domain_warp(n, warp_rng, coarse_pix, wavelength / 3.0, params.valley_meander * wavelength)
+            signal = billow(n, params.valley_rounding)
+        else:
+            signal = (1.0 - np.abs(n)) ** params.sharpness
         relief += amplitude * weight * signal
         weight = np.clip(params.gain * signal, 0.25, 1.0)
         wavelength /= params.lacunarity
