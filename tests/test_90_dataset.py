@@ -132,7 +132,7 @@ def test_flat_ground_backscatter_per_class_matches_the_simulated_surfaces(built:
         model = BACKSCATTER.get(c.name)
         # built-up is a mixture (dark ground and double-bounce scatterers: its median is neither's;
         # test_built_up_is_bright_points_on_dark_ground checks it against the truth)
-        if model is None or c.flat_pixels < 2000 or c.name == "built_up":
+        if model is None or c.flat_pixels < 500 or c.name == "built_up":
             continue
         for pol, measured in (("vv", c.flat_vv_median_db), ("vh", c.flat_vh_median_db)):
             expected = getattr(model, f"{pol}_db") + 10 * model.exponent * np.log10(gain)
@@ -140,7 +140,9 @@ def test_flat_ground_backscatter_per_class_matches_the_simulated_surfaces(built:
                 assert abs(measured - expected) < 1.0, (c.name, pol, measured, expected)
                 checked += 1
     assert checked >= 4, stats.classes
-    assert 0.0 < stats.vv_r2_land_cover < 1.0 and 0.0 < stats.vv_r2_local_incidence < 1.0
+    # the relief dominates, as over real mountains: the local incidence explains more of VV than the land
+    # cover does (tests' world 0.48 against 0.31; default world 0.61 against 0.34)
+    assert 0.0 < stats.vv_r2_land_cover < stats.vv_r2_local_incidence < 1.0, stats
     # on slopes a rough surface (meadow, cos^3) darkens with the local incidence faster than a volume
     # (forest, cos^1: gamma0 about constant), as the model says: dB/deg at 38 deg -0.18 and -0.06, plus the
     # ellipsoid-referenced sigma0's own area gain, which is the same for both

@@ -64,7 +64,7 @@ def assemble_store(shards: list[Path], out_dir: Path, split_mode: str, fractions
             raise DatasetError(f"{p}: not a readable shard ({exc})") from exc
     rows = [r for z in loaded for r in json.loads(str(z["index"]))]
     if not rows:
-        raise DatasetError("the dataset is empty: no triplet produced a patch (see logs/: skipped scenes, "
+        raise DatasetError("the dataset is empty: no triplet produced a patch (see the logs: skipped scenes, "
                            "no S1/S2 pair within dataset.max_days, or patches dropped for no data or masking)")
     index = pd.DataFrame(rows)
     index.insert(0, "patch", np.arange(len(index)))
