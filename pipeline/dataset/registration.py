@@ -27,8 +27,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 from numpy.typing import NDArray
+from scipy import fft as sfft
 from scipy import ndimage
 
 
@@ -85,22 +87,156 @@ def optical_prediction(height_m: NDArray, resolution_m: float, sun_zenith_deg: f
         np.float32)
 
 
+@numba.njit(cache=True)
+def _dilate_cross(mask: NDArray[np.bool_]) -> NDArray[np.bool_]:  # pragma: no cover
+    """One step of binary dilation by the 4-connected cross (outside the array counts as False)."""
+    rows, cols = mask.shape
+    out = mask.copy()
+    for i in range(rows):
+        for j in range(cols):
+            if mask[i, j]:
+                if i > 0:
+                    out[i - 1, j] = True
+                if i < rows - 1:
+                    out[i + 1, j] = True
+                if j > 0:
+                    out[i, j - 1] = True
+                if j < cols - 1:
+                    out[i, j + 1] = True
+    return out
+
+
+@numba.njit(cache=True)
+def _unit_gradient(x: NDArray[np.float32], bad: NDArray[np.bool_], any_bad: bool, taper_rows: NDArray[np.float32],
+                   taper_cols: NDArray[np.float32]) -> NDArray[np.complex64]:  # pragma: no cover
+    """Tapered unit gradients of ``x`` in one compiled pass: ``np.gradient`` (central differences,
+    one-sided at the edges), divided by their magnitude (0 where it is below 1e-12 of the largest), 0
+    within two 4-connected steps of a ``bad`` pixel (``binary_dilation(bad, iterations=2)``), times
+    ``outer(taper_rows, taper_cols)``. Single precision throughout, as the NumPy expression it replaces."""
+    rows, cols = x.shape
+    gx = np.empty((rows, cols), np.float32)
+    gy = np.empty((rows, cols), np.float32)
+    magnitude = np.empty((rows, cols), np.float32)
+    largest = np.float32(0.0)
+    for i in range(rows):
+        i0, i1 = max(i - 1, 0), min(i + 1, rows - 1)
+        di = np.float32(i1 - i0)
+        for j in range(cols):
+            j0, j1 = max(j - 1, 0), min(j + 1, cols - 1)
+            u = (x[i, j1] - x[i, j0]) / np.float32(j1 - j0)
+            v = (x[i1, j] - x[i0, j]) / di
+            m = np.float32(np.sqrt(u * u + v * v))
+            gx[i, j], gy[i, j], magnitude[i, j] = u, v, m
+            largest = max(largest, m)
+    near_bad = _dilate_cross(_dilate_cross(bad)) if any_bad else bad
+    threshold = np.float32(1e-12) * (largest if largest > 0 else np.float32(1.0))
+    tiny = np.float32(np.finfo(np.float32).tiny)
+    g = np.empty((rows, cols), np.complex64)
+    for i in range(rows):
+        for j in range(cols):
+            m = magnitude[i, j]
+            if near_bad[i, j] or not m > threshold:
+                g[i, j] = 0
+            else:
+                w = taper_rows[i] * taper_cols[j] / max(m, tiny)
+                g[i, j] = np.complex64(complex(gx[i, j] * w, gy[i, j] * w))
+    return g
+
+
+@numba.njit(cache=True)
+def _reflect(k: int, n: int) -> int:  # pragma: no cover
+    """Index ``k`` folded into [0, n) by half-sample symmetry (SciPy's ``mode="reflect"``: d c b a | a b c d)."""
+    period = 2 * n
+    k %= period
+    return k if k < n else period - 1 - k
+
+
+@numba.njit(cache=True)
+def _gaussian(x: NDArray[np.float32], weights: NDArray[np.float64]) -> NDArray[np.float32]:  # pragma: no cover
+    """Separable correlation with ``weights`` (odd length) along the rows, then the columns, edges
+    reflected; double-precision sums stored in single precision after each pass, as
+    ``scipy.ndimage.gaussian_filter`` does for float32 input."""
+    rows, cols = x.shape
+    radius = weights.size // 2
+    tmp = np.empty((rows, cols), np.float32)
+    acc = np.empty(cols, np.float64)
+    for i in range(rows):
+        acc[:] = 0.0
+        for k in range(-radius, radius + 1):
+            w, src = weights[k + radius], _reflect(i + k, rows)
+            for j in range(cols):
+                acc[j] += w * x[src, j]
+        for j in range(cols):
+            tmp[i, j] = acc[j]
+    out = np.empty((rows, cols), np.float32)
+    padded = np.empty(cols + 2 * radius, np.float64)
+    for i in range(rows):
+        for j in range(-radius, cols + radius):
+            padded[j + radius] = tmp[i, _reflect(j, cols)]
+        for j in range(cols):
+            total = 0.0
+            for k in range(2 * radius + 1):
+                total += weights[k] * padded[j + k]
+            out[i, j] = total
+    return out
+
+
+def _gaussian_weights(sigma_px: float, truncate: float = 4.0) -> NDArray[np.float64]:
+    """SciPy's Gaussian kernel (``gaussian_filter``'s radius: ``int(truncate * sigma + 0.5)``)."""
+    radius = int(truncate * sigma_px + 0.5)
+    w = np.exp(-0.5 * (np.arange(-radius, radius + 1) / sigma_px) ** 2)
+    return w / w.sum()
+
+
+@numba.njit(cache=True)
+def _shifted_valid(valid: NDArray[np.bool_], shift_rows: float, shift_cols: float) -> NDArray[np.bool_]:  # pragma: no cover
+    """``valid`` moved by (``shift_rows``, ``shift_cols``) pixels with linear interpolation (a pixel whose
+    source lies outside the array is invalid, SciPy's ``shift(order=1, mode="constant")``), kept where
+    the interpolated value exceeds one half, and where ``valid`` itself holds."""
+    rows, cols = valid.shape
+    q0 = np.empty(cols, np.int64)
+    fq = np.empty(cols, np.float64)
+    inside = np.empty(cols, np.bool_)
+    for j in range(cols):
+        q = j - shift_cols
+        inside[j] = 0 <= q <= cols - 1
+        q0[j] = min(int(np.floor(q)), cols - 2) if inside[j] else 0
+        fq[j] = q - q0[j]
+    out = np.zeros((rows, cols), np.bool_)
+    for i in range(rows):
+        p = i - shift_rows
+        if p < 0 or p > rows - 1:
+            continue
+        p0 = min(int(np.floor(p)), rows - 2)
+        fp = p - p0
+        for j in range(cols):
+            if not (valid[i, j] and inside[j]):
+                continue
+            a, b = q0[j], q0[j] + 1
+            v = ((1 - fp) * ((1 - fq[j]) * valid[p0, a] + fq[j] * valid[p0, b])
+                 + fp * ((1 - fq[j]) * valid[p0 + 1, a] + fq[j] * valid[p0 + 1, b]))
+            out[i, j] = v > 0.5
+    return out
+
+
 def _orientation(image: NDArray, valid: NDArray[np.bool_], smooth_px: float) -> NDArray[np.complex64]:
     """Unit gradient orientations (gx + i gy) / |g| of the smoothed image, Hann-tapered; 0 on and next to
     masked pixels. Magnitudes are dropped: only where edges run, not how strong they are, is compared.
     Single precision: unit vectors and a correlation peak need no more (and it halves the FFTs' work)."""
     x = np.asarray(image, dtype=np.float32)
     good = valid & np.isfinite(x)
-    x = np.where(good, x, x[good].mean(dtype=np.float64).astype(np.float32))
+    bad = ~good
+    any_bad = bool(bad.any())
+    if any_bad:
+        x = np.where(good, x, x[good].mean(dtype=np.float64).astype(np.float32))
+    x = np.ascontiguousarray(x)
     if smooth_px > 0:
-        x = ndimage.gaussian_filter(x, smooth_px)
-    gy, gx = np.gradient(x)
-    g = gx + 1j * gy
-    magnitude = np.abs(g)
-    tiny = np.finfo(np.float32).tiny
-    g = np.where(magnitude > 1e-12 * (magnitude.max() or 1.0), g / np.maximum(magnitude, tiny), 0)
-    g[ndimage.binary_dilation(~good, iterations=2)] = 0
-    return g * np.outer(np.hanning(x.shape[0]), np.hanning(x.shape[1])).astype(np.float32)
+        x = _gaussian(x, _gaussian_weights(smooth_px))
+    return _unit_gradient(x, bad, any_bad, _hann(x.shape[0]), _hann(x.shape[1]))
+
+
+def _hann(n: int) -> NDArray[np.float32]:
+    return np.hanning(n).astype(np.float32)
 
 
 def _peak_offset(a_spectrum_conj: NDArray[np.complex64], b: NDArray[np.complex64],
@@ -108,7 +244,7 @@ def _peak_offset(a_spectrum_conj: NDArray[np.complex64], b: NDArray[np.complex64
     """(rows, cols) displacement of ``b``'s content relative to ``a`` at the cross-correlation maximum
     within ``radius`` pixels, refined by a 3-point parabola on each axis. ``a_spectrum_conj``:
     ``conj(fft2(a))``, computed once for all iterations."""
-    cc = np.fft.ifft2(np.fft.fft2(b) * a_spectrum_conj).real  # sum of cos(angle between orientations)
+    cc = sfft.ifft2(sfft.fft2(b) * a_spectrum_conj, overwrite_x=True).real  # sum of cos(angle)
     cc = np.fft.fftshift(cc)  # zero displacement at the centre
     cy, cx = cc.shape[0] // 2, cc.shape[1] // 2
     r = min(radius, cy - 1, cx - 1)
@@ -145,31 +281,35 @@ def estimate_shift(measured: NDArray, predicted: NDArray, valid: NDArray[np.bool
         return NO_SHIFT
     a = _orientation(predicted, valid, smooth_px)
     filled = np.where(valid, measured, measured[valid].mean()).astype(np.float32)
-    spectrum = np.fft.rfft2(filled)
-    rows_cycles = np.fft.fftfreq(filled.shape[0])[:, None]
-    cols_cycles = np.fft.rfftfreq(filled.shape[1])[None, :]
+    spectrum = sfft.rfft2(filled)
+    rows_cycles = np.fft.fftfreq(filled.shape[0])
+    cols_cycles = np.fft.rfftfreq(filled.shape[1])
     total = np.zeros(2)
 
     def moved_back() -> NDArray[np.complex64]:
         # the measured image (and its mask) moved back by the displacement found so far: f(x + total),
-        # a phase ramp on the spectrum (band-limited interpolation; the wrap-around at the window's edges
-        # falls under the taper)
+        # a phase ramp on the spectrum (separable: the outer product of one ramp per axis; band-limited
+        # interpolation; the wrap-around at the window's edges falls under the taper)
         if not total.any():
             return _orientation(filled, valid, smooth_px)
-        ramp = np.exp(2j * np.pi * (rows_cycles * total[0] + cols_cycles * total[1])).astype(np.complex64)
-        moved = np.fft.irfft2(spectrum * ramp, s=filled.shape)
-        moved_valid = ndimage.shift(valid.astype(np.float32), -total, order=1, mode="constant") > 0.5
-        return _orientation(moved, moved_valid & valid, smooth_px)
+        ramp = np.outer(np.exp(2j * np.pi * rows_cycles * total[0]),
+                        np.exp(2j * np.pi * cols_cycles * total[1])).astype(np.complex64)
+        moved = sfft.irfft2(spectrum * ramp, s=filled.shape, overwrite_x=True)
+        return _orientation(moved, _shifted_valid(valid, -total[0], -total[1]), smooth_px)
 
-    a_spectrum_conj = np.conj(np.fft.fft2(a))
+    a_spectrum_conj = np.conj(sfft.fft2(a))
+    converged = False
     for k in range(iterations):
-        step = np.array(_peak_offset(a_spectrum_conj, moved_back(), max_shift_px if k == 0 else 2))
+        b = moved_back()
+        step = np.array(_peak_offset(a_spectrum_conj, b, max_shift_px if k == 0 else 2))
         total += step
         if np.abs(step).max() < 0.005:
+            converged = True  # the quality of the last alignment stands (it moved less than 0.005 px)
             break
     if np.abs(total).max() > max_shift_px:
         return NO_SHIFT
-    b = moved_back()
+    if not converged:
+        b = moved_back()
     a, b = a.astype(np.complex128), b.astype(np.complex128)
     quality = float(np.real(np.vdot(a, b)) / (np.linalg.norm(a) * np.linalg.norm(b) or 1.0))  # mean cos, tapered
     return Shift(float(total[1]), float(total[0]), quality)
