@@ -11,7 +11,7 @@ from numpy.typing import NDArray
 from rasterio.fill import fillnodata
 from scipy import ndimage
 
-from pipeline.dem.geoid import find_grid
+from pipeline.dem.geoid import GeoidGrid
 from pipeline.core.grid import MapGrid
 from pipeline.dem.tiles import LonLatRaster
 
@@ -36,25 +36,24 @@ def sample_lonlat(raster: LonLatRaster, lat_deg: NDArray, lon_deg: NDArray, orde
     return ndimage.map_coordinates(raster.values, [rows, cols], order=order, mode="nearest")
 
 
-def grid_lat_lon(grid: MapGrid) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-    """Latitude and longitude (deg) of the pixel centres of a map grid."""
+def grid_lat_lon(grid: MapGrid, rows: slice = slice(None)) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Latitude and longitude (deg) of the pixel centres of a map grid (of its ``rows``, all by default)."""
     to_geo = pyproj.Transformer.from_crs(f"EPSG:{grid.epsg}", "EPSG:4326", always_xy=True)
-    ee, nn = np.meshgrid(grid.easting, grid.northing)
+    ee, nn = np.meshgrid(grid.easting, grid.northing[rows])
     lon, lat = to_geo.transform(ee, nn)
     return lat, lon
 
 
 def dem_on_grid(
-    mosaic: LonLatRaster, grid: MapGrid, geoid_grid: str | None = None
+    filled: LonLatRaster, grid: MapGrid, geoid: GeoidGrid, rows: slice = slice(None)
 ) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
-    """Orthometric (EGM96) and ellipsoidal (WGS84) heights (m) at the grid's pixel centres.
-
-    Voids are filled first; resampling is bilinear between the DEM nodes.
-    """
-    filled = LonLatRaster(fill_voids(mosaic.values), mosaic.lat_top, mosaic.lon_left, mosaic.step_deg)
-    lat, lon = grid_lat_lon(grid)
+    """Orthometric (EGM96) and ellipsoidal (WGS84) heights (m) at the pixel centres of the grid's ``rows``
+    (all by default): bilinear between the nodes of ``filled`` (a void-free mosaic, :func:`fill_voids`),
+    plus the ``geoid``'s undulation. Each pixel's value depends on its position alone, so a grid
+    computed strip by strip is the grid computed whole."""
+    lat, lon = grid_lat_lon(grid, rows)
     ortho = sample_lonlat(filled, lat, lon).astype(np.float32)
-    ell = (ortho + find_grid(lat, lon, geoid_grid).undulation(lat, lon)).astype(np.float32)
+    ell = (ortho + geoid.undulation(lat, lon)).astype(np.float32)
     return ortho, ell
 
 
