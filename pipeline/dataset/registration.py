@@ -315,8 +315,37 @@ def estimate_shift(measured: NDArray, predicted: NDArray, valid: NDArray[np.bool
     return Shift(float(total[1]), float(total[0]), quality)
 
 
-def window_shifts(measured: NDArray, predicted: NDArray, valid: NDArray[np.bool_] | None, windows: list[tuple[int, int]],
-                  size: int, **kwargs) -> list[Shift]:
+class PerWindow:
+    """An image computed window by window on demand: ``image[rows, cols]`` calls
+    ``compute(rows, cols)`` (slices with explicit bounds); :func:`window_shifts` takes it wherever it
+    takes an array, so a whole-AOI float64 prediction never exists."""
+
+    def __init__(self, shape: tuple[int, int], compute):
+        self.shape = shape
+        self._compute = compute
+
+    def __getitem__(self, window: tuple[slice, slice]) -> NDArray:
+        return self._compute(*window)
+
+
+def relief_per_window(height_m: NDArray, predict) -> PerWindow:
+    """``predict(height window)`` (:func:`sar_prediction_db`, :func:`optical_prediction` with their
+    angles bound) window by window, each computed with one pixel of margin where the DEM has it, so the
+    gradients and the result are those of the whole DEM."""
+    rows_total, cols_total = np.shape(height_m)
+
+    def compute(rows: slice, cols: slice) -> NDArray:
+        r0, r1 = rows.start, min(rows.stop, rows_total)
+        c0, c1 = cols.start, min(cols.stop, cols_total)
+        m0, n0 = max(r0 - 1, 0), max(c0 - 1, 0)
+        out = predict(height_m[m0:min(r1 + 1, rows_total), n0:min(c1 + 1, cols_total)])
+        return out[r0 - m0:r1 - m0, c0 - n0:c1 - n0]
+
+    return PerWindow((rows_total, cols_total), compute)
+
+
+def window_shifts(measured: NDArray | PerWindow, predicted: NDArray | PerWindow, valid: NDArray[np.bool_] | None,
+                  windows: list[tuple[int, int]], size: int, **kwargs) -> list[Shift]:
     """:func:`estimate_shift` on each ``size`` x ``size`` window (top-left (row, col))."""
     out = []
     for r, c in windows:

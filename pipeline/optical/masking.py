@@ -10,6 +10,7 @@ islands dropped.
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 from numpy.typing import NDArray
 from scipy import ndimage
@@ -36,11 +37,64 @@ def stretch_to_uint8(reflectance: NDArray, valid: NDArray[np.bool_], percentiles
             limits.append((0.0, 0.0))
             continue
         lo, hi = np.percentile(values, percentiles)
+        del values
         hi = hi if hi > lo else lo + 1e-6
-        scaled = 1.0 + np.clip((band - lo) / (hi - lo), 0.0, 1.0) * 254.0
-        out[k] = np.where(valid, np.round(scaled), 0).astype(np.uint8)
+        for r in range(0, band.shape[0], 256):  # rows at a time: the float temporaries stay small
+            rows = slice(r, r + 256)
+            scaled = 1.0 + np.clip((band[rows] - lo) / (hi - lo), 0.0, 1.0) * 254.0
+            out[k, rows] = np.where(valid[rows], np.round(scaled), 0).astype(np.uint8)
         limits.append((float(lo), float(hi)))
     return out, limits
+
+
+@numba.njit(cache=True)
+def _dilate_disk(mask: NDArray[np.bool_], reach: NDArray[np.int64]) -> NDArray[np.bool_]:  # pragma: no cover
+    """True where a True pixel of ``mask`` lies at row offset ``di`` and column offset at most
+    ``reach[di + radius]`` (radius = ``(reach.size - 1) // 2``). Per row, the column distance to the
+    nearest True pixel (two sweeps), then per pixel one look at each of the 2 radius + 1 rows."""
+    rows, cols = mask.shape
+    radius = (reach.size - 1) // 2
+    far = radius + 1  # any distance beyond the disk
+    dist = np.empty((rows, cols), np.int16)
+    for i in range(rows):
+        d = far
+        for j in range(cols):
+            d = 0 if mask[i, j] else min(d + 1, far)
+            dist[i, j] = d
+        d = far
+        for j in range(cols - 1, -1, -1):
+            d = 0 if mask[i, j] else min(d + 1, far)
+            dist[i, j] = min(dist[i, j], d)
+    out = np.zeros((rows, cols), np.bool_)
+    for i in range(rows):
+        for di in range(-radius, radius + 1):
+            ii = i + di
+            if ii < 0 or ii >= rows:
+                continue
+            w = reach[di + radius]
+            for j in range(cols):
+                if dist[ii, j] <= w:
+                    out[i, j] = True
+    return out
+
+
+def dilate_disk(mask: NDArray[np.bool_], radius_px: float) -> NDArray[np.bool_]:
+    """``mask`` grown by ``radius_px`` (Euclidean, pixels): True within ``radius_px`` of a True pixel,
+    i.e. ``distance_transform_edt(~mask) <= radius_px``, with a bool and an int16 array of the mask's
+    size instead of the transform's float64 distances and int32 features (10 bytes more a pixel)."""
+    mask = np.ascontiguousarray(mask, dtype=bool)
+    radius = int(np.floor(radius_px))
+    if radius_px < 0 or not mask.any():
+        return np.zeros_like(mask) if radius_px < 0 else mask.copy()
+    di = np.arange(-radius, radius + 1)
+    reach = np.floor(np.sqrt(np.maximum(radius_px**2 - di**2, 0))).astype(np.int64)
+    while True:  # floor(sqrt) exactly: the largest dj with di^2 + dj^2 <= radius^2
+        over = di**2 + reach**2 > radius_px**2
+        under = di**2 + (reach + 1) ** 2 <= radius_px**2
+        if not (over.any() or under.any()):
+            break
+        reach = reach - over + under
+    return _dilate_disk(mask, reach)
 
 
 def refine_mask(masked: NDArray[np.bool_], dilation_px: int, min_island_px: int) -> NDArray[np.bool_]:
@@ -48,7 +102,7 @@ def refine_mask(masked: NDArray[np.bool_], dilation_px: int, min_island_px: int)
     ``min_island_px`` pixels (4-connected) added to it."""
     out = np.asarray(masked, dtype=bool)
     if dilation_px > 0 and out.any():
-        out = ndimage.distance_transform_edt(~out) <= dilation_px
+        out = dilate_disk(out, dilation_px)
     if min_island_px > 0 and out.any():
         labels, n = ndimage.label(~out)
         if n:
@@ -68,9 +122,10 @@ def fringe_statistic(image: NDArray, valid: NDArray[np.bool_], distance_px: floa
     valid = np.asarray(valid, dtype=bool)
     if valid.all():
         return float("nan"), float(np.mean(image))
-    near = (ndimage.distance_transform_edt(valid) <= distance_px) & valid
+    near = dilate_disk(~valid, distance_px) & valid
     far = valid & ~near
-    values = np.asarray(image, dtype=np.float64)
-    values = values if values.ndim == 3 else values[None]
-    mean = lambda m: float(values[:, m].mean()) if m.any() else float("nan")  # noqa: E731
+    channels = np.asarray(image)
+    channels = channels if channels.ndim == 3 else channels[None]
+    # every channel counts the same pixels: the mean over all is the mean of the channels' means
+    mean = lambda m: float(np.mean([c[m].mean(dtype=np.float64) for c in channels])) if m.any() else float("nan")  # noqa: E731
     return mean(near), mean(far)

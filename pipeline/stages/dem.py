@@ -14,7 +14,7 @@ from pipeline.dem.geoid import find_grid
 from pipeline.dem.prepare import dem_on_grid, fill_voids, normalise_by_max
 from pipeline.dem.tiles import LonLatRaster, read_mosaic
 from pipeline.io.atomic import atomic_path
-from pipeline.io.rasters import cog_writer, grid_of, open_raster, write_geotiff
+from pipeline.io.rasters import band_range, cog_writer, grid_of, open_raster
 
 log = logging.getLogger(__name__)
 
@@ -52,13 +52,17 @@ def prepare_dem(tiles_dir: str | Path, grid: MapGrid, out_orthometric: str | Pat
              *mosaic.values.shape, voids, low, high, out_orthometric, out_ellipsoidal)
 
 
-def normalise_dem(dem_tif: str | Path, out_tif: str | Path, dem_max_m: float | None) -> float:
-    """DEM (orthometric) / maximum elevation; the maximum is the AOI's unless ``dem_max_m`` fixes it."""
+def normalise_dem(dem_tif: str | Path, out_tif: str | Path, dem_max_m: float | None,
+                  strip_rows: int = 512) -> float:
+    """DEM (orthometric) / maximum elevation; the maximum is the AOI's unless ``dem_max_m`` fixes it.
+    Read and written ``strip_rows`` rows at a time (the maximum from a first pass, block by block)."""
     with open_raster(dem_tif, "DEM") as src:
-        h = src.read(1)
         grid = grid_of(src)
-    normalised, top = normalise_by_max(h, dem_max_m)
-    with atomic_path(out_tif) as tmp:
-        write_geotiff(tmp, normalised, grid, np.nan, {"dem_max_m": str(top)})
+        top = band_range(src)[1] if dem_max_m is None else float(dem_max_m)
+        with atomic_path(out_tif) as tmp, cog_writer(tmp, grid, 1, "float32", np.nan) as dst:
+            for r0 in range(0, grid.height, strip_rows):
+                window = Window(0, r0, grid.width, min(strip_rows, grid.height - r0))
+                dst.write(normalise_by_max(src.read(1, window=window), top)[0], 1, window=window)
+            dst.update_tags(dem_max_m=str(top))
     log.info("%s / %.1f m -> %s", dem_tif, top, out_tif)
     return top

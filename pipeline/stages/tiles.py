@@ -3,6 +3,7 @@ registration QA of both images against the DEM's predictions (:mod:`pipeline.dat
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 from dataclasses import asdict, dataclass
@@ -70,17 +71,23 @@ def measure_registration(grid: MapGrid, sar_db: np.ndarray, sar_tags: dict, opti
     nearest = {p: int(np.argmin(np.hypot(*(centres - (p[0] + patch_size / 2, p[1] + patch_size / 2)).T)))
                for p in patches}
     images = []
+    # the predictions and the optical luminance are computed window by window (memory of one window)
     if "platform_heading_deg" in sar_tags and "incidence_angle_deg" in sar_tags:
-        predicted = reg.sar_prediction_db(height_m, grid.resolution, float(sar_tags["incidence_angle_deg"]),
-                                          float(sar_tags["platform_heading_deg"]),
-                                          sar_tags.get("look_side", "right") == "right")
+        predicted = reg.relief_per_window(height_m, functools.partial(
+            reg.sar_prediction_db, resolution_m=grid.resolution, incidence_deg=float(sar_tags["incidence_angle_deg"]),
+            heading_deg=float(sar_tags["platform_heading_deg"]),
+            right_looking=sar_tags.get("look_side", "right") == "right"))
         images.append((sar_db, predicted, np.isfinite(sar_db)))
     else:
         log.warning("no viewing geometry in the backscatter's tags: no SAR registration QA")
         images.append(None)
     if info.get("sun_zenith_deg") is not None:
-        predicted = reg.optical_prediction(height_m, grid.resolution, info["sun_zenith_deg"], info["sun_azimuth_deg"])
-        images.append((optical[:3].astype(np.float32).mean(axis=0), predicted, optical[3] > 0))
+        predicted = reg.relief_per_window(height_m, functools.partial(
+            reg.optical_prediction, resolution_m=grid.resolution, sun_zenith_deg=info["sun_zenith_deg"],
+            sun_azimuth_deg=info["sun_azimuth_deg"]))
+        luminance = reg.PerWindow(optical.shape[1:], lambda rows, cols: optical[:3, rows, cols].astype(np.float32)
+                                  .mean(axis=0))
+        images.append((luminance, predicted, optical[3] > 0))
     else:
         log.warning("no sun angles for %s: no optical registration QA", info.get("id"))
         images.append(None)
