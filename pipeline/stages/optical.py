@@ -148,7 +148,8 @@ def prepare_optical(item_jsons: str | Path | list[str | Path], grid: MapGrid, ou
     paths = [Path(item_jsons)] if isinstance(item_jsons, (str, Path)) else [Path(p) for p in item_jsons]
     if not paths:
         raise DatasetError("no Sentinel-2 item given")
-    bands = {b: np.full((grid.height, grid.width), np.nan, np.float32) for b in ("B04", "B03", "B02")}
+    reflectance = np.full((3, grid.height, grid.width), np.nan, np.float32)  # R, G, B
+    bands = dict(zip(("B04", "B03", "B02"), reflectance))  # views: each band written in place
     scl = np.zeros((grid.height, grid.width), np.uint8)
     items, metas, evidences = [], [], []
     for path in paths:
@@ -161,11 +162,11 @@ def prepare_optical(item_jsons: str | Path | list[str | Path], grid: MapGrid, ou
                for band in bands}
         offsets, evidence = _band_offsets(item, meta, dns, tile_scl, earth_search_offset, str(path))
         evidences.append(evidence)
-        tile = {band: dn_to_reflectance(dns[band], offsets[band], meta.quantification_value) for band in bands}
-        take = (scl == 0) & (tile_scl > 0) & np.isfinite(tile["B04"])
+        take = (scl == 0) & (tile_scl > 0) & np.isfinite(
+            dn_to_reflectance(dns["B04"], offsets["B04"], meta.quantification_value))
         scl[take] = tile_scl[take]
-        for band in bands:
-            bands[band][take] = tile[band][take]
+        for band in bands:  # one band's reflectance at a time
+            bands[band][take] = dn_to_reflectance(dns.pop(band), offsets[band], meta.quantification_value)[take]
     meta, item = metas[0], items[0]
     scl_masked = scl_mask(scl, masked_classes) | ~np.isfinite(bands["B04"])
     masked = refine_mask(scl_masked, params.mask_dilation_px, params.min_valid_island_px)
@@ -179,7 +180,6 @@ def prepare_optical(item_jsons: str | Path | list[str | Path], grid: MapGrid, ou
         info.update(skipped=True, reason=f"{100 * fraction:.1f}% of the AOI masked (clouds, snow, no data) "
                                          f"> {100 * max_masked_fraction:.0f}%")
         log.warning("skipping %s: %s", info["id"], info["reason"])
-    reflectance = np.stack([bands[b] for b in ("B04", "B03", "B02")])
     rgb, limits = stretch_to_uint8(reflectance, ~masked, percentiles)
     info["stretch_limits"] = limits
     # bright fringes next to the mask: mean reflectance within 8 px of it vs further away (SCL mask, final mask)
