@@ -139,21 +139,30 @@ def build_store(shards: list[Path], optical_json: list[Path], triplets_json: Pat
     return out_dir
 
 
+def _quicklook_read(src, bands: list[int], max_size: int) -> tuple[np.ndarray, float]:
+    """``bands`` of an open raster at no more than about twice ``max_size`` pixels on its longer side (a
+    whole-number decimation, nearest, from the COG's overviews where it has them) and the pixel size (m):
+    a quicklook of a paper-scale AOI never reads the full-resolution rasters."""
+    factor = max(1, max(src.height, src.width) // (2 * max_size))
+    shape = (-(-src.height // factor), -(-src.width // factor))
+    data = src.read(bands, out_shape=(len(bands), *shape)) if factor > 1 else src.read(bands)
+    return data, float(src.transform.a) * src.width / shape[1]
+
+
 def triplet_quicklooks(triplets: list[dict], sar: list[Path], flags: list[Path], optical: list[Path], dem: Path,
                        out_dir: Path, max_size: int = 700) -> list[Path]:
     """One PNG per triplet; ``sar``, ``flags`` and ``optical`` are the triplets' rasters, in their order."""
     out_dir.mkdir(parents=True, exist_ok=True)
     with open_raster(dem, "normalised DEM") as src:
-        grey = dem_grey(src.read(1))
+        grey = dem_grey(_quicklook_read(src, [1], max_size)[0][0])
     written = []
     for t, sar_tif, flags_tif, optical_tif in zip(triplets, sar, flags, optical, strict=True):
         with open_raster(sar_tif, "backscatter") as src:
-            vv, vh = src.read(1), src.read(2)
-            pixel_m = float(src.transform.a)
+            (vv, vh), pixel_m = _quicklook_read(src, [1, 2], max_size)
         with open_raster(flags_tif, "distortion flags") as src:
-            flag_values = src.read(1)
+            flag_values = _quicklook_read(src, [1], max_size)[0][0]
         with open_raster(optical_tif, "optical image") as src:
-            rgb = np.dstack([src.read(b) for b in (1, 2, 3)])
+            rgb = np.dstack(_quicklook_read(src, [1, 2, 3], max_size)[0])
         titles = (f"Sentinel-1 {t['s1'][:3]} {t['s1_time'][:10]} [VV, VH, 0] dB", "DEM (EGM96)",
                   f"Sentinel-2 {t['s2'][:3]} {t['s2_time'][:10]} RGB (black: masked)",
                   "foreshortening, layover, shadow")
