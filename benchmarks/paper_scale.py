@@ -39,6 +39,9 @@ import yaml
 from pipeline.config import validate
 from pipeline.core.grid import MapGrid
 from pipeline.io.rasters import grid_of
+from pipeline.stages.optical import OpticalParams
+from pipeline.stages.store import StoreParams
+from pipeline.stages.tiles import TilingParams
 
 
 def _merged(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
@@ -100,11 +103,7 @@ def main() -> None:
     s1_item = results / "products" / "sentinel-1-grd" / f"{triplet['s1']}.json"
     s2_items = [results / "products" / "sentinel-2-l2a" / f"{s}.json" for s in triplet["s2_items"]]
     sar_params = {k: v for k, v in config["sar"].items() if k != "tile_size"}
-    optical_keys = ("scl_mask_classes", "stretch_percentiles", "max_scene_masked_fraction", "earth_search_offset",
-                    "mask_dilation_px", "min_valid_island_px")
-    tiling_keys = ("patch_size", "stride", "max_masked_fraction", "registration_max_shift_px",
-                   "registration_min_quality", "drop_misregistered")
-    store_keys = ("split", "split_fractions", "seed", "split_block_patches", "patch_size")
+    optical_keys, tiling_keys, store_keys = OpticalParams.KEYS, TilingParams.KEYS, StoreParams.KEYS  # as the rules
     dataset = config["dataset"]
 
     with tempfile.TemporaryDirectory(prefix="paper_scale_") as tmp:

@@ -52,6 +52,26 @@ def test_orientation_correlation_recovers_a_known_shift(dx: float, dy: float) ->
     assert not noise.quality > 0.1
 
 
+def test_the_noise_scale_is_recovered_and_only_resolvable_shifts_are_flagged() -> None:
+    """Window estimates around a scene-wide shift with errors of per-axis sigma c / quality (c = 0.04):
+    the noise scale comes back within 10 % whatever the scene's shift; a 1.2 px shift measured by a
+    quality-0.12 window (sigma 0.33 px) is not flagged at 2 sigmas, the same shift at quality 0.6
+    (sigma 0.07 px) and a 3 px shift at quality 0.12 are; 0 sigmas is the plain comparison."""
+    rng = np.random.default_rng(3)
+    c = 0.04
+    for scene_dx, scene_dy in ((0.0, 0.0), (-3.0, 2.0)):
+        quality = rng.uniform(0.1, 0.6, 400)
+        errors = rng.normal(size=(400, 2)) * (c / quality)[:, None]
+        windows = [reg.Shift(scene_dx + ex, scene_dy + ey, q) for (ex, ey), q in zip(errors, quality)]
+        scene = reg.combine(windows, 0.1)
+        assert reg.noise_scale(windows, scene, 0.1) == pytest.approx(c, rel=0.1)
+    assert not reg.confidently_beyond(reg.Shift(1.2, 0.0, 0.12), 1.0, c, 2.0)
+    assert reg.confidently_beyond(reg.Shift(1.2, 0.0, 0.6), 1.0, c, 2.0)
+    assert reg.confidently_beyond(reg.Shift(3.0, 0.0, 0.12), 1.0, c, 2.0)
+    assert reg.confidently_beyond(reg.Shift(1.2, 0.0, 0.12), 1.0, c, 0.0)
+    assert reg.confidently_beyond(reg.Shift(1.2, 0.0, 0.12), 1.0, float("nan"), 2.0)  # no noise scale: plain
+
+
 def shifted_item(item_json: Path, out: Path, dx_px: float, dy_px: float) -> Path:
     """A copy of a local Sentinel-2 item whose band files claim a position off by (dx east, dy south) pixels."""
     item = json.loads(item_json.read_text())

@@ -37,7 +37,8 @@ def _fmt(x: float, spec: str = ".2f") -> str:
     return "-" if x is None or (isinstance(x, float) and math.isnan(x)) else format(x, spec)
 
 
-def registration_lines(index: pd.DataFrame, registration: dict[str, dict], max_shift_px: float | None) -> list[str]:
+def registration_lines(index: pd.DataFrame, registration: dict[str, dict], max_shift_px: float | None,
+                       flag_sigmas: float | None = None) -> list[str]:
     """Per triplet, each sensor's shift against the DEM's prediction; the distribution over patches."""
     lines = ["## Registration QA", "",
              "Each image against the image its DEM predicts (radar: local incidence; optical: hillshade under the "
@@ -60,7 +61,8 @@ def registration_lines(index: pd.DataFrame, registration: dict[str, dict], max_s
                              f"{_fmt(float(mag.max()))} |")
         flagged = int(index["misregistered"].sum()) if "misregistered" in index else 0
         if max_shift_px is not None:
-            lines += ["", f"{flagged} patches flagged `misregistered` (shift > {max_shift_px:g} px)."]
+            beyond = f" by more than {flag_sigmas:g} times the estimate's noise" if flag_sigmas else ""
+            lines += ["", f"{flagged} patches flagged `misregistered` (shift > {max_shift_px:g} px{beyond})."]
     return lines
 
 
@@ -84,7 +86,8 @@ def dataset_card(index: pd.DataFrame, triplets: list[dict], optical_infos: list[
                      f"{(part['foreshortening_fraction'] > 0).sum()} | {part['shadow_fraction'].mean():.3f} | "
                      f"{part['foreshortening_fraction'].mean():.3f} | {part['masked_fraction'].mean():.3f} |")
     if registration is not None:
-        lines += [""] + registration_lines(index, registration, max_shift_px)
+        flag_sigmas = ((provenance or {}).get("configuration") or {}).get("dataset", {}).get("registration_flag_sigmas")
+        lines += [""] + registration_lines(index, registration, max_shift_px, flag_sigmas)
     lines += ["", "## Triplets", "", "| triplet | Sentinel-1 | Sentinel-2 | days apart | patches |", "|---|---|---|---|---|"]
     for t in triplets:
         lines.append(f"| {t['id']} | {t['s1']} | {t['s2']} | {t['days_apart']} | {(index['triplet'] == t['id']).sum()} |")

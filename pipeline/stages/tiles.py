@@ -33,10 +33,11 @@ class TilingParams:
     max_masked_fraction: float
     registration_max_shift_px: float
     registration_min_quality: float
+    registration_flag_sigmas: float
     drop_misregistered: bool
 
     KEYS = ("patch_size", "stride", "max_masked_fraction", "registration_max_shift_px", "registration_min_quality",
-            "drop_misregistered")
+            "registration_flag_sigmas", "drop_misregistered")
 
     @classmethod
     def from_dict(cls, dataset: dict[str, Any]) -> TilingParams:
@@ -44,17 +45,20 @@ class TilingParams:
         d = validate({"dataset": {k: v for k, v in dataset.items() if k in cls.KEYS}})["dataset"]
         return cls(int(d["patch_size"]), int(d["stride"]), float(d["max_masked_fraction"]),
                    float(d["registration_max_shift_px"]), float(d["registration_min_quality"]),
-                   bool(d["drop_misregistered"]))
+                   float(d["registration_flag_sigmas"]), bool(d["drop_misregistered"]))
 
 
 @dataclass(frozen=True)
 class Registration:
-    """Registration QA of one triplet: each sensor's shift per patch (by (row, col)) and for the scene."""
+    """Registration QA of one triplet: each sensor's shift per patch (by (row, col)) and for the scene, and
+    the noise scale of its window estimates (:func:`pipeline.dataset.registration.noise_scale`)."""
 
     sar: dict[tuple[int, int], reg.Shift]
     optical: dict[tuple[int, int], reg.Shift]
     sar_scene: reg.Shift
     optical_scene: reg.Shift
+    sar_noise: float = float("nan")
+    optical_noise: float = float("nan")
 
 
 def measure_registration(grid: MapGrid, sar_db: np.ndarray, sar_tags: dict, optical: np.ndarray, info: dict,
@@ -91,16 +95,18 @@ def measure_registration(grid: MapGrid, sar_db: np.ndarray, sar_tags: dict, opti
     else:
         log.warning("no sun angles for %s: no optical registration QA", info.get("id"))
         images.append(None)
-    per_patch, scenes = [], []
+    per_patch, scenes, noise = [], [], []
     for image in images:
         if image is None:
             per_patch.append({p: reg.NO_SHIFT for p in patches})
             scenes.append(reg.NO_SHIFT)
+            noise.append(float("nan"))
             continue
         shifts = reg.window_shifts(*image, windows, size)
         per_patch.append({p: shifts[k] for p, k in nearest.items()})
         scenes.append(reg.combine(shifts, min_quality))
-    return Registration(per_patch[0], per_patch[1], scenes[0], scenes[1])
+        noise.append(reg.noise_scale(shifts, scenes[-1], min_quality))
+    return Registration(per_patch[0], per_patch[1], scenes[0], scenes[1], noise[0], noise[1])
 
 
 def _registration_columns(rows: list[dict], registration: Registration, params: TilingParams) -> list[bool]:
@@ -108,11 +114,15 @@ def _registration_columns(rows: list[dict], registration: Registration, params: 
     flagged = []
     for row in rows:
         bad = False
-        for name, shifts in (("sar", registration.sar), ("optical", registration.optical)):
+        for name, shifts, scale in (("sar", registration.sar, registration.sar_noise),
+                                    ("optical", registration.optical, registration.optical_noise)):
             s = shifts.get((row["row"], row["col"]), reg.NO_SHIFT)
-            row.update({f"{name}_dx_px": s.dx_px, f"{name}_dy_px": s.dy_px, f"{name}_registration_quality": s.quality})
+            sigma = scale / s.quality if np.isfinite(scale) and s.quality > 0 else float("nan")
+            row.update({f"{name}_dx_px": s.dx_px, f"{name}_dy_px": s.dy_px, f"{name}_registration_quality": s.quality,
+                        f"{name}_shift_sigma_px": sigma})
             bad |= bool(s.quality >= params.registration_min_quality
-                        and s.magnitude_px > params.registration_max_shift_px)
+                        and reg.confidently_beyond(s, params.registration_max_shift_px, scale,
+                                                   params.registration_flag_sigmas))
         row["misregistered"] = bad
         flagged.append(bad)
     return flagged

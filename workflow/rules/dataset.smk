@@ -112,6 +112,7 @@ rule tiles:
                     "max_masked_fraction",
                     "registration_max_shift_px",
                     "registration_min_quality",
+                    "registration_flag_sigmas",
                     "drop_misregistered",
                 )
             }
