@@ -16,7 +16,7 @@ tiling with the registration QA, store (zarr, index, card, quicklooks).
 Prints per stage: seconds (wall clock), CPU seconds, peak resident memory of the process
 (``wait4``'s ``ru_maxrss``) and the size of what it wrote.
 
-    python benchmarks/paper_scale.py [--mpx 100] [--triplet 20200402] [--keep DIR]
+    python benchmarks/paper_scale.py [--mpx 100] [--triplet 20200402] [--keep DIR [--stages dem tiles ...]]
 """
 
 from __future__ import annotations
@@ -86,6 +86,8 @@ def main() -> None:
     ap.add_argument("--mpx", type=float, default=100.0, help="output pixels of the AOI grid (millions)")
     ap.add_argument("--triplet", default=None, help="triplet id (default: the first)")
     ap.add_argument("--keep", type=Path, default=None, help="write here and keep (default: a temporary directory)")
+    ap.add_argument("--stages", nargs="*", default=None,
+                    help="run only these stages (the others' outputs must already be in --keep)")
     args = ap.parse_args()
 
     config = validate(_merged(yaml.safe_load(Path("config.yaml").read_text()),
@@ -155,6 +157,8 @@ def main() -> None:
         print(f"{'stage':<16} {'seconds':>8} {'CPU s':>7} {'peak RSS MB':>12} {'written MB':>11}", flush=True)
         rows = []
         for name, stage_args, outputs in stages:
+            if args.stages is not None and name not in args.stages:
+                continue
             row = run_stage(name, stage_args, outputs, logs)
             rows.append(row)
             print(f"{name:<16} {row['seconds']:>8.1f} {row['cpu_s']:>7.1f} {row['peak_rss_mb']:>12.0f} "
