@@ -499,3 +499,27 @@ def test_dates_written_side_by_side_give_the_same_bytes(alpine_world: BuiltWorld
     first, second = tree_digest(alpine_world.root), tree_digest(again)
     assert len(first) > 40 and any(k.endswith(".tiff") for k in first)
     assert [k for k in first if first[k] != second.get(k)] == [] and first.keys() == second.keys()
+
+
+def test_the_srtm_tile_has_no_steps_and_the_statistic_finds_injected_ones(alpine_world: BuiltWorld) -> None:
+    """The slope-outlier statistic (pipeline.dem.quality) on the world's 1" tile as written (whole
+    metres): no group of outliers longer than a few pixels. The same tile with a 5 m step added, along a
+    straight line or a circle: a group over 100 px long (the statistic can fail)."""
+    from pipeline.dem.quality import step_outliers
+    from pipeline.simulate.terrain import tile_pixel_m
+
+    spec = alpine_world.world.spec
+    south, west = alpine_world.world.spec.tile_south_west
+    half_deg = (spec.aoi_size_m / 2 + spec.margin_m) / 111_000
+    r0, r1 = (int((south + 1 - spec.center_lat - s * half_deg) * 3600) for s in (1, -1))
+    c0, c1 = (int((spec.center_lon - west + s * half_deg / np.cos(np.radians(spec.center_lat))) * 3600)
+              for s in (-1, 1))
+    h = np.round(alpine_world.world.tile_height_m[r0:r1, c0:c1]).astype(np.float64)
+    spacing = tile_pixel_m(south)
+    world = step_outliers(h, spacing)
+    assert world.longest_px <= 5, world
+    rows, cols = np.mgrid[:h.shape[0], :h.shape[1]]
+    straight = h + 5.0 * (cols > h.shape[1] // 2)
+    circle = h + 5.0 * ((rows - h.shape[0] / 2) ** 2 + (cols - h.shape[1] / 2) ** 2 < (h.shape[0] / 4) ** 2)
+    for stepped in (straight, circle):
+        assert step_outliers(stepped, spacing).longest_px > 100
