@@ -74,7 +74,7 @@ def test_compiled_registration_and_mask_kernels_equal_scipy() -> None:
         unit = np.where(magnitude > 1e-12 * magnitude.max(), g / np.maximum(magnitude, np.finfo(np.float32).tiny), 0)
         unit[ndimage.binary_dilation(bad, iterations=2)] = 0
         expected = unit * np.outer(np.hanning(41), np.hanning(37)).astype(np.float32)
-        got = reg._unit_gradient(np.ascontiguousarray(x[:41, :37]), bad, bool(bad.any()), reg._hann(41), reg._hann(37))
+        got = reg._unit_gradient(np.ascontiguousarray(x[:41, :37]), dilate_disk(bad, 2), reg._hann(41), reg._hann(37))
         assert np.allclose(got, expected, rtol=1e-5, atol=1e-7)
         for radius in (1, 3, 4.5, 8):
             assert np.array_equal(dilate_disk(bad, radius), ndimage.distance_transform_edt(~bad) <= radius)

@@ -33,6 +33,8 @@ from numpy.typing import NDArray
 from scipy import fft as sfft
 from scipy import ndimage
 
+from pipeline.optical.masking import dilate_disk
+
 
 @dataclass(frozen=True)
 class Shift:
@@ -88,31 +90,12 @@ def optical_prediction(height_m: NDArray, resolution_m: float, sun_zenith_deg: f
 
 
 @numba.njit(cache=True)
-def _dilate_cross(mask: NDArray[np.bool_]) -> NDArray[np.bool_]:  # pragma: no cover
-    """One step of binary dilation by the 4-connected cross (outside the array counts as False)."""
-    rows, cols = mask.shape
-    out = mask.copy()
-    for i in range(rows):
-        for j in range(cols):
-            if mask[i, j]:
-                if i > 0:
-                    out[i - 1, j] = True
-                if i < rows - 1:
-                    out[i + 1, j] = True
-                if j > 0:
-                    out[i, j - 1] = True
-                if j < cols - 1:
-                    out[i, j + 1] = True
-    return out
-
-
-@numba.njit(cache=True)
-def _unit_gradient(x: NDArray[np.float32], bad: NDArray[np.bool_], any_bad: bool, taper_rows: NDArray[np.float32],
+def _unit_gradient(x: NDArray[np.float32], near_bad: NDArray[np.bool_], taper_rows: NDArray[np.float32],
                    taper_cols: NDArray[np.float32]) -> NDArray[np.complex64]:  # pragma: no cover
     """Tapered unit gradients of ``x`` in one compiled pass: ``np.gradient`` (central differences,
     one-sided at the edges), divided by their magnitude (0 where it is below 1e-12 of the largest), 0
-    within two 4-connected steps of a ``bad`` pixel (``binary_dilation(bad, iterations=2)``), times
-    ``outer(taper_rows, taper_cols)``. Single precision throughout, as the NumPy expression it replaces."""
+    where ``near_bad``, times ``outer(taper_rows, taper_cols)``. Single precision throughout, as the
+    NumPy expression it replaces."""
     rows, cols = x.shape
     gx = np.empty((rows, cols), np.float32)
     gy = np.empty((rows, cols), np.float32)
@@ -128,7 +111,6 @@ def _unit_gradient(x: NDArray[np.float32], bad: NDArray[np.bool_], any_bad: bool
             m = np.float32(np.sqrt(u * u + v * v))
             gx[i, j], gy[i, j], magnitude[i, j] = u, v, m
             largest = max(largest, m)
-    near_bad = _dilate_cross(_dilate_cross(bad)) if any_bad else bad
     threshold = np.float32(1e-12) * (largest if largest > 0 else np.float32(1.0))
     tiny = np.float32(np.finfo(np.float32).tiny)
     g = np.empty((rows, cols), np.complex64)
@@ -225,14 +207,14 @@ def _orientation(image: NDArray, valid: NDArray[np.bool_], smooth_px: float) -> 
     Single precision: unit vectors and a correlation peak need no more (and it halves the FFTs' work)."""
     x = np.asarray(image, dtype=np.float32)
     good = valid & np.isfinite(x)
-    bad = ~good
-    any_bad = bool(bad.any())
-    if any_bad:
+    if not good.all():
         x = np.where(good, x, x[good].mean(dtype=np.float64).astype(np.float32))
     x = np.ascontiguousarray(x)
     if smooth_px > 0:
         x = _gaussian(x, _gaussian_weights(smooth_px))
-    return _unit_gradient(x, bad, any_bad, _hann(x.shape[0]), _hann(x.shape[1]))
+    # within two 4-connected steps of a masked pixel (the Euclidean disk of radius 2 is that diamond)
+    near_bad = dilate_disk(~good, 2)
+    return _unit_gradient(x, near_bad, _hann(x.shape[0]), _hann(x.shape[1]))
 
 
 def _hann(n: int) -> NDArray[np.float32]:
@@ -387,12 +369,18 @@ def noise_scale(shifts: list[Shift], reference: Shift, min_quality: float) -> fl
     return float(np.median(spread)) / RAYLEIGH_MEDIAN
 
 
+def shift_sigma_px(shift: Shift, scale: float) -> float:
+    """Per-axis standard deviation (px) of ``shift``'s error: ``scale`` (:func:`noise_scale`) / quality;
+    NaN without a noise scale or a positive quality."""
+    return scale / shift.quality if np.isfinite(scale) and shift.quality > 0 else float("nan")
+
+
 def confidently_beyond(shift: Shift, max_shift_px: float, scale: float, sigmas: float) -> bool:
     """Whether ``shift`` lies further than ``max_shift_px`` from zero by more than ``sigmas`` times its
-    noise (``scale`` / quality, :func:`noise_scale`): a flag for misregistrations the estimate can resolve,
-    not for noise of low-quality windows. Without a noise scale (NaN), the plain comparison."""
-    sigma = scale / shift.quality if np.isfinite(scale) and shift.quality > 0 else 0.0
-    return bool(shift.magnitude_px - sigmas * sigma > max_shift_px)
+    noise (:func:`shift_sigma_px`): a flag for misregistrations the estimate can resolve, not for noise of
+    low-quality windows. Without a noise scale (NaN), the plain comparison."""
+    sigma = shift_sigma_px(shift, scale)
+    return bool(shift.magnitude_px - sigmas * (sigma if np.isfinite(sigma) else 0.0) > max_shift_px)
 
 
 def grid_windows(rows: int, cols: int, window_px: int) -> tuple[int, list[tuple[int, int]]]:

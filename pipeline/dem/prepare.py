@@ -63,9 +63,9 @@ def lattice_interpolate(node_values: NDArray, node_rows: NDArray, node_cols: NDA
 
 
 def _lattice_nodes(first: int, last: int, step: int, size: int) -> NDArray[np.int64]:
-    """The multiples of ``step`` (and ``size - 1``) that enclose ``first..last``, within ``0..size - 1``."""
-    nodes = np.arange(first - first % step, last + step, step)
-    return np.unique(np.clip(np.append(nodes, size - 1 if last + step > size - 1 else nodes[-1]), 0, size - 1))
+    """The multiples of ``step`` that enclose ``first..last``, the one past the grid's end clipped to
+    ``size - 1``."""
+    return np.unique(np.clip(np.arange(first - first % step, last + step, step), 0, size - 1))
 
 
 def dem_on_grid(

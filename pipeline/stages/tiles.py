@@ -57,8 +57,8 @@ class Registration:
     optical: dict[tuple[int, int], reg.Shift]
     sar_scene: reg.Shift
     optical_scene: reg.Shift
-    sar_noise: float = float("nan")
-    optical_noise: float = float("nan")
+    sar_noise: float
+    optical_noise: float
 
 
 def measure_registration(grid: MapGrid, sar_db: np.ndarray, sar_tags: dict, optical: np.ndarray, info: dict,
@@ -117,9 +117,8 @@ def _registration_columns(rows: list[dict], registration: Registration, params: 
         for name, shifts, scale in (("sar", registration.sar, registration.sar_noise),
                                     ("optical", registration.optical, registration.optical_noise)):
             s = shifts.get((row["row"], row["col"]), reg.NO_SHIFT)
-            sigma = scale / s.quality if np.isfinite(scale) and s.quality > 0 else float("nan")
             row.update({f"{name}_dx_px": s.dx_px, f"{name}_dy_px": s.dy_px, f"{name}_registration_quality": s.quality,
-                        f"{name}_shift_sigma_px": sigma})
+                        f"{name}_shift_sigma_px": reg.shift_sigma_px(s, scale)})
             bad |= bool(s.quality >= params.registration_min_quality
                         and reg.confidently_beyond(s, params.registration_max_shift_px, scale,
                                                    params.registration_flag_sigmas))
