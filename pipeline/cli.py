@@ -40,9 +40,11 @@ def _dem(args: argparse.Namespace) -> None:
 def _terrain_correct(args: argparse.Namespace) -> None:
     from pipeline.stages.terrain_correct import TerrainCorrectionParams, terrain_correct
 
+    if not (args.out or args.geometry):
+        raise SystemExit("terrain-correct: give --out, --geometry or both")
     params = TerrainCorrectionParams.from_dict(_json(args.params, "--params") if args.params else {})
-    terrain_correct(args.safe, args.dem, args.out, args.geometry, params, orbit_file=args.orbit_file or None,
-                    tile_size=args.tile_size)
+    terrain_correct(args.safe, args.dem, args.out or None, args.geometry or None, params,
+                    orbit_file=args.orbit_file or None, tile_size=args.tile_size)
 
 
 def _distortion(args: argparse.Namespace) -> None:
@@ -252,8 +254,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("terrain-correct", help="calibrate, remove noise and terrain-correct one GRD product")
     p.add_argument("--safe", required=True, help="SAFE directory or zip")
     p.add_argument("--dem", required=True, help="ellipsoidal heights on the output grid (GeoTIFF)")
-    p.add_argument("--out", required=True, help="backscatter GeoTIFF (dB, one band per polarisation)")
-    p.add_argument("--geometry", required=True, help="geometry GeoTIFF (incidence angles, radar line/pixel)")
+    p.add_argument("--out", default="", help="backscatter GeoTIFF (dB, one band per polarisation)")
+    p.add_argument("--geometry", default="",
+                   help="geometry GeoTIFF (incidence angles, radar line/pixel); no later stage needs it")
     p.add_argument("--params", default="", help="the config's 'sar' section as JSON (without tile_size; "
                    "missing keys: the schema's defaults)")
     p.add_argument("--orbit-file", default="", help="precise orbit (AUX_POEORB .EOF); default: the annotation's")

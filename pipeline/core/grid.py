@@ -1,4 +1,4 @@
-"""Map grids: north-up UTM grids snapped to whole pixels, SRTM tile names.
+"""Map grids: north-up UTM grids snapped to whole pixels, SRTM tile names; a cache of a raster's rows.
 
 Pure numerics and plain data.
 """
@@ -6,6 +6,7 @@ Pure numerics and plain data.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -117,3 +118,33 @@ def lonlat_bounds(grid: MapGrid) -> tuple[float, float, float, float]:
     """(west, south, east, north) in degrees of a grid's extent (edges densified)."""
     to_ll = pyproj.Transformer.from_crs(f"EPSG:{grid.epsg}", "EPSG:4326", always_xy=True)
     return tuple(float(v) for v in to_ll.transform_bounds(*grid.bounds, densify_pts=21))
+
+
+class RowCache:
+    """The rows of a raster last read, as float32, so that overlapping requests read only new rows: it reads
+    ``ahead`` rows more in the direction it grows, and forgets rows more than ``ahead`` rows away from the
+    last request. ``read_rows(first, stop)`` reads rows [first, stop) of the whole width.
+
+    Whole-width strips are what GDAL decodes fastest: a window read spanning several blocks decodes them
+    again at every call (the block cache serves small reads only), so tiles that read their own windows
+    with a margin decode most blocks two to four times."""
+
+    def __init__(self, read_rows: Callable[[int, int], NDArray], n_rows: int, ahead: int = 256):
+        self.read_rows, self.n_rows, self.ahead = read_rows, n_rows, ahead
+        self.first, self.rows = 0, None
+
+    def get(self, first: int, stop: int) -> NDArray:
+        end = self.first + (0 if self.rows is None else len(self.rows))
+        if self.rows is not None and self.first <= first and stop <= end:
+            return self.rows[first - self.first : stop - self.first]
+        if self.rows is None or stop <= self.first or first >= end:
+            self.first, self.rows = first, np.ascontiguousarray(self.read_rows(first, stop), np.float32)
+            return self.rows
+        new_first = max(min(first, self.first - self.ahead), 0) if first < self.first else self.first
+        new_stop = min(max(stop, end + self.ahead), self.n_rows) if stop > end else end
+        parts = [self.read_rows(new_first, self.first)] if new_first < self.first else []
+        parts += [self.rows] + ([self.read_rows(end, new_stop)] if new_stop > end else [])
+        rows = np.concatenate([np.asarray(x, np.float32) for x in parts])
+        keep_first, keep_stop = max(new_first, first - self.ahead), min(new_stop, stop + self.ahead)
+        self.first, self.rows = keep_first, np.ascontiguousarray(rows[keep_first - new_first : keep_stop - new_first])
+        return self.rows[first - self.first : stop - self.first]

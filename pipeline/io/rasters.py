@@ -49,13 +49,19 @@ def cog_options(dtype, overviews: bool = True) -> dict:
     the floating-point predictor for floats and the horizontal one for integers (lossless), overviews
     unless ``overviews`` is False (layers that only later stages read).
 
+    Overviews average floats (backscatter in dB, heights; no-data excluded) and take the nearest pixel of
+    integers (bit flags, classes, images): GDAL's COG default, cubic, invented flag values in the overviews
+    (a layover-and-shadow 12 beside a 0 became 3, 6, 7 ... in a decimated read) and cost 25 % more than
+    averaging (10 Mpx backscatter: 0.54 s against 0.43 s).
+
     Measured on the default world's terrain-corrected geometry (1280 x 1280, 4 float32 bands, GDAL's COG
     driver, 2 cores, best of 2): DEFLATE level 6 with predictor 0.83 s and 16.6 MB; ZSTD level 1 with
     predictor 0.46 s and 16.8 MB (reads 1.7x faster too); without overviews 0.13 s.
     """
     floating = np.dtype(dtype).kind == "f"
     return dict(driver="COG", compress="zstd", level=1, predictor="3" if floating else "2", blocksize=256,
-                num_threads="ALL_CPUS", bigtiff="IF_SAFER", overviews="AUTO" if overviews else "NONE")
+                num_threads="ALL_CPUS", bigtiff="IF_SAFER", overviews="AUTO" if overviews else "NONE",
+                resampling="AVERAGE" if floating else "NEAREST")
 
 
 @contextlib.contextmanager

@@ -42,6 +42,7 @@ import numpy as np
 import pyproj
 from numpy.typing import NDArray
 
+from pipeline.core.grid import RowCache
 from pipeline.sar.facets import (SurfaceNodes, lattice_fields, radar_extent, radar_line, radar_pixel,
                                  radar_tables, terrain_normal)
 # the flag conventions live in pipeline.sar.flags (numpy only); re-exported here
@@ -215,7 +216,7 @@ def distortion_strips(
     grid = ProfileGrid.covering((line_min, line_max), (cross_min, cross_max), diagonal, axes.dx, oversampling)
     surface = SurfaceNodes.of(crs, easting_m, northing_m)
     tables = radar_tables(lattice)
-    profiles = _ProfileCache(lattice, inverse, grid, axes, _RowCache(read_heights, axes.rows))
+    profiles = _ProfileCache(lattice, inverse, grid, axes, RowCache(read_heights, axes.rows))
     row_start, row_stop, c0, c1 = region or (0, axes.rows, 0, axes.cols)
     w0, w1 = max(c0 - 1, 0), min(c1 + 1, axes.cols)  # columns with the normals' margin
     easting = np.ascontiguousarray(easting_m[c0:c1], np.float64)
@@ -272,37 +273,12 @@ def _strip_lines(lattice: RadarLattice, grid: ProfileGrid, easting: NDArray, nor
     return min(max(lo, 0), grid.n_lines - 1), min(max(hi, 1), grid.n_lines)
 
 
-class _RowCache:
-    """The rows last read, so that overlapping requests read only new rows: it reads ``ahead`` rows more
-    in the direction it grows, and forgets rows more than ``ahead`` rows away from the last request."""
-
-    def __init__(self, read_rows: Callable[[int, int], NDArray], n_rows: int, ahead: int = 256):
-        self.read_rows, self.n_rows, self.ahead = read_rows, n_rows, ahead
-        self.first, self.rows = 0, None
-
-    def get(self, first: int, stop: int) -> NDArray:
-        end = self.first + (0 if self.rows is None else len(self.rows))
-        if self.rows is not None and self.first <= first and stop <= end:
-            return self.rows[first - self.first : stop - self.first]
-        if self.rows is None or stop <= self.first or first >= end:
-            self.first, self.rows = first, np.ascontiguousarray(self.read_rows(first, stop), np.float32)
-            return self.rows
-        new_first = max(min(first, self.first - self.ahead), 0) if first < self.first else self.first
-        new_stop = min(max(stop, end + self.ahead), self.n_rows) if stop > end else end
-        parts = [self.read_rows(new_first, self.first)] if new_first < self.first else []
-        parts += [self.rows] + ([self.read_rows(end, new_stop)] if new_stop > end else [])
-        rows = np.concatenate([np.asarray(x, np.float32) for x in parts])
-        keep_first, keep_stop = max(new_first, first - self.ahead), min(new_stop, stop + self.ahead)
-        self.first, self.rows = keep_first, np.ascontiguousarray(rows[keep_first - new_first : keep_stop - new_first])
-        return self.rows[first - self.first : stop - self.first]
-
-
 class _ProfileCache:
     """Profile bits of a run of profile lines, computed once each as the strips move along the track."""
 
     BLOCK = 128  # profile lines scanned together: bounds the DEM rows read for them
 
-    def __init__(self, lattice, inverse, grid: ProfileGrid, axes: _MapAxes, heights: _RowCache):
+    def __init__(self, lattice, inverse, grid: ProfileGrid, axes: _MapAxes, heights: RowCache):
         self.lattice, self.inverse, self.grid, self.axes, self.heights = lattice, inverse, grid, axes, heights
         self.first, self.bits = 0, np.zeros((0, grid.n_samples), np.uint8)
 

@@ -9,8 +9,8 @@ Outputs (float32 COGs on the grid, NaN outside the swath):
 
 - backscatter: one band per polarisation, dB (floored), the chosen quantity
   (sigma0 by default, beta0, gamma0 = sigma0 / cos(theta_e), or gamma0_T after Small 2011);
-- geometry: local incidence angle (deg), ellipsoid incidence angle (deg),
-  radar line and pixel (zero-based) of each map pixel.
+- geometry (optional, on demand: no later stage reads it): local incidence angle (deg), ellipsoid
+  incidence angle (deg), radar line and pixel (zero-based) of each map pixel.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ import rasterio
 from rasterio.windows import Window
 
 from pipeline.config import validate
-from pipeline.core.grid import MapGrid
+from pipeline.core.grid import MapGrid, RowCache
 from pipeline.errors import SardemError
 from pipeline.io.atomic import atomic_path
 from pipeline.io.checksums import verify_cached
@@ -92,8 +92,8 @@ class _Pol:
 def terrain_correct(
     safe: str | Path,
     dem_path: str | Path,
-    out_path: str | Path,
-    geometry_path: str | Path,
+    out_path: str | Path | None,
+    geometry_path: str | Path | None = None,
     params: TerrainCorrectionParams | None = None,
     *,
     orbit_file: str | Path | None = None,
@@ -101,9 +101,12 @@ def terrain_correct(
 ) -> None:
     """Terrain-correct one GRD product onto the grid of ``dem_path`` (ellipsoidal heights, GeoTIFF).
 
-    ``orbit_file``: an AUX_POEORB/RESORB .EOF (default: the one a local item names, else the
+    Writes the backscatter to ``out_path`` and the geometry layers to ``geometry_path``; either may be
+    None (not written), not both. ``orbit_file``: an AUX_POEORB/RESORB .EOF (default: the one a local item names, else the
     annotation's state vectors). ``tile_size`` (pixels) bounds memory and does not change the result.
     """
+    if out_path is None and geometry_path is None:
+        raise ValueError("terrain_correct needs an output: out_path, geometry_path or both")
     params = params or TerrainCorrectionParams.from_dict({})
     t0 = time.perf_counter()
     log.info("terrain correction of %s on %s; parameters %s, tile size %d", safe, dem_path, params.as_dict(),
@@ -111,7 +114,8 @@ def terrain_correct(
     with rasterio.Env(GDAL_CACHEMAX=256), contextlib.ExitStack() as stack:  # MB: bounded block cache
         _terrain_correct(Path(safe), Path(dem_path), out_path, geometry_path, params,
                          str(orbit_file) if orbit_file else None, tile_size, stack)
-    log.info("wrote %s and %s in %.1f s", out_path, geometry_path, time.perf_counter() - t0)
+    log.info("wrote %s in %.1f s", " and ".join(str(p) for p in (out_path, geometry_path) if p),
+             time.perf_counter() - t0)
 
 
 def _terrain_correct(safe: Path, dem_path: Path, out_path, geometry_path, params: TerrainCorrectionParams,
@@ -179,10 +183,14 @@ def _terrain_correct(safe: Path, dem_path: Path, out_path, geometry_path, params
     surface = SurfaceNodes.of(f"EPSG:{grid.epsg}", grid.easting, grid.northing)
     tables = radar_tables(lattice)
 
+    # tiles go row by row: whole-width strips of DEM rows, each block decoded about once
+    dem_rows = RowCache(lambda first, stop: dem.read(1, window=Window(0, first, grid.width, stop - first)),
+                        grid.height, ahead=tile_size)
+
     def geometry_of(r: int, c: int, h: int, w: int) -> bs.TileGeometry:
         window = bs.margin_window(grid, r, c, h, w)
         r0, c0, r1, c1 = window
-        height = dem.read(1, window=Window(c0, r0, c1 - c0, r1 - r0))
+        height = dem_rows.get(r0, r1)[:, c0:c1]
         return bs.tile_geometry(tables, surface, grid, height, window, r, c, h, w)
 
     tiles = list(bs.output_tiles(grid.height, grid.width, tile_size))
@@ -191,22 +199,29 @@ def _terrain_correct(safe: Path, dem_path: Path, out_path, geometry_path, params
         area_sum, window0 = _flattening_pass(tiles, geometry_of, lattice, grid, (h_min, h_max))
     pixel_area = image.range_pixel_spacing_m * image.azimuth_pixel_spacing_m
 
-    with atomic_path(out_path) as tmp_out, atomic_path(geometry_path) as tmp_geo:
-        with cog_writer(tmp_out, grid, len(pols), "float32", np.nan) as dst, \
-                cog_writer(tmp_geo, grid, 4, "float32", np.nan, overviews=False) as gdst:
-            step = max(1, len(tiles) // 10)
-            incidence_sum, incidence_count = 0.0, 0
-            for i, (r, c, h, w) in enumerate(tiles, start=1):
-                g = geometry_of(r, c, h, w)
-                ellipsoid_deg = bs.incidence_deg(g.cos_ellipsoid)
-                inside = np.isfinite(g.line) & np.isfinite(g.cos_ellipsoid)
-                incidence_sum += float(ellipsoid_deg[inside].astype(np.float64).sum())
-                incidence_count += int(inside.sum())
-                win = Window(c, r, w, h)
+    with contextlib.ExitStack() as outputs:
+        dst = gdst = None
+        if out_path is not None:
+            dst = outputs.enter_context(cog_writer(outputs.enter_context(atomic_path(out_path)), grid, len(pols),
+                                                   "float32", np.nan))
+        if geometry_path is not None:
+            gdst = outputs.enter_context(cog_writer(outputs.enter_context(atomic_path(geometry_path)), grid, 4,
+                                                    "float32", np.nan, overviews=False))
+        step = max(1, len(tiles) // 10)
+        incidence_sum, incidence_count = 0.0, 0
+        for i, (r, c, h, w) in enumerate(tiles, start=1):
+            g = geometry_of(r, c, h, w)
+            win = Window(c, r, w, h)
+            ellipsoid_deg = bs.incidence_deg(g.cos_ellipsoid)
+            if gdst is not None:
                 gdst.write(bs.incidence_deg(g.cos_local), 1, window=win)
                 gdst.write(ellipsoid_deg, 2, window=win)
                 gdst.write(g.line.astype(np.float32), 3, window=win)
                 gdst.write(g.pixel.astype(np.float32), 4, window=win)
+            if dst is not None:
+                inside = np.isfinite(g.line) & np.isfinite(g.cos_ellipsoid)
+                incidence_sum += float(ellipsoid_deg[inside].astype(np.float64).sum())
+                incidence_count += int(inside.sum())
                 for band, p in enumerate(pols.values(), start=1):
                     power = _sample_calibrated(p, g, image, params.resampling)
                     if params.quantity == "gamma0":
@@ -215,8 +230,9 @@ def _terrain_correct(safe: Path, dem_path: Path, out_path, geometry_path, params
                         area = sample_bilinear(area_sum, g.line - window0[0], g.pixel - window0[1])
                         power = bs.gamma0_t_from_beta0(power, area, pixel_area, g.cos_ellipsoid)
                     dst.write(to_db(power, params.db_floor), band, window=win)
-                if i % step == 0 or i == len(tiles):
-                    log.info("tile %d/%d", i, len(tiles))
+            if i % step == 0 or i == len(tiles):
+                log.info("tile %d/%d", i, len(tiles))
+        if dst is not None:
             for band, pol in enumerate(pols, start=1):
                 dst.set_band_description(band, pol)
             dst.update_tags(units="dB", quantity=params.quantity, product=safe.name,
@@ -226,6 +242,7 @@ def _terrain_correct(safe: Path, dem_path: Path, out_path, geometry_path, params
                             # the viewing geometry over the AOI (registration QA predicts the image from it)
                             platform_heading_deg=f"{annotation.platform_heading_deg:.4f}", look_side="right",
                             incidence_angle_deg=f"{incidence_sum / max(incidence_count, 1):.4f}")
+        if gdst is not None:
             for band, name in enumerate(("local_incidence_deg", "ellipsoid_incidence_deg", "radar_line", "radar_pixel"), 1):
                 gdst.set_band_description(band, name)
             gdst.update_tags(product=safe.name, line_pixel="zero-based, as in the annotation's geolocation grid")
@@ -234,10 +251,10 @@ def _terrain_correct(safe: Path, dem_path: Path, out_path, geometry_path, params
 def _write_no_data(grid: MapGrid, out_path, geometry_path, bands: int, reason: str) -> None:
     """All-NaN outputs tagged ``skipped`` (so the run goes on and later stages can report the scene)."""
     empty = np.full((grid.height, grid.width), np.nan, np.float32)
-    with atomic_path(out_path) as tmp:
-        write_geotiff(tmp, np.stack([empty] * bands), grid, np.nan, {"skipped": reason})
-    with atomic_path(geometry_path) as tmp:
-        write_geotiff(tmp, np.stack([empty] * 4), grid, np.nan, {"skipped": reason})
+    for path, count in ((out_path, bands), (geometry_path, 4)):
+        if path is not None:
+            with atomic_path(path) as tmp:
+                write_geotiff(tmp, np.stack([empty] * count), grid, np.nan, {"skipped": reason})
 
 
 def _sample_calibrated(p: _Pol, g: bs.TileGeometry, image, resampling: str) -> np.ndarray:

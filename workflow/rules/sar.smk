@@ -52,7 +52,6 @@ rule terrain_correct:
         changed=lambda wildcards: changed(wildcards.scene),
     output:
         backscatter=f"{RESULTS}/sar/{{scene}}_backscatter.tif",
-        geometry=f"{RESULTS}/sar/{{scene}}_geometry.tif",
     log:
         f"{LOGS}/terrain_correct/{{scene}}.log",
     benchmark:
@@ -69,8 +68,32 @@ rule terrain_correct:
         sar=as_json({k: v for k, v in config["sar"].items() if k != "tile_size"}),
     shell:
         "python -m pipeline terrain-correct --safe {input.item} --dem {input.dem} "
-        "--out {output.backscatter} --geometry {output.geometry} --params '{params.sar}' "
+        "--out {output.backscatter} --params '{params.sar}' "
         "--tile-size {resources.tile_size} > {log} 2>&1"
+
+
+# on demand (no later stage reads it): snakemake results/sar/<scene>_geometry.tif
+rule sar_geometry:
+    input:
+        item=f"{PRODUCTS}/sentinel-1-grd/{{scene}}.json",
+        dem=rules.dem.output.ellipsoidal,
+        changed=lambda wildcards: changed(wildcards.scene),
+    output:
+        geometry=f"{RESULTS}/sar/{{scene}}_geometry.tif",
+    log:
+        f"{LOGS}/sar_geometry/{{scene}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/sar_geometry/{{scene}}.tsv"
+    conda:
+        "../../envs/pipeline.yaml"
+    threads: 1
+    resources:
+        mem_mb=mem_mb(281, 30),
+        runtime=runtime_min(2.5, 4.1),
+        tile_size=config["sar"]["tile_size"],
+    shell:
+        "python -m pipeline terrain-correct --safe {input.item} --dem {input.dem} "
+        "--geometry {output.geometry} --tile-size {resources.tile_size} > {log} 2>&1"
 
 
 rule sar:
