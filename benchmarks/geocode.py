@@ -5,7 +5,8 @@ Uses the simulated world (``snakemake --cores 8 simulate`` first, or --world). F
 each in a fresh process, on one polarisation (VV) of the same product and DEM:
 
 - ``ours GTC``: :func:`pipeline.stages.terrain_correct.terrain_correct`, quantity beta0 (read,
-  calibrate, remove noise, geocode, interpolate, write the backscatter and the geometry COGs);
+  calibrate, remove noise, geocode, interpolate, write the backscatter COG: what sarsen writes);
+- ``ours GTC + geometry``: the same, also writing the four geometry layers (rule ``sar_geometry``'s);
 - ``sarsen GTC``: ``sarsen.terrain_correction`` (0.9.6, optional: ``pip install -e ".[bench]"``),
   which gives beta0 on the DEM's grid, writing one GeoTIFF;
 - ``ours RTC``: quantity gamma0_T (Small 2011 terrain flattening);
@@ -38,7 +39,7 @@ safe, dem, out, geo, quantity, threads = sys.argv[1:7]
 numba.set_num_threads(int(threads))
 from pipeline.stages.terrain_correct import terrain_correct, TerrainCorrectionParams
 t = time.perf_counter()
-terrain_correct(safe, dem, out, geo, TerrainCorrectionParams.from_dict({"quantity": quantity, "polarisations": ["VV"]}))
+terrain_correct(safe, dem, out, geo or None, TerrainCorrectionParams.from_dict({"quantity": quantity, "polarisations": ["VV"]}))
 # VmHWM: this process's peak resident memory since exec (ru_maxrss would include the parent's before exec)
 hwm = [int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM")][0]
 print(json.dumps({"seconds": time.perf_counter() - t, "peak_rss_mb": hwm / 1024}))
@@ -145,9 +146,11 @@ def main() -> None:
             _run(PREPARE, str(world), json.dumps(spec), str(tmp))
             dem = tmp / "dem_wgs84.tif"
             mpx = side * side / 1e6
+            with_geometry = _run(RUN_OURS, str(safe), str(dem), str(tmp / "bs.tif"), str(tmp / "geo.tif"), "beta0",
+                                 str(args.threads))
+            rows.append(("ours GTC + geometry layers", mpx, res, with_geometry))
             for kind, quantity, radiometry in (("GTC", "beta0", ""), ("RTC", "gamma0_t", "gamma_bilinear")):
-                ours = _run(RUN_OURS, str(safe), str(dem), str(tmp / "bs.tif"), str(tmp / "geo.tif"), quantity,
-                            str(args.threads))
+                ours = _run(RUN_OURS, str(safe), str(dem), str(tmp / "bs.tif"), "", quantity, str(args.threads))
                 rows.append((f"ours {kind} ({quantity})", mpx, res, ours))
                 print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
                 if with_sarsen and mpx <= args.sarsen_max_mpx:

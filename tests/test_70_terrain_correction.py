@@ -12,6 +12,7 @@ import pytest
 import rasterio
 from scipy import ndimage
 
+from pipeline.io.rasters import band_range
 from pipeline.stages.dem import prepare_dem
 from pipeline.core.geodesy import geodetic_to_ecef
 from pipeline.core.grid import MapGrid, aoi_grid_around
@@ -71,6 +72,12 @@ def test_dem_on_the_aoi_grid_matches_the_world(alpine_world: BuiltWorld, tc_dir:
     assert np.median(diff) < 0.01 and np.percentile(diff, 99.9) < 50
     with rasterio.open(tc_dir / "dem_egm96.tif") as src:
         assert 45 < float(np.mean(ell - src.read(1))) < 56  # EGM96 undulation in the Alps
+    # the DEMs record their exact height range (what terrain correction and distortion read first)
+    for path in (dem, tc_dir / "dem_egm96.tif"):
+        with rasterio.open(path) as src:
+            heights = src.read(1)
+            assert band_range(src) == (float(np.nanmin(heights)), float(np.nanmax(heights)))
+            assert "STATISTICS_MAXIMUM" in src.tags(1)
 
 
 def test_lattice_matches_the_exact_solution(alpine_world: BuiltWorld) -> None:

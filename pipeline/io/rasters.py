@@ -112,12 +112,15 @@ def write_geotiff(
 
 
 def band_range(src: rasterio.io.DatasetReader, band: int = 1) -> tuple[float, float]:
-    """(min, max) of a band's finite values, read block by block (memory does not grow with the raster).
+    """(min, max) of a band's finite values: its exact statistics where the file records them
+    (:func:`record_band_range`; GDAL's ``STATISTICS_MINIMUM``/``MAXIMUM`` band tags, unless marked
+    approximate), else read block by block (memory does not grow with the raster).
 
     Returns (inf, -inf) when the band has no finite value.
     """
-    import numpy as np
-
+    tags = src.tags(band)
+    if "STATISTICS_MINIMUM" in tags and "STATISTICS_MAXIMUM" in tags and tags.get("STATISTICS_APPROXIMATE") != "YES":
+        return float(tags["STATISTICS_MINIMUM"]), float(tags["STATISTICS_MAXIMUM"])
     lo, hi = np.inf, -np.inf
     for _, window in src.block_windows(band):
         block = src.read(band, window=window)
@@ -125,3 +128,9 @@ def band_range(src: rasterio.io.DatasetReader, band: int = 1) -> tuple[float, fl
         if finite.size:
             lo, hi = min(lo, float(finite.min())), max(hi, float(finite.max()))
     return lo, hi
+
+
+def record_band_range(dst: rasterio.io.DatasetWriter, low: float, high: float, band: int = 1) -> None:
+    """Record a band's exact (min, max) as GDAL's statistics tags, for :func:`band_range` (a writer that
+    streams the band knows them without a second pass; a whole-raster read costs 0.2 s at 10 Mpx)."""
+    dst.update_tags(band, STATISTICS_MINIMUM=repr(float(low)), STATISTICS_MAXIMUM=repr(float(high)))

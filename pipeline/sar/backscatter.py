@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 from numpy.typing import NDArray
 
@@ -77,16 +78,28 @@ def incidence_deg(cos: NDArray) -> NDArray[np.float32]:
 def radar_window(line: NDArray, pixel: NDArray, lines: int, samples: int) -> tuple[int, int, int, int] | None:
     """(line0, pixel0, line1, pixel1) of the measurement window that interpolation at (line, pixel)
     needs (two samples of margin for bicubic), clipped to the image; None when nothing falls inside."""
-    valid = np.isfinite(line) & np.isfinite(pixel)
-    if not valid.any():
+    l_min, l_max, p_min, p_max = _finite_bounds(np.ascontiguousarray(line).ravel(), np.ascontiguousarray(pixel).ravel())
+    if l_min > l_max:
         return None
-    l0 = max(int(np.floor(line[valid].min())) - 2, 0)
-    p0 = max(int(np.floor(pixel[valid].min())) - 2, 0)
-    l1 = min(int(np.ceil(line[valid].max())) + 3, lines)
-    p1 = min(int(np.ceil(pixel[valid].max())) + 3, samples)
+    l0 = max(int(np.floor(l_min)) - 2, 0)
+    p0 = max(int(np.floor(p_min)) - 2, 0)
+    l1 = min(int(np.ceil(l_max)) + 3, lines)
+    p1 = min(int(np.ceil(p_max)) + 3, samples)
     if l1 <= l0 or p1 <= p0:
         return None
     return l0, p0, l1, p1
+
+
+@numba.njit(cache=True, nogil=True)
+def _finite_bounds(line, pixel):  # pragma: no cover - compiled
+    """(line min, line max, pixel min, pixel max) over the points where both are finite; min > max if none."""
+    l_min, l_max, p_min, p_max = np.inf, -np.inf, np.inf, -np.inf
+    for k in range(line.size):
+        li, pi = line[k], pixel[k]
+        if np.isfinite(li) and np.isfinite(pi):
+            l_min, l_max = min(l_min, li), max(l_max, li)
+            p_min, p_max = min(p_min, pi), max(p_max, pi)
+    return l_min, l_max, p_min, p_max
 
 
 def calibrated_power_at(dn: NDArray, window: tuple[int, int, int, int], lut, noise, line: NDArray,

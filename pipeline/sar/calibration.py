@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
@@ -53,13 +54,17 @@ def interpolate_lut(vectors: LutVectors, lines: ArrayLike, pixels: ArrayLike) ->
     """LUT values on the grid ``lines`` x ``pixels`` (2-D, (len(lines), len(pixels))), bilinear."""
     lines = np.asarray(lines, dtype=np.float64)
     pixels = np.asarray(pixels, dtype=np.float64)
-    along = np.stack([np.interp(pixels, p, v) for p, v in zip(vectors.pixel, vectors.values)])
     vl = np.asarray(vectors.line, dtype=np.float64)
     if vl.size == 1:
-        return np.broadcast_to(along[0], (lines.size, pixels.size)).copy()
+        along = np.interp(pixels, vectors.pixel[0], vectors.values[0])
+        return np.broadcast_to(along, (lines.size, pixels.size)).copy()
     i = np.clip(np.searchsorted(vl, lines, side="right") - 1, 0, vl.size - 2)
+    first = int(i.min()) if i.size else 0
+    stop = int(i.max()) + 2 if i.size else 2
+    # only the vectors that bracket the lines (a window of a product needs a few of its dozens)
+    along = np.stack([np.interp(pixels, vectors.pixel[k], vectors.values[k]) for k in range(first, stop)])
     w = np.clip((lines - vl[i]) / (vl[i + 1] - vl[i]), 0.0, 1.0)[:, None]
-    return along[i] * (1.0 - w) + along[i + 1] * w
+    return along[i - first] * (1.0 - w) + along[i - first + 1] * w
 
 
 def noise_power(
@@ -96,14 +101,38 @@ def calibrate(
 
     Returns the power and a mask of the pixels that noise removal drove
     below ``floor`` (noise-dominated; they are set to ``floor``, never NaN).
-    DN = 0 (the GRD no-data border) gives NaN.
+    DN = 0 (the GRD no-data border) gives NaN. One compiled pass in double
+    precision (the same operations, in the same order, as the NumPy expression).
     """
-    dn = np.asarray(dn, dtype=np.float64)
-    power = dn**2
-    if noise is not None:
-        power = power - np.asarray(noise, dtype=np.float64)
-    power = power / np.asarray(calibration_lut, dtype=np.float64) ** 2
-    clipped = power < floor
-    power = np.where(clipped, floor, power)
-    power = np.where(dn == 0, np.nan, power)
-    return power.astype(np.float32), clipped & (dn != 0)
+    dn = np.asarray(dn)
+    shape = dn.shape
+    as_2d = (-1, shape[-1]) if dn.ndim else (1, 1)
+
+    def plane(values: ArrayLike) -> NDArray[np.float64]:
+        return np.ascontiguousarray(np.broadcast_to(np.asarray(values, dtype=np.float64), shape)).reshape(as_2d)
+
+    has_noise = noise is not None
+    power = np.empty(shape, np.float32)
+    clipped = np.empty(shape, np.bool_)
+    _calibrate_into(np.ascontiguousarray(dn).reshape(as_2d), plane(calibration_lut),
+                    plane(noise) if has_noise else np.zeros((1, 1)), has_noise, float(floor),
+                    power.reshape(as_2d), clipped.reshape(as_2d))
+    return power, clipped
+
+
+@numba.njit(parallel=True, cache=True, nogil=True, error_model="numpy")
+def _calibrate_into(dn, lut, noise, has_noise, floor, power, clipped):  # pragma: no cover - compiled
+    for a in numba.prange(dn.shape[0]):
+        for b in range(dn.shape[1]):
+            d = np.float64(dn[a, b])
+            p = d * d
+            if has_noise:
+                p = p - noise[a, b]
+            p = p / (lut[a, b] * lut[a, b])
+            low = p < floor
+            if low:
+                p = floor
+            if d == 0.0:
+                p = np.nan
+            power[a, b] = p
+            clipped[a, b] = low and d != 0.0

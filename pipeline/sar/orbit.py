@@ -84,9 +84,7 @@ class OrbitPolynomial:
         """The ``derivative``-th time derivative of the polynomial at ``time_s``, (..., 3), by Horner's
         scheme (no powers: 7x faster than summing powers of the normalised time, and no less exact)."""
         u = ((np.asarray(time_s, dtype=np.float64) - self.t_mid_s) / self.t_scale_s)[..., None]
-        c = self.coefficients
-        for d in range(derivative):  # d/du of sum c_k u^k, then d/dt = d/du / t_scale
-            c = c[1:] * np.arange(1, c.shape[0])[:, None] / self.t_scale_s
+        c = self.horner_coefficients(derivative)
         if c.shape[0] == 0:
             return np.zeros(u.shape[:-1] + (3,))
         out = np.broadcast_to(c[-1], u.shape[:-1] + (3,)).copy()
@@ -94,6 +92,14 @@ class OrbitPolynomial:
             out *= u
             out += c[k]
         return out
+
+    def horner_coefficients(self, derivative: int = 0) -> NDArray[np.float64]:
+        """Coefficients (terms, 3) of the ``derivative``-th time derivative as a polynomial in the
+        normalised time u = (t - t_mid_s) / t_scale_s, lowest power first (what compiled kernels take)."""
+        c = self.coefficients
+        for _ in range(derivative):  # d/du of sum c_k u^k, then d/dt = d/du / t_scale
+            c = c[1:] * np.arange(1, c.shape[0])[:, None] / self.t_scale_s
+        return np.ascontiguousarray(c)
 
     def position(self, time_s: ArrayLike) -> NDArray[np.float64]:
         """ECEF position (..., 3) in m at ``time_s``."""

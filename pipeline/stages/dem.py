@@ -14,7 +14,7 @@ from pipeline.dem.geoid import find_grid
 from pipeline.dem.prepare import dem_on_grid, fill_voids, normalise_by_max
 from pipeline.dem.tiles import LonLatRaster, read_mosaic
 from pipeline.io.atomic import atomic_path
-from pipeline.io.rasters import band_range, cog_writer, grid_of, open_raster
+from pipeline.io.rasters import band_range, cog_writer, grid_of, open_raster, record_band_range
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +36,7 @@ def prepare_dem(tiles_dir: str | Path, grid: MapGrid, out_orthometric: str | Pat
     geoid = find_grid([south, north], [west, east], geoid_grid)  # covers the grid's lat/lon bounding box
     tags = {"source": "SRTM 1 arc-second", "resampling": "bilinear after void filling"}
     low, high = np.inf, -np.inf
+    ell_low, ell_high = np.inf, -np.inf
     with atomic_path(out_orthometric) as tmp_ortho, atomic_path(out_ellipsoidal) as tmp_ell:
         with cog_writer(tmp_ortho, grid, 1, "float32", np.nan) as odst, \
                 cog_writer(tmp_ell, grid, 1, "float32", np.nan) as edst:
@@ -46,8 +47,11 @@ def prepare_dem(tiles_dir: str | Path, grid: MapGrid, out_orthometric: str | Pat
                 odst.write(ortho, 1, window=window)
                 edst.write(ell, 1, window=window)
                 low, high = min(low, float(np.nanmin(ortho))), max(high, float(np.nanmax(ortho)))
+                ell_low, ell_high = min(ell_low, float(np.nanmin(ell))), max(ell_high, float(np.nanmax(ell)))
             odst.update_tags(**tags, vertical_datum="EGM96 geoid", units="m")
             edst.update_tags(**tags, vertical_datum="WGS84 ellipsoid", units="m")
+            record_band_range(odst, low, high)
+            record_band_range(edst, ell_low, ell_high)
     log.info("mosaic %d x %d nodes, %d voids filled; heights %.0f..%.0f m (EGM96); wrote %s and %s",
              *mosaic.values.shape, voids, low, high, out_orthometric, out_ellipsoidal)
 
