@@ -216,14 +216,15 @@ def distortion_strips(
     grid = ProfileGrid.covering((line_min, line_max), (cross_min, cross_max), diagonal, axes.dx, oversampling)
     surface = SurfaceNodes.of(crs, easting_m, northing_m)
     tables = radar_tables(lattice)
-    profiles = _ProfileCache(lattice, inverse, grid, axes, RowCache(read_heights, axes.rows))
+    rows_read = RowCache(read_heights, axes.rows)  # the strips' rows and the profiles' rows, each read about once
+    profiles = _ProfileCache(lattice, inverse, grid, axes, rows_read)
     row_start, row_stop, c0, c1 = region or (0, axes.rows, 0, axes.cols)
     w0, w1 = max(c0 - 1, 0), min(c1 + 1, axes.cols)  # columns with the normals' margin
     easting = np.ascontiguousarray(easting_m[c0:c1], np.float64)
     for r in range(row_start, row_stop, strip_rows):
         h = min(strip_rows, row_stop - r)
         r0, r1 = max(r - 1, 0), min(r + h + 1, axes.rows)
-        window = np.ascontiguousarray(read_heights(r0, r1)[:, w0:w1], np.float32)
+        window = np.ascontiguousarray(rows_read.get(r0, r1)[:, w0:w1], np.float32)
         inner = window[r - r0 : r - r0 + h, c0 - w0 : c0 - w0 + c1 - c0]
         northing = np.ascontiguousarray(northing_m[r : r + h], np.float64)
         ecef = surface.ecef(r0, w0, window)
