@@ -98,7 +98,8 @@ def test_compiled_zero_doppler_newton_matches_the_numpy_iteration() -> None:
         if np.all(np.abs(step) < 1e-8):
             break
     got = zero_doppler_time(poly, p, guess)
-    assert got.shape == (20, 25)
+    assert got.shape == (20, 25) and zero_doppler_time(poly, p[3, 4], guess).shape == ()
+    assert zero_doppler_time(poly, p[3, 4], guess) == got[3, 4]
     np.testing.assert_allclose(got, t, rtol=0, atol=1e-9)
     doppler = np.einsum("...i,...i->...", p - poly.position(got), poly.velocity(got))
     assert np.abs(doppler).max() < 1e-3 * 7600.0  # m^2/s: the target within a millimetre of the zero-Doppler plane

@@ -40,7 +40,7 @@ def zero_doppler_time(
         Upper bound on iterations.
     """
     p = np.asarray(target_m, dtype=np.float64)
-    t = np.ascontiguousarray(np.broadcast_to(np.asarray(first_guess_s, dtype=np.float64), p.shape[:-1])).copy()
+    t = np.array(np.broadcast_to(np.asarray(first_guess_s, dtype=np.float64), p.shape[:-1]))  # a C-ordered copy
     # one compiled Newton solve per target (each stops on its own step; 8x the vectorised NumPy iteration)
     _zero_doppler_kernel(orbit.horner_coefficients(0), orbit.horner_coefficients(1), orbit.horner_coefficients(2),
                          orbit.t_mid_s, orbit.t_scale_s, np.ascontiguousarray(p.reshape(-1, 3)), t.reshape(-1),

@@ -16,7 +16,7 @@ import numpy as np
 import rasterio
 from rasterio.windows import Window
 
-from pipeline.core.grid import MapGrid
+from pipeline.core.grid import MapGrid, RowCache
 from pipeline.errors import UserError
 from pipeline.io.atomic import atomic_path
 from pipeline.io.rasters import band_range, cog_writer, grid_of, open_raster
@@ -78,7 +78,9 @@ def distortion_maps(safe: str | Path, dem_orthometric: str | Path, dem_ellipsoid
                                    (rows.start, rows.stop, cols.start, cols.stop), strip_rows)
         tags = {"product": Path(safe).name, "definitions": "pipeline.sar.distortion (Meier et al. 1993)",
                 "orbit": Path(orbit_file).name if orbit_file else "annotation"}
-        counts = dict.fromkeys(FLAG_NAMES, 0)
+        # the orthometric rows for slope and aspect: whole-width strips, each block decoded about once
+        ortho_rows = RowCache(lambda a, b: ortho.read(1, window=Window(0, a, big.width, b - a)), big.height)
+        histogram = np.zeros(256, np.int64)  # of the AOI's flag values
         with atomic_path(out_flags) as tmp_flags, atomic_path(out_geometry) as tmp_geo:
             with cog_writer(tmp_flags, grid, 1, "uint8") as fdst, \
                     cog_writer(tmp_geo, grid, 4, "float32", np.nan, overviews=False) as gdst:
@@ -87,7 +89,7 @@ def distortion_maps(safe: str | Path, dem_orthometric: str | Path, dem_ellipsoid
                     # slope and aspect by central differences: the strip's rows with one row of margin
                     m0, m1 = max(r - 1, 0), min(r + h + 1, big.height)
                     c0, c1 = max(cols.start - 1, 0), min(cols.stop + 1, big.width)
-                    z = ortho.read(1, window=Window(c0, m0, c1 - c0, m1 - m0))
+                    z = ortho_rows.get(m0, m1)[:, c0:c1]
                     slope, aspect = slope_aspect(z, (big.resolution, big.resolution))
                     inner = (slice(r - m0, r - m0 + h), slice(cols.start - c0, cols.stop - c0))
                     window = Window(0, r - rows.start, grid.width, h)
@@ -95,13 +97,13 @@ def distortion_maps(safe: str | Path, dem_orthometric: str | Path, dem_ellipsoid
                     gdst.write(np.stack([layers["local_incidence_deg"], slope[inner].astype(np.float32),
                                          aspect[inner].astype(np.float32),
                                          evaluation_regions(flags).astype(np.float32)]), window=window)
-                    for name, bit in FLAG_NAMES.items():
-                        counts[name] += int(((flags & bit) > 0).sum())
+                    histogram += np.bincount(flags.ravel(), minlength=256)
                 fdst.update_tags(**tags, bits="1 foreshortening, 2 active layover, 4 passive layover, "
                                  "8 active shadow, 16 passive shadow")
                 fdst.set_band_description(1, "flags")
                 gdst.update_tags(**tags, region="0 non-distorted, 1 foreshortening (incl. layover), 2 shadow")
                 for band, name in enumerate(("local_incidence_deg", "slope_deg", "aspect_deg", "region"), start=1):
                     gdst.set_band_description(band, name)
+    counts = {name: int(histogram[(np.arange(256) & bit) > 0].sum()) for name, bit in FLAG_NAMES.items()}
     log.info("AOI pixels flagged: %s; wrote %s and %s in %.1f s", counts, out_flags, out_geometry,
              time.perf_counter() - t0)

@@ -143,12 +143,13 @@ def _terrain_correct(safe: Path, dem_path: Path, out_path, geometry_path, params
         raise TerrainCorrectionError(f"{orbit_file}: {exc} ({safe.name})") from exc
     image = annotation.image
     lattice = RadarLattice(geometry, f"EPSG:{grid.epsg}", grid.easting, grid.northing, (h_min, h_max))
-    # the AOI must overlap the swath: check a coarse sample of its pixels
-    rows = np.linspace(0, grid.height - 1, 17).round().astype(int)
-    cols = np.linspace(0, grid.width - 1, 17).round().astype(int)
+    # the AOI must overlap the swath: check a coarse sample of its pixels (17 x 17 cell centres, their heights
+    # by a decimated read: from the DEM's smallest overview, not a block decoded for each)
+    rows = ((np.arange(17) + 0.5) * grid.height / 17).astype(int)
+    cols = ((np.arange(17) + 0.5) * grid.width / 17).astype(int)
     rr, cc = np.meshgrid(rows, cols, indexing="ij")
-    probe_h = np.array([[dem.read(1, window=Window(int(c), int(r), 1, 1))[0, 0] for c in cols] for r in rows])
-    probe = lattice.radar_coordinates(grid.easting[cc], grid.northing[rr], probe_h.astype(np.float64))
+    probe_h = dem.read(1, out_shape=(17, 17)).astype(np.float64)
+    probe = lattice.radar_coordinates(grid.easting[cc], grid.northing[rr], probe_h)
     inside = ((probe.line >= 0) & (probe.line < image.number_of_lines)
               & (probe.pixel >= 0) & (probe.pixel < image.number_of_samples))
     if not inside.any():
