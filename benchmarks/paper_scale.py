@@ -9,8 +9,8 @@ pixel as a 100 km AOI at 10 m, without simulating a world that size (the radar a
 interpolated more finely; per-pixel costs do not depend on what the pixels hold). Stages, each a fresh
 ``python -m pipeline ...`` process as Snakemake would start it, in workflow order:
 
-dem (AOI grid), dem with the distortion margin, terrain correction (VV and VH, sigma0, with the
-geometry COG), distortion maps, optical (decode, mask, reproject, stretch), DEM normalisation,
+dem (AOI grid), dem with the distortion margin, terrain correction (VV and VH, sigma0; the geometry
+layers are on demand and not made), distortion maps, optical (decode, mask, reproject, stretch), DEM normalisation,
 tiling with the registration QA, store (zarr, index, card, quicklooks).
 
 Prints per stage: seconds (wall clock), CPU seconds, peak resident memory of the process
@@ -116,7 +116,7 @@ def main() -> None:
         (out / "dataset" / "triplets.json").write_text(json.dumps([triplet]))
         f = {k: out / v for k, v in {
             "egm96": "dem_egm96.tif", "wgs84": "dem_wgs84.tif", "ext_egm96": "dem_ext_egm96.tif",
-            "ext_wgs84": "dem_ext_wgs84.tif", "backscatter": "backscatter.tif", "geometry": "geometry.tif",
+            "ext_wgs84": "dem_ext_wgs84.tif", "backscatter": "backscatter.tif",
             "flags": "flags.tif", "distortion_geometry": "distortion_geometry.tif", "optical": "optical.tif",
             "optical_json": "optical.json", "dem_norm": "dem_normalised.tif",
             "shard": f"dataset/shards/{triplet['id']}.npz"}.items()}
@@ -128,9 +128,9 @@ def main() -> None:
                               "--out-orthometric", str(f["ext_egm96"]), "--out-ellipsoidal", str(f["ext_wgs84"]),
                               "--geoid-grid", config["geoid_grid"] or ""], [f["ext_egm96"], f["ext_wgs84"]]),
             ("terrain_correct", ["terrain-correct", "--safe", str(s1_item), "--dem", str(f["wgs84"]), "--out",
-                                 str(f["backscatter"]), "--geometry", str(f["geometry"]), "--params",
+                                 str(f["backscatter"]), "--params",
                                  json.dumps(sar_params), "--tile-size", str(config["sar"]["tile_size"])],
-             [f["backscatter"], f["geometry"]]),
+             [f["backscatter"]]),
             ("distortion", ["distortion", "--safe", str(s1_item), "--dem-orthometric", str(f["ext_egm96"]),
                             "--dem-ellipsoidal", str(f["ext_wgs84"]), "--grid", _grid_json(grid), "--out-flags",
                             str(f["flags"]), "--out-geometry", str(f["distortion_geometry"]), "--threads", "1"],
