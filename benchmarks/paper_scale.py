@@ -166,8 +166,9 @@ def main() -> None:
         total = sum(r["seconds"] for r in rows)
         print(f"{'total':<16} {total:>8.1f} {sum(r['cpu_s'] for r in rows):>7.1f} "
               f"{max(r['peak_rss_mb'] for r in rows):>12.0f} {'':>11}")
-        patches = json.loads(str(np.load(f["shard"])["index"]))
-        print(f"{len(patches)} patches")
+        if f["shard"].exists():  # not when --stages left tiling out
+            patches = json.loads(str(np.load(f["shard"])["index"]))
+            print(f"{len(patches)} patches")
 
 
 if __name__ == "__main__":
