@@ -21,7 +21,7 @@ from numpy.typing import NDArray
 
 from pipeline.core.grid import MapGrid
 from pipeline.sar.calibration import calibrate, interpolate_lut, noise_power
-from pipeline.sar.facets import SurfaceNodes, tile_kernel
+from pipeline.sar.facets import SurfaceNodes, radar_kernel, tile_kernel
 from pipeline.sar.radiometry import flattening_area, sample_bicubic, sample_bilinear
 
 QUANTITIES = ("sigma0", "beta0", "gamma0", "gamma0_t")
@@ -37,6 +37,15 @@ class TileGeometry:
     cos_local: NDArray[np.float64]  # cosine of the local incidence angle (terrain normal . line of sight)
     cos_ellipsoid: NDArray[np.float64]  # cosine of the incidence angle on the ellipsoid
     projected_area_m2: NDArray[np.float64]  # facet area projected normal to the line of sight (>= 0)
+
+
+@dataclass(frozen=True)
+class TileRadar:
+    """What sampling the backscatter needs of a tile (the first fields of :class:`TileGeometry`, equal bits)."""
+
+    line: NDArray[np.float64]  # zero-based radar line (NaN outside the image's time span)
+    pixel: NDArray[np.float64]  # zero-based radar pixel
+    cos_ellipsoid: NDArray[np.float64]  # cosine of the incidence angle on the ellipsoid
 
 
 def output_tiles(height: int, width: int, size: int) -> Iterator[tuple[int, int, int, int]]:
@@ -68,6 +77,18 @@ def tile_geometry(tables: tuple, surface: SurfaceNodes, grid: MapGrid, height_m:
     tile_kernel(ecef, r - r0, c - c0, grid.resolution, grid.resolution, np.ascontiguousarray(grid.easting[c : c + w]),
                 np.ascontiguousarray(grid.northing[r : r + h]), inner, *tables, *out)
     return TileGeometry(*out)
+
+
+def tile_radar(tables: tuple, surface: SurfaceNodes, grid: MapGrid, height_m: NDArray, r: int, c: int, h: int,
+               w: int) -> TileRadar:
+    """Radar line, pixel and ellipsoid incidence cosine of one output tile (``height_m``: its own heights,
+    no margin): :func:`tile_geometry` without the facets (normals, local incidence, projected areas), which
+    only the geometry layers and terrain flattening's accumulator need."""
+    out = [np.empty((h, w)) for _ in range(3)]
+    radar_kernel(*surface.interpolation(r, h, c, w), np.ascontiguousarray(grid.easting[c : c + w]),
+                 np.ascontiguousarray(grid.northing[r : r + h]), np.ascontiguousarray(height_m, dtype=np.float64),
+                 *tables, *out)
+    return TileRadar(*out)
 
 
 def incidence_deg(cos: NDArray) -> NDArray[np.float32]:

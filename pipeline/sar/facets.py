@@ -56,15 +56,20 @@ class SurfaceNodes:
         lon, lat = to_geo.transform(*np.meshgrid(np.asarray(easting_m)[cols], np.asarray(northing_m)[rows]))
         return cls(rows, cols, np.ascontiguousarray(lat), np.ascontiguousarray(lon))
 
+    def interpolation(self, row0: int, rows: int, col0: int, cols: int) -> tuple:
+        """What the compiled kernels take to interpolate latitude and longitude over the window of ``rows`` x
+        ``cols`` pixels from (``row0``, ``col0``): the node arrays, then cell indices and weights of its rows
+        and of its columns."""
+        row_index, row_weight = node_weights(self.rows, np.arange(row0, row0 + rows))
+        col_index, col_weight = node_weights(self.cols, np.arange(col0, col0 + cols))
+        return self.lat_deg, self.lon_deg, row_index, row_weight, col_index, col_weight
+
     def ecef(self, row0: int, col0: int, heights_m: NDArray) -> NDArray[np.float64]:
         """ECEF position (m) and ellipsoid normal, (rows, cols, 6), of the window of the grid starting at
         (``row0``, ``col0``) with ellipsoidal heights ``heights_m``."""
         rows, cols = heights_m.shape
-        row_index, row_weight = node_weights(self.rows, np.arange(row0, row0 + rows))
-        col_index, col_weight = node_weights(self.cols, np.arange(col0, col0 + cols))
         out = np.empty((rows, cols, 6))
-        _ecef_kernel(self.lat_deg, self.lon_deg, row_index, row_weight, col_index, col_weight,
-                     np.ascontiguousarray(heights_m), out)
+        _ecef_kernel(*self.interpolation(row0, rows, col0, cols), np.ascontiguousarray(heights_m), out)
         return out
 
 
@@ -149,6 +154,17 @@ def terrain_normal(ecef, a, b, dx, dy):  # pragma: no cover - compiled
     return nx, ny, nz, np.sqrt(nx * nx + ny * ny + nz * nz)
 
 
+@numba.njit(cache=True, nogil=True, inline="always")
+def _lat_lon_trig(lat_nodes, lon_nodes, i, wi, j, wj):  # pragma: no cover - compiled
+    """sin and cos of latitude and longitude, both bilinear (deg) between the nodes of cell (i, j)."""
+    w00, w01, w10, w11 = (1 - wi) * (1 - wj), (1 - wi) * wj, wi * (1 - wj), wi * wj
+    lat = np.radians(w00 * lat_nodes[i, j] + w01 * lat_nodes[i, j + 1] + w10 * lat_nodes[i + 1, j]
+                     + w11 * lat_nodes[i + 1, j + 1])
+    lon = np.radians(w00 * lon_nodes[i, j] + w01 * lon_nodes[i, j + 1] + w10 * lon_nodes[i + 1, j]
+                     + w11 * lon_nodes[i + 1, j + 1])
+    return np.sin(lat), np.cos(lat), np.sin(lon), np.cos(lon)
+
+
 @numba.njit(parallel=True, cache=True, nogil=True, error_model="numpy")
 def _ecef_kernel(lat_nodes, lon_nodes, row_index, row_weight, col_index, col_weight, heights,
                  ecef):  # pragma: no cover - compiled
@@ -157,13 +173,8 @@ def _ecef_kernel(lat_nodes, lon_nodes, row_index, row_weight, col_index, col_wei
     for a in numba.prange(heights.shape[0]):
         i, wi = row_index[a], row_weight[a]
         for b in range(heights.shape[1]):
-            j, wj = col_index[b], col_weight[b]
-            w00, w01, w10, w11 = (1 - wi) * (1 - wj), (1 - wi) * wj, wi * (1 - wj), wi * wj
-            lat = np.radians(w00 * lat_nodes[i, j] + w01 * lat_nodes[i, j + 1] + w10 * lat_nodes[i + 1, j]
-                             + w11 * lat_nodes[i + 1, j + 1])
-            lon = np.radians(w00 * lon_nodes[i, j] + w01 * lon_nodes[i, j + 1] + w10 * lon_nodes[i + 1, j]
-                             + w11 * lon_nodes[i + 1, j + 1])
-            sin_lat, cos_lat, sin_lon, cos_lon = np.sin(lat), np.cos(lat), np.sin(lon), np.cos(lon)
+            sin_lat, cos_lat, sin_lon, cos_lon = _lat_lon_trig(lat_nodes, lon_nodes, i, wi, col_index[b],
+                                                               col_weight[b])
             n = WGS84_A_M / np.sqrt(1.0 - WGS84_E2 * sin_lat * sin_lat)
             h = np.float64(heights[a, b])
             ecef[a, b, 0] = (n + h) * cos_lat * cos_lon
@@ -199,3 +210,25 @@ def tile_kernel(ecef, r_off, c_off, dx, dy, easting, northing, heights, flat, ni
             cos_local[a, b] = c
             cos_ellipsoid[a, b] = (ecef[wa, wb, 3] * lx + ecef[wa, wb, 4] * ly + ecef[wa, wb, 5] * lz) / ln
             projected_area[a, b] = max(c, 0.0) * nn * dx * dy
+
+
+@numba.njit(parallel=True, cache=True, nogil=True, error_model="numpy")
+def radar_kernel(lat_nodes, lon_nodes, row_index, row_weight, col_index, col_weight, easting, northing, heights,
+                 flat, ni, nj, nk, le0, ln0, lh0, lstep, lhstep, record_time_s, sr0_m, srgr, bistatic, tau_mid, ati,
+                 rps, line, pixel, cos_ellipsoid):  # pragma: no cover - compiled
+    """What sampling the backscatter needs of a tile, without the terrain's facets (:func:`tile_kernel`'s
+    line, pixel and cosine of the ellipsoid incidence, the same bits): no ECEF window, no normals.
+    ``lat_nodes`` ...: :meth:`SurfaceNodes.interpolation` of the tile itself."""
+    inv_step, inv_hstep = 1.0 / lstep, 1.0 / lhstep
+    for a in numba.prange(heights.shape[0]):
+        i, wi = row_index[a], row_weight[a]
+        fi = (northing[a] - ln0) * inv_step
+        for b in range(heights.shape[1]):
+            t, r, lx, ly, lz = trilinear5(flat, ni, nj, nk, fi, (easting[b] - le0) * inv_step,
+                                          (heights[a, b] - lh0) * inv_hstep)
+            line[a, b] = radar_line(t, r, bistatic, tau_mid, ati)
+            pixel[a, b] = radar_pixel(t, r, record_time_s, sr0_m, srgr, rps)
+            sin_lat, cos_lat, sin_lon, cos_lon = _lat_lon_trig(lat_nodes, lon_nodes, i, wi, col_index[b],
+                                                               col_weight[b])
+            ln = np.sqrt(lx * lx + ly * ly + lz * lz)
+            cos_ellipsoid[a, b] = (cos_lat * cos_lon * lx + cos_lat * sin_lon * ly + sin_lat * lz) / ln

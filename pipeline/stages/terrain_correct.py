@@ -194,6 +194,9 @@ def _terrain_correct(safe: Path, dem_path: Path, out_path, geometry_path, params
         height = dem_rows.get(r0, r1)[:, c0:c1]
         return bs.tile_geometry(tables, surface, grid, height, window, r, c, h, w)
 
+    def radar_of(r: int, c: int, h: int, w: int) -> bs.TileRadar:
+        return bs.tile_radar(tables, surface, grid, dem_rows.get(r, r + h)[:, c : c + w], r, c, h, w)
+
     tiles = list(bs.output_tiles(grid.height, grid.width, tile_size))
     area_sum = window0 = None
     if params.quantity == "gamma0_t":
@@ -211,7 +214,8 @@ def _terrain_correct(safe: Path, dem_path: Path, out_path, geometry_path, params
         step = max(1, len(tiles) // 10)
         incidence_sum, incidence_count = 0.0, 0
         for i, (r, c, h, w) in enumerate(tiles, start=1):
-            g = geometry_of(r, c, h, w)
+            # the facets (normals, local incidence) only where the geometry layers are written
+            g = geometry_of(r, c, h, w) if gdst is not None else radar_of(r, c, h, w)
             win = Window(c, r, w, h)
             ellipsoid_deg = bs.incidence_deg(g.cos_ellipsoid)
             if gdst is not None:
