@@ -102,8 +102,9 @@ def terrain_correct(
     """Terrain-correct one GRD product onto the grid of ``dem_path`` (ellipsoidal heights, GeoTIFF).
 
     Writes the backscatter to ``out_path`` and the geometry layers to ``geometry_path``; either may be
-    None (not written), not both. ``orbit_file``: an AUX_POEORB/RESORB .EOF (default: the one a local item names, else the
-    annotation's state vectors). ``tile_size`` (pixels) bounds memory and does not change the result.
+    None (not written), not both. ``orbit_file``: an AUX_POEORB/RESORB .EOF (default: the one a local
+    item names, else the annotation's state vectors). ``tile_size`` (pixels) bounds memory and does not
+    change the result.
     """
     if out_path is None and geometry_path is None:
         raise ValueError("terrain_correct needs an output: out_path, geometry_path or both")
@@ -199,7 +200,7 @@ def _terrain_correct(safe: Path, dem_path: Path, out_path, geometry_path, params
 
     tiles = list(bs.output_tiles(grid.height, grid.width, tile_size))
     area_sum = window0 = None
-    if params.quantity == "gamma0_t":
+    if params.quantity == "gamma0_t" and out_path is not None:
         area_sum, window0 = _flattening_pass(tiles, geometry_of, lattice, grid, (h_min, h_max))
     pixel_area = image.range_pixel_spacing_m * image.azimuth_pixel_spacing_m
 
