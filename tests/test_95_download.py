@@ -300,3 +300,28 @@ def test_signed_urls_stay_out_of_logs_at_every_level(server: Server, tmp_path: P
     assert res.returncode == 2, res.stderr[-2000:]
     assert f"{server.url}/plain/band.tif?..." in res.stderr  # the URL is logged (by GDAL and by us), redacted
     assert "rasterio" in res.stderr and "SECRET" not in res.stderr and "se=2030" not in res.stderr
+
+
+def test_atomic_write_removes_what_a_killed_attempt_left(tmp_path: Path) -> None:
+    """A process killed inside atomic_path (SIGKILL: no finally) leaves its hidden temporary; the next
+    attempt at the same target removes it, and leaves other targets' temporaries alone."""
+    from pipeline.io.atomic import atomic_path
+
+    killed = subprocess.run(
+        [sys.executable, "-c", "import os, signal, sys\n"
+         "from pipeline.io.atomic import atomic_path\n"
+         "with atomic_path(sys.argv[1]) as tmp:\n"
+         "    tmp.write_text('half')\n"
+         "    (tmp.parent / (tmp.name + '.ovr.tmp')).write_text('gdal scratch')\n"
+         "    os.kill(os.getpid(), signal.SIGKILL)\n", str(tmp_path / "a.tif")],
+    )
+    assert killed.returncode == -9
+    left = sorted(p.name for p in tmp_path.iterdir())
+    assert len(left) == 1 and left[0].startswith(".a.tif.") and left[0].endswith(".tmp"), left
+    other = tmp_path / ".b.tif.x1y2z3.tmp"
+    other.mkdir()
+    with atomic_path(tmp_path / "a.tif") as tmp:
+        tmp.write_text("whole")
+    assert (tmp_path / "a.tif").read_text() == "whole"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".b.tif.x1y2z3.tmp", "a.tif"]
+

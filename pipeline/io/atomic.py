@@ -8,6 +8,7 @@ complete.
 from __future__ import annotations
 
 import contextlib
+import glob
 import os
 import shutil
 import tempfile
@@ -21,10 +22,16 @@ def atomic_path(target: str | Path, suffix: str = "") -> Iterator[Path]:
 
     Works for files and directories (the caller creates what it needs at
     the yielded path). On error the temporary is removed and the target is
-    left untouched.
+    left untouched; temporaries of the same target that a killed process
+    left behind are removed on entry.
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
+    # what an earlier attempt killed without a chance to clean up left (SIGKILL: a job over its memory on a
+    # cluster); one writer a target at a time, so these are nobody's
+    for stale in target.parent.glob(f".{glob.escape(target.name)}.*.tmp"):
+        if stale.is_dir():
+            shutil.rmtree(stale, ignore_errors=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
     work = tmp / (target.name + suffix)
     try:
