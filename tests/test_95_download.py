@@ -318,10 +318,11 @@ def test_atomic_write_removes_what_a_killed_attempt_left(tmp_path: Path) -> None
     assert killed.returncode == -9
     left = sorted(p.name for p in tmp_path.iterdir())
     assert len(left) == 1 and left[0].startswith(".a.tif.") and left[0].endswith(".tmp"), left
-    other = tmp_path / ".b.tif.x1y2z3.tmp"
-    other.mkdir()
+    others = [".b.tif.x1y2z3ab.tmp", ".a.tif.json.x1y2z3ab.tmp"]  # another target's, one extending the name
+    for name in others:
+        (tmp_path / name).mkdir()
     with atomic_path(tmp_path / "a.tif") as tmp:
         tmp.write_text("whole")
     assert (tmp_path / "a.tif").read_text() == "whole"
-    assert sorted(p.name for p in tmp_path.iterdir()) == [".b.tif.x1y2z3.tmp", "a.tif"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([*others, "a.tif"])
 

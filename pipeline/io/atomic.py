@@ -28,8 +28,9 @@ def atomic_path(target: str | Path, suffix: str = "") -> Iterator[Path]:
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     # what an earlier attempt killed without a chance to clean up left (SIGKILL: a job over its memory on a
-    # cluster); one writer a target at a time, so these are nobody's
-    for stale in target.parent.glob(f".{glob.escape(target.name)}.*.tmp"):
+    # cluster); one writer a target at a time, so these are nobody's. mkdtemp's names exactly (8 random
+    # characters): not the temporaries of another target whose name extends this one ("x.tif.json")
+    for stale in target.parent.glob(f".{glob.escape(target.name)}.{'?' * 8}.tmp"):
         if stale.is_dir():
             shutil.rmtree(stale, ignore_errors=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))

@@ -86,14 +86,14 @@ def cog_writer(path: str | Path, grid: MapGrid, count: int, dtype: str, nodata: 
                    crs=f"EPSG:{grid.epsg}", transform=grid.transform, tiled=True, blockxsize=256, blockysize=256,
                    BIGTIFF="IF_SAFER")
     options = cog_options(dtype, overviews)
+    factors = overview_factors(grid.width, grid.height) if overviews else []
     try:
         with rasterio.open(raw, "w", **profile) as dst:
             yield dst
-            if overviews and overview_factors(grid.width, grid.height):
+            if factors:
                 # built in the uncompressed scratch file, which the COG driver then copies: 0.10 + 0.20 s for a
                 # 10 Mpx float32 band, where the driver's own (a temporary compressed file) took 0.44-0.59 s
-                dst.build_overviews(overview_factors(grid.width, grid.height),
-                                    Resampling[options["resampling"].lower()])
+                dst.build_overviews(factors, Resampling[options["resampling"].lower()])
         rasterio.shutil.copy(raw, path, **options)
     finally:
         raw.unlink(missing_ok=True)
