@@ -51,7 +51,7 @@ if mode == "scan":
         grid = grid_of(src)
         read = lambda a, b: src.read(1, window=Window(0, a, grid.width, b - a))
         for _, layers in distortion_strips(open_product(safe).geometry, f"EPSG:{grid.epsg}", grid.easting,
-                                           grid.northing, read, band_range(src)):
+                                           grid.northing, read, band_range(src), ellipsoid_incidence=False):
             digest.update(layers["flags"].tobytes())
 else:
     with rasterio.open(dems + "/dem_wgs84.tif") as src:

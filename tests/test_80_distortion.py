@@ -259,6 +259,42 @@ def test_compiled_tile_geometry_matches_the_numpy_path() -> None:
                                    atol=1e-3)
 
 
+def test_surface_nodes_rotation_equals_library_trigonometry() -> None:
+    """The nodes' sines and cosines rotated by the interpolated offset (a 7th-order series) give the same
+    ECEF positions and ellipsoid normals as the library's sin and cos of the interpolated angles, on a
+    fine grid and on one as coarse as the nodes allow (30 km between nodes); a coarser grid is refused."""
+    from pipeline.core.constants import WGS84_A_M, WGS84_E2
+    from pipeline.core.grid import MapGrid
+    from pipeline.sar.facets import NODE_SPACING, SurfaceNodes, node_weights
+
+    base = aoi_grid_around(LAT, LON, 8000)
+    for pixel_m in (10.0, 3750.0):
+        n = 60
+        grid = MapGrid(base.epsg, base.left, base.top, pixel_m, n, n)
+        surface = SurfaceNodes.of(f"EPSG:{grid.epsg}", grid.easting, grid.northing)
+        heights = np.random.default_rng(0).uniform(0.0, 4000.0, (n - 5, n - 7)).astype(np.float32)
+        got = surface.ecef(3, 5, heights)
+        ri, rw = node_weights(surface.rows, np.arange(3, n - 2))
+        ci, cw = node_weights(surface.cols, np.arange(5, n - 2))
+
+        def bilinear(v):
+            rw_, cw_ = rw[:, None], cw[None, :]
+            return ((1 - rw_) * (1 - cw_) * v[ri][:, ci] + (1 - rw_) * cw_ * v[ri][:, ci + 1]
+                    + rw_ * (1 - cw_) * v[ri + 1][:, ci] + rw_ * cw_ * v[ri + 1][:, ci + 1])
+
+        lat, lon = np.radians(bilinear(surface.lat_deg)), np.radians(bilinear(surface.lon_deg))
+        nu = WGS84_A_M / np.sqrt(1.0 - WGS84_E2 * np.sin(lat) ** 2)
+        h = heights.astype(np.float64)
+        want = np.stack([(nu + h) * np.cos(lat) * np.cos(lon), (nu + h) * np.cos(lat) * np.sin(lon),
+                         (nu * (1 - WGS84_E2) + h) * np.sin(lat), np.cos(lat) * np.cos(lon),
+                         np.cos(lat) * np.sin(lon), np.sin(lat)], axis=-1)
+        np.testing.assert_allclose(got[..., :3], want[..., :3], rtol=0, atol=1e-8)  # metres
+        np.testing.assert_allclose(got[..., 3:], want[..., 3:], rtol=0, atol=1e-15)
+    coarse = MapGrid(base.epsg, base.left, base.top, 20_000.0, 3 * NODE_SPACING, 3 * NODE_SPACING)
+    with pytest.raises(ValueError, match="too coarse"):
+        SurfaceNodes.of(f"EPSG:{coarse.epsg}", coarse.easting, coarse.northing)
+
+
 def test_compiled_timing_equals_the_product_timing() -> None:
     from pipeline.sar.facets import radar_line, radar_pixel
 

@@ -148,13 +148,13 @@ class _MapAxes:
 
 
 def profile_rows(inverse: ProfileInverse, grid: ProfileGrid, axes: _MapAxes, first: int, stop: int) -> tuple[int, int]:
-    """Map rows [row0, row1) that the profiles of profile lines [first, stop) read (bilinear, clamped)."""
+    """Map rows [row0, row1) that the profiles of profile lines [first, stop) read (bilinear, clamped): those of
+    the first, middle and last line's samples, two rows of margin."""
     lines = grid.l_start + np.array([first, (first + stop - 1) / 2, stop - 1], float)
-    cross = grid.c_start + grid.step * np.arange(grid.n_samples)
-    _, n = inverse(*np.meshgrid(lines, cross, indexing="ij"))
-    row = (axes.n0 - n) / axes.dy
-    lo = int(np.clip(np.floor(row.min()) - 2, 0, axes.rows - 1))
-    hi = int(np.clip(np.ceil(row.max()) + 3, 0, axes.rows - 1))
+    n_min, n_max = _northing_range(lines, grid.c_start, grid.step, grid.n_samples, *inverse.args())
+    row_min, row_max = (axes.n0 - n_max) / axes.dy, (axes.n0 - n_min) / axes.dy
+    lo = int(np.clip(np.floor(row_min) - 2, 0, axes.rows - 1))
+    hi = int(np.clip(np.ceil(row_max) + 3, 0, axes.rows - 1))
     return lo, hi + 1
 
 
@@ -189,6 +189,7 @@ def distortion_strips(
     region: tuple[int, int, int, int] | None = None,
     strip_rows: int = 128,
     oversampling: int = 2,
+    ellipsoid_incidence: bool = True,
 ) -> Iterator[tuple[int, dict[str, NDArray]]]:
     """Flags and geometry layers of a map grid (rows north to south), strip after strip of rows, in bounded
     memory.
@@ -198,7 +199,8 @@ def distortion_strips(
     ``region``: (row0, row1, col0, col1), the part of the grid to map (default: all of it); the
     profiles see the whole grid, so ridges outside the region still shadow and lay over into it.
     Yields ``(row, layers)`` for strips of ``strip_rows`` rows of the region from its top, ``layers``
-    as :func:`distortion_map`'s (the region's columns). Memory: the strip's arrays (about 100 bytes a pixel), the profiles its
+    as :func:`distortion_map`'s (the region's columns; without ``ellipsoid_incidence_deg`` unless
+    ``ellipsoid_incidence``). Memory: the strip's arrays (about 100 bytes a pixel), the profiles its
     pixels fall on (one byte a sample, ``oversampling`` samples a pixel across the track, the lines of the
     strip plus those its width spans in azimuth) and the DEM rows those profiles cross: it grows with the
     grid's width, not its height. The result does not depend on ``strip_rows``.
@@ -221,16 +223,17 @@ def distortion_strips(
     row_start, row_stop, c0, c1 = region or (0, axes.rows, 0, axes.cols)
     w0, w1 = max(c0 - 1, 0), min(c1 + 1, axes.cols)  # columns with the normals' margin
     easting = np.ascontiguousarray(easting_m[c0:c1], np.float64)
+    ecef_buffer = np.empty((strip_rows + 2, w1 - w0, 6))  # reused: fresh pages cost as much as filling them
     for r in range(row_start, row_stop, strip_rows):
         h = min(strip_rows, row_stop - r)
         r0, r1 = max(r - 1, 0), min(r + h + 1, axes.rows)
         window = np.ascontiguousarray(rows_read.get(r0, r1)[:, w0:w1], np.float32)
         inner = window[r - r0 : r - r0 + h, c0 - w0 : c0 - w0 + c1 - c0]
         northing = np.ascontiguousarray(northing_m[r : r + h], np.float64)
-        ecef = surface.ecef(r0, w0, window)
+        ecef = surface.ecef(r0, w0, window, ecef_buffer[: r1 - r0])
         flags = np.empty(inner.shape, np.uint8)
         local = np.empty(inner.shape, np.float32)
-        ellipsoid = np.empty(inner.shape, np.float32)
+        ellipsoid = np.empty(inner.shape if ellipsoid_incidence else (0, 0), np.float32)
         # the profiles the strip falls on: its lines at the strip's extreme heights, then checked pixel by pixel
         first, stop = _strip_lines(lattice, grid, easting, northing, float(inner.min()), float(inner.max()))
         while True:
@@ -241,7 +244,10 @@ def distortion_strips(
             if not misses:
                 break
             first, stop = max(first - 64, 0), min(stop + 64, grid.n_lines)  # pragma: no cover - estimate too tight
-        yield r, {"flags": flags, "local_incidence_deg": local, "ellipsoid_incidence_deg": ellipsoid}
+        layers = {"flags": flags, "local_incidence_deg": local}
+        if ellipsoid_incidence:
+            layers["ellipsoid_incidence_deg"] = ellipsoid
+        yield r, layers
 
 
 def distortion_map(
@@ -309,6 +315,42 @@ class _ProfileCache:
         return self.bits[first - self.first : stop - self.first], first
 
 
+@numba.njit(cache=True, nogil=True, inline="always")
+def _line_polynomials(u, powers, coef_e, coef_n):  # pragma: no cover - compiled
+    """A profile line's easting and northing as polynomials in v alone (:class:`ProfileInverse`, ``u`` the
+    line's normalised position): coefficients sum_i c_ij u^i, by power of v."""
+    degree = powers[:, 1].max()
+    ae, an = np.zeros(degree + 1), np.zeros(degree + 1)
+    for t in range(powers.shape[0]):
+        ui = u ** powers[t, 0]
+        ae[powers[t, 1]] += coef_e[t] * ui
+        an[powers[t, 1]] += coef_n[t] * ui
+    return ae, an
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _profile_point(ae, an, v):  # pragma: no cover - compiled
+    """(easting, northing) (m) at normalised cross-track position ``v`` of a line's polynomials (Horner)."""
+    degree = ae.size - 1
+    e, n = ae[degree], an[degree]
+    for k in range(degree - 1, -1, -1):
+        e = e * v + ae[k]
+        n = n * v + an[k]
+    return e, n
+
+
+@numba.njit(cache=True, nogil=True)
+def _northing_range(lines, c_start, step, n_samples, l0, ls, c0, cs, powers, coef_e, coef_n):  # pragma: no cover
+    """Smallest and largest northing (m) of the samples of profile lines ``lines`` (image lines)."""
+    n_min, n_max = np.inf, -np.inf
+    for line in lines:
+        ae, an = _line_polynomials((line - l0) / ls, powers, coef_e, coef_n)
+        for j in range(n_samples):
+            _, n = _profile_point(ae, an, (c_start + step * j - c0) / cs)
+            n_min, n_max = min(n_min, n), max(n_max, n)
+    return n_min, n_max
+
+
 @numba.njit(parallel=True, cache=True, nogil=True, error_model="numpy")
 def _scan_kernel(line0, c_start, step, l0, ls, c0, cs, powers, coef_e, coef_n, heights, row0, e0, n0, dx, dy,
                  n_rows, n_cols, flat, ni, nj, nk, le0, ln0, lh0, lstep, lhstep, out):  # pragma: no cover
@@ -321,20 +363,9 @@ def _scan_kernel(line0, c_start, step, l0, ls, c0, cs, powers, coef_e, coef_n, h
     for a in numba.prange(n_lines):
         el, rng = np.empty(n_samples), np.empty(n_samples)
         inside = np.empty(n_samples, np.bool_)
-        # the line's profile as polynomials in v alone: coefficients sum_i c_ij u^i
-        u = (line0 + a - l0) / ls
-        degree = powers[:, 1].max()
-        ae, an = np.zeros(degree + 1), np.zeros(degree + 1)
-        for t in range(powers.shape[0]):
-            ui = u ** powers[t, 0]
-            ae[powers[t, 1]] += coef_e[t] * ui
-            an[powers[t, 1]] += coef_n[t] * ui
+        ae, an = _line_polynomials((line0 + a - l0) / ls, powers, coef_e, coef_n)
         for j in range(n_samples):
-            v = (c_start + step * j - c0) * inv_cs
-            e, n = ae[degree], an[degree]
-            for k in range(degree - 1, -1, -1):
-                e = e * v + ae[k]
-                n = n * v + an[k]
+            e, n = _profile_point(ae, an, (c_start + step * j - c0) * inv_cs)
             col, row = (e - e0) * inv_dx, (n0 - n) * inv_dy
             inside[j] = col >= 0.0 and col <= n_cols - 1 and row >= 0.0 and row <= n_rows - 1
             col = min(max(col, 0.0), n_cols - 1.0)
@@ -401,7 +432,8 @@ def _facet_kernel(ecef, r_off, c_off, dx, dy, easting, northing, heights, h_ref,
     (the cross-track order), the terrain normal by central differences of the ECEF window (one-sided
     at the grid's edges, as numpy.gradient; the strip starts at row ``r_off``, column ``c_off`` of
     the window), the line of sight, then the nearest profile sample's bits (``bits``: profile lines
-    from ``bits_first`` of the :class:`ProfileGrid` (``l_start``, ``n_profile_lines``)."""
+    from ``bits_first`` of the :class:`ProfileGrid` (``l_start``, ``n_profile_lines``). ``ellipsoid``
+    of size 0: the ellipsoid incidence is not wanted (its arccos is a quarter of the kernel's time)."""
     n_lines, n_samples = bits.shape
     inv_step, inv_hstep = 1.0 / lstep, 1.0 / lhstep
     fk_ref = (h_ref - lh0) * inv_hstep
@@ -428,5 +460,6 @@ def _facet_kernel(ecef, r_off, c_off, dx, dy, easting, northing, heights, h_ref,
             j = min(max(int(np.rint((cross - c_start) / step)), 0), n_samples - 1)
             flags[a, b] = _encode(bits[i, j], cos_local, cos_ell)
             local[a, b] = np.degrees(np.arccos(min(max(cos_local, -1.0), 1.0)))
-            ellipsoid[a, b] = np.degrees(np.arccos(min(max(cos_ell, -1.0), 1.0)))
+            if ellipsoid.size:
+                ellipsoid[a, b] = np.degrees(np.arccos(min(max(cos_ell, -1.0), 1.0)))
     return misses

@@ -75,7 +75,8 @@ def distortion_maps(safe: str | Path, dem_orthometric: str | Path, dem_ellipsoid
             return ell.read(1, window=Window(0, r0, big.width, r1 - r0))
 
         strips = distortion_strips(geometry, f"EPSG:{big.epsg}", big.easting, big.northing, heights, band_range(ell),
-                                   (rows.start, rows.stop, cols.start, cols.stop), strip_rows)
+                                   (rows.start, rows.stop, cols.start, cols.stop), strip_rows,
+                                   ellipsoid_incidence=False)
         tags = {"product": Path(safe).name, "definitions": "pipeline.sar.distortion (Meier et al. 1993)",
                 "orbit": Path(orbit_file).name if orbit_file else "annotation"}
         # the orthometric rows for slope and aspect: whole-width strips, each block decoded about once
