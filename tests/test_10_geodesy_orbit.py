@@ -136,3 +136,37 @@ def test_dem_on_grid_lattice_matches_the_exact_transform_and_strips_match_the_wh
         parts = [dem_on_grid(dem, grid, egm, slice(r, r + strip)) for r in range(0, 400, strip)]
         assert np.array_equal(np.concatenate([p[0] for p in parts]), ortho)
         assert np.array_equal(np.concatenate([p[1] for p in parts]), ell)
+
+
+def test_row_cache_serves_every_request_exactly_and_keeps_earlier_results() -> None:
+    """pipeline.core.grid.RowCache against the array it reads: random walks forward, backward and jumps
+    (each answer equal to the rows asked, every earlier answer still intact after later requests), and a
+    forward sweep of overlapping requests reads each row about once."""
+    from pipeline.core.grid import RowCache
+
+    table = np.random.default_rng(1).normal(size=(3000, 7)).astype(np.float32)
+    reads: list[tuple[int, int]] = []
+
+    def read(a: int, b: int) -> np.ndarray:
+        reads.append((a, b))
+        return table[a:b].astype(np.float64)  # the cache stores float32
+
+    rng = np.random.default_rng(2)
+    for ahead in (0, 5, 256):
+        cache, held = RowCache(read, len(table), ahead=ahead), []
+        first = 1500
+        for step in range(400):
+            move = rng.choice([-1, 1, 1]) * int(rng.integers(0, 60)) if step % 50 else int(rng.integers(-1400, 1400))
+            first = int(np.clip(first + move, 0, len(table) - 1))
+            stop = min(first + int(rng.integers(1, 700)), len(table))
+            got = cache.get(first, stop)
+            assert got.dtype == np.float32 and got.flags.c_contiguous
+            np.testing.assert_array_equal(got, table[first:stop])
+            held.append((first, stop, got))
+        for a, b, got in held:  # nothing returned was overwritten since
+            np.testing.assert_array_equal(got, table[a:b])
+    reads.clear()
+    cache = RowCache(read, len(table), ahead=64)
+    for a in range(0, 2800, 50):  # strips of 200 rows moving 50 at a time
+        np.testing.assert_array_equal(cache.get(a, a + 200), table[a : a + 200])
+    assert sum(b - a for a, b in reads) <= len(table), sum(b - a for a, b in reads)

@@ -259,6 +259,30 @@ def test_compiled_tile_geometry_matches_the_numpy_path() -> None:
                                    atol=1e-3)
 
 
+def test_compiled_slope_aspect_matches_gradients_and_a_plane() -> None:
+    """pipeline.sar.surface.slope_aspect (compiled) against numpy.gradient on rough heights (whole array and
+    an inner window whose margin feeds the differences), and against the closed form on a plane."""
+    from pipeline.sar.surface import slope_aspect
+
+    z = np.random.default_rng(3).normal(0.0, 40.0, (50, 61)).cumsum(axis=0).astype(np.float32)
+    dzdy, dzdx = np.gradient(z.astype(np.float64), 10.0, 12.0)
+    want_slope = np.degrees(np.arctan(np.hypot(dzdx, -dzdy)))
+    want_aspect = np.degrees(np.arctan2(-dzdx, dzdy)) % 360.0
+    slope, aspect = slope_aspect(z, (10.0, 12.0))
+    np.testing.assert_allclose(slope, want_slope, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(aspect, want_aspect, rtol=0, atol=1e-10)
+    inner = (slice(1, 49), slice(3, 60))
+    out = (np.empty((48, 57), np.float32), np.empty((48, 57), np.float32))
+    slope_aspect(z, (10.0, 12.0), inner, out=out)
+    np.testing.assert_array_equal(out[0], want_slope[inner].astype(np.float32))
+    np.testing.assert_array_equal(out[1], want_aspect[inner].astype(np.float32))
+    # a plane rising 0.3 m/m to the east and 0.1 m/m to the north: slope atan(hypot), facing west-south-west
+    ee, nn = np.meshgrid(np.arange(20) * 5.0, -np.arange(15) * 5.0)
+    slope, aspect = slope_aspect(0.3 * ee + 0.1 * nn, (5.0, 5.0))
+    np.testing.assert_allclose(slope, np.degrees(np.arctan(np.hypot(0.3, 0.1))), atol=1e-12)
+    np.testing.assert_allclose(aspect, 360.0 - np.degrees(np.arctan2(0.3, -0.1)) + 0.0, atol=1e-12)
+
+
 def test_surface_nodes_rotation_equals_library_trigonometry() -> None:
     """The nodes' sines and cosines rotated by the interpolated offset (a 7th-order series) give the same
     ECEF positions and ellipsoid normals as the library's sin and cos of the interpolated angles, on a

@@ -127,24 +127,53 @@ class RowCache:
 
     Whole-width strips are what GDAL decodes fastest: a window read spanning several blocks decodes them
     again at every call (the block cache serves small reads only), so 512 px tiles that read their own
-    windows with a one-pixel margin decode 9 blocks of 256 px for the 4 they cover."""
+    windows with a one-pixel margin decode 9 blocks of 256 px for the 4 they cover.
+
+    The rows live in a buffer with room on the side the requests move to: new rows are copied in once, and
+    the kept ones move only when the room runs out (the buffer then doubles the kept rows' size), so a sweep
+    copies each row a bounded number of times however many rows a request keeps (the distortion profiles
+    keep thousands). Within a buffer, buffer row ``offset - first + row`` always holds raster row ``row``, so
+    the arrays returned earlier keep their values."""
 
     def __init__(self, read_rows: Callable[[int, int], NDArray], n_rows: int, ahead: int = 256):
         self.read_rows, self.n_rows, self.ahead = read_rows, n_rows, ahead
-        self.first, self.rows = 0, None
+        self.buffer: NDArray[np.float32] | None = None
+        self.offset = 0  # buffer row of row ``first``
+        self.first, self.count = 0, 0
+
+    def _read(self, first: int, stop: int) -> NDArray[np.float32]:
+        return np.asarray(self.read_rows(first, stop), np.float32)
 
     def get(self, first: int, stop: int) -> NDArray:
-        end = self.first + (0 if self.rows is None else len(self.rows))
-        if self.rows is not None and self.first <= first and stop <= end:
-            return self.rows[first - self.first : stop - self.first]
-        if self.rows is None or stop <= self.first or first >= end:
-            self.first, self.rows = first, np.ascontiguousarray(self.read_rows(first, stop), np.float32)
-            return self.rows
-        new_first = max(min(first, self.first - self.ahead), 0) if first < self.first else self.first
-        new_stop = min(max(stop, end + self.ahead), self.n_rows) if stop > end else end
-        parts = [self.read_rows(new_first, self.first)] if new_first < self.first else []
-        parts += [self.rows] + ([self.read_rows(end, new_stop)] if new_stop > end else [])
-        rows = np.concatenate([np.asarray(x, np.float32) for x in parts])
-        keep_first, keep_stop = max(new_first, first - self.ahead), min(new_stop, stop + self.ahead)
-        self.first, self.rows = keep_first, np.ascontiguousarray(rows[keep_first - new_first : keep_stop - new_first])
-        return self.rows[first - self.first : stop - self.first]
+        end = self.first + self.count
+        if self.buffer is None or stop <= self.first or first >= end:  # nothing to keep
+            self.buffer, self.offset, self.first, self.count = np.ascontiguousarray(self._read(first, stop)), 0, first, stop - first
+        elif first < self.first or stop > end:
+            forward = stop > end
+            new_first = max(min(first, self.first - self.ahead), 0) if first < self.first else self.first
+            new_stop = min(max(stop, end + self.ahead), self.n_rows) if forward else end
+            keep_first, keep_stop = max(new_first, first - self.ahead), min(new_stop, stop + self.ahead)
+            room = self.buffer.shape[0]
+            if forward and first >= self.first and self.offset + new_stop - self.first <= room:
+                # room after the kept rows: read the new ones into it, forget those before keep_first
+                self.buffer[self.offset + self.count : self.offset + new_stop - self.first] = self._read(end, new_stop)
+            elif not forward and self.offset >= self.first - new_first:
+                self.buffer[self.offset - (self.first - new_first) : self.offset] = self._read(new_first, self.first)
+                self.offset -= self.first - new_first
+                self.first = new_first
+            else:  # a new buffer, twice the kept rows, the room on the side the requests move to
+                size = keep_stop - keep_first
+                buffer = np.empty((min(2 * size, max(self.n_rows, size)), *self.buffer.shape[1:]), np.float32)
+                offset = 0 if forward else buffer.shape[0] - size
+                for a, b, rows in ((new_first, self.first, None), (self.first, end, self.buffer),
+                                   (end, new_stop, None)):
+                    a, b = max(a, keep_first), min(b, keep_stop)
+                    if a < b:
+                        src = rows[self.offset + a - self.first : self.offset + b - self.first] if rows is not None \
+                            else self._read(a, b)
+                        buffer[offset + a - keep_first : offset + b - keep_first] = src
+                self.buffer, self.offset, self.first, self.count = buffer, offset, keep_first, size
+                return self.buffer[self.offset + first - keep_first : self.offset + stop - keep_first]
+            self.offset += keep_first - self.first
+            self.first, self.count = keep_first, keep_stop - keep_first
+        return self.buffer[self.offset + first - self.first : self.offset + stop - self.first]

@@ -91,13 +91,14 @@ def distortion_maps(safe: str | Path, dem_orthometric: str | Path, dem_ellipsoid
                     m0, m1 = max(r - 1, 0), min(r + h + 1, big.height)
                     c0, c1 = max(cols.start - 1, 0), min(cols.stop + 1, big.width)
                     z = ortho_rows.get(m0, m1)[:, c0:c1]
-                    slope, aspect = slope_aspect(z, (big.resolution, big.resolution))
                     inner = (slice(r - m0, r - m0 + h), slice(cols.start - c0, cols.stop - c0))
+                    block = np.empty((4, *flags.shape), np.float32)
+                    block[0] = layers["local_incidence_deg"]
+                    slope_aspect(z, (big.resolution, big.resolution), inner, out=(block[1], block[2]))
+                    block[3] = evaluation_regions(flags)
                     window = Window(0, r - rows.start, grid.width, h)
                     fdst.write(flags, 1, window=window)
-                    gdst.write(np.stack([layers["local_incidence_deg"], slope[inner].astype(np.float32),
-                                         aspect[inner].astype(np.float32),
-                                         evaluation_regions(flags).astype(np.float32)]), window=window)
+                    gdst.write(block, window=window)
                     histogram += np.bincount(flags.ravel(), minlength=256)
                 fdst.update_tags(**tags, bits="1 foreshortening, 2 active layover, 4 passive layover, "
                                  "8 active shadow, 16 passive shadow")
