@@ -36,6 +36,16 @@ def open_raster(path: str | Path, what: str = "raster") -> rasterio.io.DatasetRe
         raise RasterError(f"{path}: cannot open the {what} ({reason})") from exc
 
 
+def stage_env(cache_mb: int) -> rasterio.Env:
+    """GDAL's settings for a stage's reads: a block cache of ``cache_mb`` MB (GDAL's default is 5 % of the
+    machine's RAM, per job) and as many threads decoding the blocks of one read as the compiled kernels
+    have (``numba.get_num_threads()``, the jobs' ``--threads``): whole-width strips of a ZSTD DEM, 100 Mpx,
+    decode in 0.85 s on 2 threads against 1.4 s on one."""
+    import numba
+
+    return rasterio.Env(GDAL_CACHEMAX=cache_mb, GDAL_NUM_THREADS=str(numba.get_num_threads()))
+
+
 def raster_tag(path: str | Path, key: str, default: str | None = None) -> str:
     """A GeoTIFF tag; ``default`` when absent (None: the tag is required, a :class:`RasterError`)."""
     with open_raster(path) as src:

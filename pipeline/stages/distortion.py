@@ -13,13 +13,12 @@ import time
 from pathlib import Path
 
 import numpy as np
-import rasterio
 from rasterio.windows import Window
 
 from pipeline.core.grid import MapGrid, RowCache
 from pipeline.errors import UserError
 from pipeline.io.atomic import atomic_path
-from pipeline.io.rasters import band_range, cog_writer, grid_of, open_raster
+from pipeline.io.rasters import band_range, cog_writer, grid_of, open_raster, stage_env
 from pipeline.sar.annotation import parse_annotation
 from pipeline.sar.distortion import distortion_strips, evaluation_regions
 from pipeline.sar.orbit_file import parse_eof
@@ -61,7 +60,7 @@ def distortion_maps(safe: str | Path, dem_orthometric: str | Path, dem_ellipsoid
     orbit_file = item_orbit_file(safe)  # a local item may name a precise orbit
     geometry = RadarGeometry(annotation, parse_eof(orbit_file, annotation.epoch) if orbit_file else None)
     with contextlib.ExitStack() as stack:
-        stack.enter_context(rasterio.Env(GDAL_CACHEMAX=64))  # MB: GDAL's block cache, else 5 % of the RAM
+        stack.enter_context(stage_env(64))  # MB: block cache; as many decoding threads as the kernels
         ortho = stack.enter_context(open_raster(dem_orthometric, "DEM"))
         ell = stack.enter_context(open_raster(dem_ellipsoidal, "DEM"))
         big = grid_of(ortho)
