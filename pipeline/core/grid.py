@@ -130,9 +130,9 @@ class RowCache:
     windows with a one-pixel margin decode 9 blocks of 256 px for the 4 they cover.
 
     The rows live in a buffer with room on the side the requests move to: new rows are copied in once, and
-    the kept ones move only when the room runs out (the buffer then doubles the kept rows' size), so a sweep
-    copies each row a bounded number of times however many rows a request keeps (the distortion profiles
-    keep thousands). Within a buffer, buffer row ``offset - first + row`` always holds raster row ``row``, so
+    the kept ones move only when the room runs out (the new buffer has room for half the kept rows again),
+    so a sweep copies each row about twice however many rows a request keeps (the distortion profiles keep
+    thousands; growing by ``ahead`` rows and copying all of them each time copied each row ten times). Within a buffer, buffer row ``offset - first + row`` always holds raster row ``row``, so
     the arrays returned earlier keep their values."""
 
     def __init__(self, read_rows: Callable[[int, int], NDArray], n_rows: int, ahead: int = 256):
@@ -153,17 +153,18 @@ class RowCache:
             new_first = max(min(first, self.first - self.ahead), 0) if first < self.first else self.first
             new_stop = min(max(stop, end + self.ahead), self.n_rows) if forward else end
             keep_first, keep_stop = max(new_first, first - self.ahead), min(new_stop, stop + self.ahead)
-            room = self.buffer.shape[0]
-            if forward and first >= self.first and self.offset + new_stop - self.first <= room:
+            capacity = self.buffer.shape[0]
+            if forward and first >= self.first and self.offset + new_stop - self.first <= capacity:
                 # room after the kept rows: read the new ones into it, forget those before keep_first
                 self.buffer[self.offset + self.count : self.offset + new_stop - self.first] = self._read(end, new_stop)
             elif not forward and self.offset >= self.first - new_first:
                 self.buffer[self.offset - (self.first - new_first) : self.offset] = self._read(new_first, self.first)
                 self.offset -= self.first - new_first
                 self.first = new_first
-            else:  # a new buffer, twice the kept rows, the room on the side the requests move to
+            else:  # a new buffer: the kept rows and half as many again of room on the side the requests move to
                 size = keep_stop - keep_first
-                buffer = np.empty((min(2 * size, max(self.n_rows, size)), *self.buffer.shape[1:]), np.float32)
+                room = max(size // 2, 2 * self.ahead)
+                buffer = np.empty((min(size + room, max(self.n_rows, size)), *self.buffer.shape[1:]), np.float32)
                 offset = 0 if forward else buffer.shape[0] - size
                 for a, b, rows in ((new_first, self.first, None), (self.first, end, self.buffer),
                                    (end, new_stop, None)):
