@@ -132,8 +132,9 @@ class RowCache:
     The rows live in a buffer with room on the side the requests move to: new rows are copied in once, and
     the kept ones move only when the room runs out (the new buffer has room for half the kept rows again),
     so a sweep copies each row about twice however many rows a request keeps (the distortion profiles keep
-    thousands; growing by ``ahead`` rows and copying all of them each time copied each row ten times). Within a buffer, buffer row ``offset - first + row`` always holds raster row ``row``, so
-    the arrays returned earlier keep their values."""
+    thousands; growing by ``ahead`` rows and copying all of them each time copied each row ten times).
+    Within a buffer, buffer row ``offset - first + row`` always holds raster row ``row``, so the arrays
+    returned earlier keep their values."""
 
     def __init__(self, read_rows: Callable[[int, int], NDArray], n_rows: int, ahead: int = 256):
         self.read_rows, self.n_rows, self.ahead = read_rows, n_rows, ahead
@@ -147,7 +148,8 @@ class RowCache:
     def get(self, first: int, stop: int) -> NDArray:
         end = self.first + self.count
         if self.buffer is None or stop <= self.first or first >= end:  # nothing to keep
-            self.buffer, self.offset, self.first, self.count = np.ascontiguousarray(self._read(first, stop)), 0, first, stop - first
+            self.buffer = np.ascontiguousarray(self._read(first, stop))
+            self.offset, self.first, self.count = 0, first, stop - first
         elif first < self.first or stop > end:
             forward = stop > end
             new_first = max(min(first, self.first - self.ahead), 0) if first < self.first else self.first
