@@ -233,12 +233,13 @@ def _terrain_correct(safe: Path, dem_path: Path, out_path, geometry_path, params
                 inside = np.isfinite(g.line[sub]) & np.isfinite(cos_sub)
                 incidence_sum += float(bs.incidence_deg(cos_sub[inside]).astype(np.float64).sum())
                 incidence_count += int(inside.sum())
+                if params.quantity == "gamma0_t":  # the facets' area at the tile's radar positions, for every band
+                    area = sample_bilinear(area_sum, g.line - window0[0], g.pixel - window0[1])
                 for band, p in enumerate(pols.values(), start=1):
                     power = _sample_calibrated(p, g, image, params.resampling)
                     if params.quantity == "gamma0":
                         power = bs.gamma0_from_sigma0(power, g.cos_ellipsoid)
                     elif params.quantity == "gamma0_t":
-                        area = sample_bilinear(area_sum, g.line - window0[0], g.pixel - window0[1])
                         power = bs.gamma0_t_from_beta0(power, area, pixel_area, g.cos_ellipsoid)
                     dst.write(to_db(power, params.db_floor), band, window=win)
             if i % step == 0 or i == len(tiles):
