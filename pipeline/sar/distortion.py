@@ -223,7 +223,7 @@ def distortion_strips(
     row_start, row_stop, c0, c1 = region or (0, axes.rows, 0, axes.cols)
     w0, w1 = max(c0 - 1, 0), min(c1 + 1, axes.cols)  # columns with the normals' margin
     easting = np.ascontiguousarray(easting_m[c0:c1], np.float64)
-    ecef_buffer = np.empty((strip_rows + 2, w1 - w0, 6))  # reused: fresh pages cost as much as filling them
+    ecef_buffer = np.empty((strip_rows + 2, w1 - w0, 6))  # reused strip after strip: no fresh pages
     for r in range(row_start, row_stop, strip_rows):
         h = min(strip_rows, row_stop - r)
         r0, r1 = max(r - 1, 0), min(r + h + 1, axes.rows)
@@ -433,7 +433,7 @@ def _facet_kernel(ecef, r_off, c_off, dx, dy, easting, northing, heights, h_ref,
     at the grid's edges, as numpy.gradient; the strip starts at row ``r_off``, column ``c_off`` of
     the window), the line of sight, then the nearest profile sample's bits (``bits``: profile lines
     from ``bits_first`` of the :class:`ProfileGrid` (``l_start``, ``n_profile_lines``). ``ellipsoid``
-    of size 0: the ellipsoid incidence is not wanted (its arccos is a quarter of the kernel's time)."""
+    of size 0: the ellipsoid incidence is not wanted (its arccos is about a tenth of the kernel's time)."""
     n_lines, n_samples = bits.shape
     inv_step, inv_hstep = 1.0 / lstep, 1.0 / lhstep
     fk_ref = (h_ref - lh0) * inv_hstep
