@@ -189,14 +189,18 @@ def test_outputs_are_tagged_cogs_with_geometry(alpine_world: BuiltWorld, tc_dir:
 
 
 def test_each_output_alone_and_any_tile_size_give_the_same_bytes(alpine_world: BuiltWorld, tc_dir: Path,
-                                                                 tmp_path: Path) -> None:
+                                                                 tmp_path: Path, caplog) -> None:
     """The backscatter without the geometry layers, the geometry alone (rule ``sar_geometry``), and tile
     sizes that cut the grid unevenly (the DEM's rows are read as whole-width strips, kept while the next
-    tile row needs them) give the same pixels as the default run."""
+    tile row needs them) give the same pixels as the default run; progress is logged about every tenth tile."""
     ref, ref_geo = run_tc(alpine_world, tc_dir)
     safe, dem = alpine_world.s1_safes()[0], dem_for(alpine_world, tc_dir)
     out, geo = tmp_path / "bs.tif", tmp_path / "geo.tif"
-    terrain_correct(safe, dem, out, None, tile_size=200)
+    with caplog.at_level("INFO", logger="pipeline.stages.terrain_correct"):
+        terrain_correct(safe, dem, out, None, tile_size=64)
+    progress = [r.getMessage() for r in caplog.records if r.getMessage().startswith("tile ")]
+    n_tiles = int(progress[-1].split("/")[1])
+    assert n_tiles > 40 and progress[-1] == f"tile {n_tiles}/{n_tiles}" and len(progress) <= 11, progress
     terrain_correct(safe, dem, None, geo, tile_size=333)
     assert not (tmp_path / "geo.tif.raw.tif").exists() and sorted(p.name for p in tmp_path.iterdir()) == ["bs.tif",
                                                                                                           "geo.tif"]
