@@ -306,7 +306,7 @@ def test_surface_nodes_rotation_equals_library_trigonometry() -> None:
             return ((1 - rw_) * (1 - cw_) * v[ri][:, ci] + (1 - rw_) * cw_ * v[ri][:, ci + 1]
                     + rw_ * (1 - cw_) * v[ri + 1][:, ci] + rw_ * cw_ * v[ri + 1][:, ci + 1])
 
-        lat, lon = np.radians(bilinear(surface.lat_deg)), np.radians(bilinear(surface.lon_deg))
+        lat, lon = bilinear(surface.trig[..., 0]), bilinear(surface.trig[..., 1])
         nu = WGS84_A_M / np.sqrt(1.0 - WGS84_E2 * np.sin(lat) ** 2)
         h = heights.astype(np.float64)
         want = np.stack([(nu + h) * np.cos(lat) * np.cos(lon), (nu + h) * np.cos(lat) * np.sin(lon),

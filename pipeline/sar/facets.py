@@ -52,8 +52,6 @@ class SurfaceNodes:
 
     rows: NDArray[np.int64]  # grid rows of the nodes
     cols: NDArray[np.int64]
-    lat_deg: NDArray[np.float64]  # (node rows, node cols)
-    lon_deg: NDArray[np.float64]
     #: (node rows, node cols, 6): latitude and longitude (rad), sin and cos of latitude, of longitude
     trig: NDArray[np.float64]
 
@@ -68,7 +66,7 @@ class SurfaceNodes:
             raise ValueError(f"map grid too coarse for the surface nodes: {step:.3g} rad between nodes "
                              f"(at most {MAX_NODE_OFFSET_RAD})")
         trig = np.stack([lat_rad, lon_rad, np.sin(lat_rad), np.cos(lat_rad), np.sin(lon_rad), np.cos(lon_rad)], -1)
-        return cls(rows, cols, np.ascontiguousarray(lat), np.ascontiguousarray(lon), np.ascontiguousarray(trig))
+        return cls(rows, cols, np.ascontiguousarray(trig))
 
     def interpolation(self, row0: int, rows: int, col0: int, cols: int) -> tuple:
         """What the compiled kernels take to interpolate latitude and longitude over the window of ``rows`` x
