@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# SARDINet vs its DEM fusions (late, early, intermediate) x seeds on a packed subset of a patch store
+# (benchmarks/pack_store.py), through the CLI: every run trains at once on one GPU, then each model is
+# evaluated on the test split and Table 1 is written. Written for the lent H200 (docs/gpu/h200.md), where
+# the wheels zarr needs are installed first; runs anywhere with the project importable (DEVICE=cpu and
+# small EPOCHS/SAMPLES for a dry run).
+#
+#   CHUNKS="/tmp/chunks/*.npz" OUT=/tmp/out bash benchmarks/gpu_fusions.sh
+#
+# Results in $OUT: table.md, table.csv, paired.csv, runs.tar.gz (each run's training log, metrics.csv,
+# per-image test metrics), log.txt.
+set -uo pipefail
+OUT=${OUT:?set OUT}
+CHUNKS=${CHUNKS:-/tmp/chunks/*.npz}
+WORK=${WORK:-/tmp/fusions}
+DEVICE=${DEVICE:-cuda}
+MODELS=${MODELS:-"sardinet sardinet_late sardinet_early sardinet_intermediate"}
+SEEDS=${SEEDS:-"0 1 2"}
+EPOCHS=${EPOCHS:-10}
+SAMPLES=${SAMPLES:-4096}
+CROP=${CROP:-128}
+BATCH=${BATCH:-64}
+LR=${LR:-2.0e-4}
+TRAIN_LIMIT_S=${TRAIN_LIMIT_S:-420}
+PY=${PY:-python3}
+log() { echo "[$(date +%T)] $*" | tee -a "$OUT/log.txt"; }
+
+mkdir -p "$OUT" "$WORK"
+log "unpacking $(ls $CHUNKS | wc -l) chunks"
+$PY benchmarks/pack_store.py unpack --chunks $CHUNKS --out "$WORK/dataset" 2>&1 | tee -a "$OUT/log.txt" || exit 1
+training=$(printf '{"deterministic": false, "sardinet": {"epochs": %d, "batch_size": %d, "lr": %s, "crop": %d, "samples_per_epoch": %d}}' \
+  "$EPOCHS" "$BATCH" "$LR" "$CROP" "$SAMPLES")
+log "training: $training, $DEVICE, limit ${TRAIN_LIMIT_S} s"
+for model in $MODELS; do
+  amp=--amp
+  [ "$model" = sardinet_intermediate ] && amp=--no-amp  # bf16 slows it on the H200 (docs/gpu/h200.md)
+  for seed in $SEEDS; do
+    run="$WORK/runs/$model/seed$seed"
+    mkdir -p "$run"
+    timeout "$TRAIN_LIMIT_S" $PY -m pipeline train --model "$model" --seed "$seed" --dataset "$WORK/dataset" \
+      --out "$run" --params "$training" --device "$DEVICE" $amp --no-tensorboard >"$run/train.log" 2>&1 &
+  done
+done
+wait
+log "training done"
+metrics=() fids=()
+for model in $MODELS; do
+  for seed in $SEEDS; do
+    run="$WORK/runs/$model/seed$seed"
+    if [ ! -f "$run/model.pt" ] && [ -f "$run/train_state/best.pt" ]; then  # stopped by the limit
+      cp "$run/train_state/best.pt" "$run/model.pt"; cp "$run/train_state/metrics.csv" "$run/metrics.csv"
+      log "$model seed $seed: stopped at the limit, best epoch so far kept"
+    fi
+    tail -n 2 "$run/train.log" | tee -a "$OUT/log.txt"
+    [ -f "$run/model.pt" ] || { log "$model seed $seed: no model"; continue; }
+    $PY -m pipeline evaluate-model --dataset "$WORK/dataset" --model "$run/model.pt" --out "$WORK/eval/$model/seed$seed" \
+      --params '{"fid_weights": "none"}' --device "$DEVICE" >"$run/evaluate.log" 2>&1 &
+    metrics+=("$WORK/eval/$model/seed$seed/metrics.parquet") fids+=("$WORK/eval/$model/seed$seed/fid.json")
+  done
+  wait
+done
+log "evaluation done"
+$PY -m pipeline evaluation-table --metrics "${metrics[@]}" --fid "${fids[@]}" --params '{"fid_weights": "none"}' \
+  --out-csv "$OUT/table.csv" --out-md "$OUT/table.md" --out-paired "$OUT/paired.csv" 2>&1 | tail -n 3 | tee -a "$OUT/log.txt"
+tar -czf "$OUT/runs.tar.gz" -C "$WORK" --exclude='*.pt' --exclude='predictions.zarr' runs eval dataset/index.parquet
+log "done"
