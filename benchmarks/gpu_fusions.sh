@@ -17,7 +17,7 @@ DEVICE=${DEVICE:-cuda}
 MODELS=${MODELS:-"sardinet sardinet_late sardinet_early sardinet_intermediate"}
 SEEDS=${SEEDS:-"0 1 2"}
 EPOCHS=${EPOCHS:-10}
-SAMPLES=${SAMPLES:-4096}
+SAMPLES=${SAMPLES:-3072}
 CROP=${CROP:-128}
 BATCH=${BATCH:-64}
 LR=${LR:-2.0e-4}
@@ -38,7 +38,7 @@ for model in $MODELS; do
     run="$WORK/runs/$model/seed$seed"
     mkdir -p "$run"
     timeout "$TRAIN_LIMIT_S" $PY -m pipeline train --model "$model" --seed "$seed" --dataset "$WORK/dataset" \
-      --out "$run" --params "$training" --device "$DEVICE" $amp --no-tensorboard >"$run/train.log" 2>&1 &
+      --out "$run" --params "$training" --device "$DEVICE" --threads 1 $amp --no-tensorboard >"$run/train.log" 2>&1 &
   done
 done
 wait
@@ -57,8 +57,8 @@ for model in $MODELS; do
       --params '{"fid_weights": "none"}' --device "$DEVICE" >"$run/evaluate.log" 2>&1 &
     metrics+=("$WORK/eval/$model/seed$seed/metrics.parquet") fids+=("$WORK/eval/$model/seed$seed/fid.json")
   done
-  wait
 done
+wait
 log "evaluation done"
 $PY -m pipeline evaluation-table --metrics "${metrics[@]}" --fid "${fids[@]}" --params '{"fid_weights": "none"}' \
   --out-csv "$OUT/table.csv" --out-md "$OUT/table.md" --out-paired "$OUT/paired.csv" 2>&1 | tail -n 3 | tee -a "$OUT/log.txt"
