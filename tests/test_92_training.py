@@ -176,3 +176,52 @@ def test_train_rule_reruns_on_result_parameters_only(built: Path) -> None:
     assert "train_model" not in planned(other_family)
     new_lr = {**cfg["training"], "sardinet": {**cfg["training"]["sardinet"], "lr": 5e-4}}
     assert "train_model" in planned(new_lr)
+
+
+def test_pack_store_chooses_test_patches_with_shadow_first() -> None:
+    from benchmarks.pack_store import choose
+
+    index = pd.DataFrame({"patch": range(8), "split": ["test"] * 5 + ["val", "train", "train"],
+                          "shadow_fraction": [0.0, 0.02, 0.0, 0.001, 0.5, 0.3, 0.0, 0.0]})
+    rows = choose(index, {"test": 3, "val": 1, "train": 5}, seed=0, min_shadow_px=500, patch_px=256)
+    assert rows["split"].tolist() == ["test"] * 3 + ["val", "train", "train"]
+    assert set(rows["patch"].iloc[:2]) == {1, 4}  # >= 500 of 65536 pixels in shadow; patch 3 has 66
+    assert rows["patch"].iloc[2] in {0, 2, 3}
+
+
+def test_packed_subset_rebuilds_the_store(built: Path, tmp_path: Path) -> None:
+    """benchmarks/pack_store.py: a subset carried in size-limited chunks comes back as a store that the loader
+    reads, equal to the source but for the stated quantisation of SAR and DEM."""
+    from benchmarks import pack_store
+
+    source = built / "results" / "dataset"
+    index = pd.read_parquet(source / "index.parquet")
+    chunks = tmp_path / "chunks"
+    with pytest.raises(SystemExit, match="smaller than one patch"):
+        pack_store.main(["pack", "--dataset", str(source), "--out", str(chunks), "--chunk-mib", "0.05"])
+    pack_store.main(["pack", "--dataset", str(source), "--out", str(chunks), "--test", "1", "--val", "1",
+                     "--train", "100", "--chunk-mib", "0.3", "0.3", "20"])
+    written = sorted(chunks.glob("chunk*.npz"))
+    assert len(written) >= 2 and all(p.stat().st_size <= 0.3 * 2**20 for p in written[:2])
+    subset = tmp_path / "subset"
+    pack_store.main(["unpack", "--chunks", *map(str, written), "--out", str(subset)])
+
+    got = pd.read_parquet(subset / "index.parquet")
+    have = index["split"].value_counts()
+    want = {split: min(n, int(have.get(split, 0))) for split, n in (("test", 1), ("val", 1), ("train", 100))}
+    assert got["split"].value_counts().to_dict() == {k: n for k, n in want.items() if n}
+    assert want["train"] >= 4
+    assert got["patch"].tolist() == list(range(len(got)))
+    src = zarr.open_group(str(source / "patches.zarr"), mode="r")
+    dst = zarr.open_group(str(subset / "patches.zarr"), mode="r")
+    for row in got.itertuples():
+        s = int(row.source_patch)
+        assert row.split == index.loc[index["patch"] == s, "split"].item()
+        sar, sar_src = dst["sar"][row.patch], src["sar"][s]
+        assert np.abs(sar - sar_src).max() <= 0.125 + 1e-5
+        np.testing.assert_array_equal(sar, pack_store.dequantise_sar(pack_store.quantise_sar(sar_src)))
+        assert np.abs(dst["dem"][row.patch] - src["dem"][s]).max() <= 0.5 / pack_store.DEM_LEVELS + 1e-7
+        for name in ("optical", "valid", "flags"):
+            np.testing.assert_array_equal(dst[name][row.patch], src[name][s])
+    train = load_split(subset, "train", SarScaling())
+    assert len(train) == want["train"] and train.inputs.shape[1:] == (3, 256, 256)
