@@ -18,6 +18,7 @@ from pipeline.core.geodesy import geodetic_to_ecef
 from pipeline.core.grid import MapGrid, aoi_grid_around
 from pipeline.sar import open_product
 from pipeline.sar.lattice import RadarLattice
+from pipeline.sar.radiometry import to_db
 from pipeline.sar.safe import SafeError
 from pipeline.stages.terrain_correct import TerrainCorrectionError, TerrainCorrectionParams, terrain_correct
 from pipeline.simulate import landcover, scene
@@ -347,3 +348,17 @@ def test_stac_item_layout_gives_the_same_result(alpine_world: BuiltWorld, tc_dir
     terrain_correct(item, dem_for(alpine_world, tc_dir), out, geo)
     with rasterio.open(ref) as a, rasterio.open(out) as b:
         np.testing.assert_array_equal(a.read(), b.read())
+
+
+def test_to_db_clips_at_the_floor_and_keeps_nan() -> None:
+    rng = np.random.default_rng(3)
+    power = (10.0 ** rng.uniform(-6, 2, (64, 64))).astype(np.float32)
+    power.flat[:6] = [np.nan, 0.0, -1.0, 1e-9, np.inf, 1.0]
+    before = power.copy()
+    db = to_db(power, -35.0)
+    assert db.dtype == np.float32 and np.array_equal(power, before, equal_nan=True)  # input untouched
+    np.testing.assert_array_equal(db.flat[:6], np.float32([np.nan, -35.0, np.nan, -35.0, np.inf, 0.0]))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        plain = np.where(np.isnan(power), np.nan, np.maximum(10 * np.log10(power.astype(np.float64)), -35.0))
+    np.testing.assert_array_equal(db, plain.astype(np.float32))
+    assert to_db(np.float64([2.0]), -35.0)[0] == np.float32(10 * np.log10(2.0))
