@@ -31,32 +31,34 @@ $PY benchmarks/pack_store.py unpack --chunks $CHUNKS --out "$WORK/dataset" 2>&1 
 training=$(printf '{"deterministic": false, "sardinet": {"epochs": %d, "batch_size": %d, "lr": %s, "crop": %d, "samples_per_epoch": %d}}' \
   "$EPOCHS" "$BATCH" "$LR" "$CROP" "$SAMPLES")
 log "training: $training, $DEVICE, limit ${TRAIN_LIMIT_S} s"
+runs=() pids=()
 for model in $MODELS; do
   amp=--amp
   [ "$model" = sardinet_intermediate ] && amp=--no-amp  # bf16 slows it on the H200 (docs/gpu/h200.md)
   for seed in $SEEDS; do
     run="$WORK/runs/$model/seed$seed"
     mkdir -p "$run"
+    # resumes from $run/train_state/last.pt when an earlier call stopped it at the limit
     timeout "$TRAIN_LIMIT_S" $PY -m pipeline train --model "$model" --seed "$seed" --dataset "$WORK/dataset" \
       --out "$run" --params "$training" --device "$DEVICE" --threads 1 $amp --no-tensorboard >"$run/train.log" 2>&1 &
+    runs+=("$model/seed$seed") pids+=($!)
   done
 done
-wait
-log "training done"
 metrics=() fids=()
-for model in $MODELS; do
-  for seed in $SEEDS; do
-    run="$WORK/runs/$model/seed$seed"
-    if [ ! -f "$run/model.pt" ] && [ -f "$run/train_state/best.pt" ]; then  # stopped by the limit
-      cp "$run/train_state/best.pt" "$run/model.pt"; cp "$run/train_state/metrics.csv" "$run/metrics.csv"
-      log "$model seed $seed: stopped at the limit, best epoch so far kept"
-    fi
-    tail -n 2 "$run/train.log" | tee -a "$OUT/log.txt"
-    [ -f "$run/model.pt" ] || { log "$model seed $seed: no model"; continue; }
-    $PY -m pipeline evaluate-model --dataset "$WORK/dataset" --model "$run/model.pt" --out "$WORK/eval/$model/seed$seed" \
-      --params '{"fid_weights": "none"}' --device "$DEVICE" >"$run/evaluate.log" 2>&1 &
-    metrics+=("$WORK/eval/$model/seed$seed/metrics.parquet") fids+=("$WORK/eval/$model/seed$seed/fid.json")
-  done
+for k in "${!runs[@]}"; do
+  wait "${pids[$k]}"
+  status=$?
+  run="$WORK/runs/${runs[$k]}" scores="$WORK/eval/${runs[$k]}"
+  if [ "$status" = 124 ] && [ -f "$run/train_state/best.pt" ]; then  # stopped by the limit
+    cp "$run/train_state/best.pt" "$run/model.pt"; cp "$run/train_state/metrics.csv" "$run/metrics.csv"
+    log "${runs[$k]}: stopped at the limit, its best epoch so far kept"
+  elif [ "$status" != 0 ]; then
+    log "${runs[$k]}: training failed ($status)"; tail -n 5 "$run/train.log" | tee -a "$OUT/log.txt"; continue
+  fi
+  tail -n 1 "$run/train.log" | tee -a "$OUT/log.txt"
+  $PY -m pipeline evaluate-model --dataset "$WORK/dataset" --model "$run/model.pt" --out "$scores" \
+    --params '{"fid_weights": "none"}' --device "$DEVICE" >"$run/evaluate.log" 2>&1 &
+  metrics+=("$scores/metrics.parquet") fids+=("$scores/fid.json")
 done
 wait
 log "evaluation done"
