@@ -181,8 +181,11 @@ def test_outputs_are_tagged_cogs_with_geometry(alpine_world: BuiltWorld, tc_dir:
         assert src.tags()["units"] == "dB" and src.tags()["quantity"] == "sigma0"
         data = src.read(1)
         assert np.nanmin(data) >= -35.0 and np.isfinite(data).mean() > 0.99
-        assert src.tags(ns="IMAGE_STRUCTURE").get("LAYOUT") == "COG"
+        structure = src.tags(ns="IMAGE_STRUCTURE")
+        assert structure.get("LAYOUT") == "COG" and structure.get("COMPRESSION") == "ZSTD"
+        assert structure.get("PREDICTOR", "1") == "1"  # speckle: no predictor (pipeline.io.rasters.cog_options)
     with rasterio.open(geo) as src:
+        assert src.tags(ns="IMAGE_STRUCTURE").get("PREDICTOR") == "3"  # smooth layers keep the float predictor
         names = src.descriptions
         assert names == ("local_incidence_deg", "ellipsoid_incidence_deg", "radar_line", "radar_pixel")
         ell = src.read(2)

@@ -209,7 +209,7 @@ def _terrain_correct(safe: Path, dem_path: Path, out_path, geometry_path, params
         dst = gdst = None
         if out_path is not None:
             dst = outputs.enter_context(cog_writer(outputs.enter_context(atomic_path(out_path)), grid, len(pols),
-                                                   "float32", np.nan))
+                                                   "float32", np.nan, predictor=False))  # speckle: see cog_options
         if geometry_path is not None:
             gdst = outputs.enter_context(cog_writer(outputs.enter_context(atomic_path(geometry_path)), grid, 4,
                                                     "float32", np.nan, overviews=False))
