@@ -80,14 +80,16 @@ def tile_geometry(tables: tuple, surface: SurfaceNodes, grid: MapGrid, height_m:
 
 
 def tile_radar(tables: tuple, surface: SurfaceNodes, grid: MapGrid, height_m: NDArray, r: int, c: int, h: int,
-               w: int) -> TileRadar:
+               w: int, ellipsoid_every: int = 1) -> TileRadar:
     """Radar line, pixel and ellipsoid incidence cosine of one output tile (``height_m``: its own heights,
     no margin): :func:`tile_geometry` without the facets (normals, local incidence, projected areas), which
-    only the geometry layers and terrain flattening's accumulator need."""
+    only the geometry layers and terrain flattening's accumulator need. The cosine only on the grid's
+    rows and columns that are multiples of ``ellipsoid_every`` (NaN elsewhere), for a quantity that needs
+    it only for a sampled mean."""
     out = [np.empty((h, w)) for _ in range(3)]
     radar_kernel(*surface.interpolation(r, h, c, w), np.ascontiguousarray(grid.easting[c : c + w]),
                  np.ascontiguousarray(grid.northing[r : r + h]), np.ascontiguousarray(height_m, dtype=np.float64),
-                 *tables, *out)
+                 *tables, -r % ellipsoid_every, -c % ellipsoid_every, ellipsoid_every, *out)
     return TileRadar(*out)
 
 

@@ -242,19 +242,28 @@ def tile_kernel(ecef, r_off, c_off, dx, dy, easting, northing, heights, flat, ni
 @numba.njit(parallel=True, cache=True, nogil=True, error_model="numpy")
 def radar_kernel(trig, row_index, row_weight, col_index, col_weight, easting, northing, heights,
                  flat, ni, nj, nk, le0, ln0, lh0, lstep, lhstep, record_time_s, sr0_m, srgr, bistatic, tau_mid, ati,
-                 rps, line, pixel, cos_ellipsoid):  # pragma: no cover - compiled
+                 rps, ellipsoid_row0, ellipsoid_col0, ellipsoid_step, line, pixel,
+                 cos_ellipsoid):  # pragma: no cover - compiled
     """What sampling the backscatter needs of a tile, without the terrain's facets (:func:`tile_kernel`'s
     line, pixel and cosine of the ellipsoid incidence, the same bits): no ECEF window, no normals.
-    ``trig`` ...: :meth:`SurfaceNodes.interpolation` of the tile itself."""
+    ``trig`` ...: :meth:`SurfaceNodes.interpolation` of the tile itself. The cosine only on every
+    ``ellipsoid_step``-th row and column from (``ellipsoid_row0``, ``ellipsoid_col0``), NaN elsewhere
+    (1, 0, 0: everywhere; 3 of the kernel's 33 ns a pixel, on 2 threads)."""
     inv_step, inv_hstep = 1.0 / lstep, 1.0 / lhstep
     for a in numba.prange(heights.shape[0]):
         i, wi = row_index[a], row_weight[a]
         fi = (northing[a] - ln0) * inv_step
+        ellipsoid_row = a >= ellipsoid_row0 and (a - ellipsoid_row0) % ellipsoid_step == 0
+        next_b = ellipsoid_col0 if ellipsoid_row else heights.shape[1]
         for b in range(heights.shape[1]):
             t, r, lx, ly, lz = trilinear5(flat, ni, nj, nk, fi, (easting[b] - le0) * inv_step,
                                           (heights[a, b] - lh0) * inv_hstep)
             line[a, b] = radar_line(t, r, bistatic, tau_mid, ati)
             pixel[a, b] = radar_pixel(t, r, record_time_s, sr0_m, srgr, rps)
+            if b != next_b:
+                cos_ellipsoid[a, b] = np.nan
+                continue
+            next_b += ellipsoid_step
             sin_lat, cos_lat, sin_lon, cos_lon = _lat_lon_trig(trig, i, wi, col_index[b], col_weight[b])
             ln = np.sqrt(lx * lx + ly * ly + lz * lz)
             cos_ellipsoid[a, b] = (cos_lat * cos_lon * lx + cos_lat * sin_lon * ly + sin_lat * lz) / ln

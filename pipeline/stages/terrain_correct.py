@@ -196,8 +196,12 @@ def _terrain_correct(safe: Path, dem_path: Path, out_path, geometry_path, params
         height = dem_rows.get(r0, r1)[:, c0:c1]
         return bs.tile_geometry(tables, surface, grid, height, window, r, c, h, w)
 
+    # sigma0 and beta0 need the ellipsoid incidence only for the tag's sampled mean
+    ellipsoid_every = 1 if params.quantity in ("gamma0", "gamma0_t") else INCIDENCE_STEP
+
     def radar_of(r: int, c: int, h: int, w: int) -> bs.TileRadar:
-        return bs.tile_radar(tables, surface, grid, dem_rows.get(r, r + h)[:, c : c + w], r, c, h, w)
+        return bs.tile_radar(tables, surface, grid, dem_rows.get(r, r + h)[:, c : c + w], r, c, h, w,
+                             ellipsoid_every)
 
     tiles = list(bs.output_tiles(grid.height, grid.width, tile_size))
     area_sum = window0 = None
