@@ -70,7 +70,8 @@ def _unxz(b: np.ndarray, dtype, shape) -> np.ndarray:
     return np.frombuffer(lzma.decompress(b.tobytes()), dtype).reshape(shape)
 
 
-def choose(index: pd.DataFrame, counts: dict[str, int], seed: int, min_shadow_px: int, patch_px: int) -> pd.DataFrame:
+def choose(index: pd.DataFrame, counts: dict[str, int], seed: int, min_shadow_px: int,
+           patch_px: int) -> pd.DataFrame:
     """Rows of the index to carry, in chunk-filling order (test, val, train)."""
     rng = np.random.default_rng(seed)
     picked = []
@@ -137,7 +138,8 @@ def pack(args: argparse.Namespace) -> None:
                 new[dem_name] = _xz(quantise_dem(dem))
                 size += new[dem_name].nbytes
         if used + size + _reserve(len(members) + 1) > budgets[chunk]:
-            raise SystemExit(f"--chunk-mib {args.chunk_mib[chunk]}: smaller than one patch ({size / 2**20:.2f} MiB)")
+            raise SystemExit(f"--chunk-mib {args.chunk_mib[chunk]}: smaller than one patch "
+                             f"({size / 2**20:.2f} MiB)")
         blobs.update(new)
         used += size
         members.append((label, key))
@@ -178,8 +180,8 @@ def unpack(args: argparse.Namespace) -> None:
         arr = root.create_array(name, shape=data.shape, dtype=data.dtype, chunks=(1,) + data.shape[1:],
                                 dimension_names=("patch", "channel", "y", "x"))
         arr[:] = data
-    root.attrs.update({**attrs, "subset_of": attrs.get("provenance", {}).get("git"),
-                       "carried": f"benchmarks/pack_store.py: SAR {SAR_STEP_DB} dB steps, DEM 1/{DEM_LEVELS}"})
+    carried = f"benchmarks/pack_store.py: SAR in {SAR_STEP_DB} dB steps, DEM in 1/{DEM_LEVELS} steps"
+    root.attrs.update({**attrs, "carried": carried})
     index.to_parquet(out / "index.parquet", index=False)
     print(f"{out}: {len(index)} patches {index['split'].value_counts().to_dict()}", file=sys.stderr)
 
@@ -193,8 +195,10 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--test", type=int, default=120)
     p.add_argument("--val", type=int, default=40)
     p.add_argument("--train", type=int, default=2000, help="at most this many (the chunks may fill first)")
-    p.add_argument("--chunk-mib", type=float, nargs="+", default=[50.0], help="size budget of each chunk (MiB)")
-    p.add_argument("--min-shadow-px", type=int, default=500, help="test patches with this much shadow go first")
+    p.add_argument("--chunk-mib", type=float, nargs="+", default=[50.0],
+                   help="size budget of each chunk (MiB)")
+    p.add_argument("--min-shadow-px", type=int, default=500,
+                   help="test patches with this much shadow go first")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=pack)
     u = sub.add_parser("unpack", help="rebuild a patch store from chunks")

@@ -248,7 +248,7 @@ def radar_kernel(trig, row_index, row_weight, col_index, col_weight, easting, no
     line, pixel and cosine of the ellipsoid incidence, the same bits): no ECEF window, no normals.
     ``trig`` ...: :meth:`SurfaceNodes.interpolation` of the tile itself. The cosine only on every
     ``ellipsoid_step``-th row and column from (``ellipsoid_row0``, ``ellipsoid_col0``), NaN elsewhere
-    (1, 0, 0: everywhere; 3 of the kernel's 33 ns a pixel, on 2 threads)."""
+    (step 1 from (0, 0): everywhere; the cosine took 3 of the kernel's 33 ns a pixel, on 2 threads)."""
     inv_step, inv_hstep = 1.0 / lstep, 1.0 / lhstep
     for a in numba.prange(heights.shape[0]):
         i, wi = row_index[a], row_weight[a]
