@@ -33,7 +33,6 @@ import io
 import json
 import lzma
 import sys
-import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -43,7 +42,6 @@ SAR_FLOOR_DB = -35.0
 SAR_STEP_DB = 0.25
 SAR_NAN = 255
 DEM_LEVELS = 65535
-LAYERS = ("sar", "optical", "valid", "flags")
 
 
 def quantise_sar(sar_db: np.ndarray) -> np.ndarray:
@@ -58,8 +56,8 @@ def quantise_dem(dem: np.ndarray) -> np.ndarray:
 
 
 def dequantise_sar(q: np.ndarray) -> np.ndarray:
-    sar = (q.astype(np.float32) * np.float32(SAR_STEP_DB) + np.float32(SAR_FLOOR_DB))
-    return np.where(q == SAR_NAN, np.float32(np.nan), sar).astype(np.float32)
+    sar = q.astype(np.float32) * np.float32(SAR_STEP_DB) + np.float32(SAR_FLOOR_DB)
+    return np.where(q == SAR_NAN, np.float32(np.nan), sar)
 
 
 def _xz(a: np.ndarray) -> np.ndarray:
@@ -155,6 +153,10 @@ def unpack(args: argparse.Namespace) -> None:
     for path in sorted(args.chunks):
         with np.load(path) as z:
             meta = json.loads(z["meta"].tobytes())
+            steps = (meta["sar_step_db"], meta["sar_floor_db"], meta["dem_levels"])
+            if steps != (SAR_STEP_DB, SAR_FLOOR_DB, DEM_LEVELS):
+                raise SystemExit(f"{path}: packed with SAR step, floor and DEM levels {steps}, "
+                                 f"this script decodes {(SAR_STEP_DB, SAR_FLOOR_DB, DEM_LEVELS)}")
             attrs, side = meta["attrs"], int(meta["side"])
             table = pd.read_json(io.StringIO(meta["index"]), orient="records", dtype=False)
             for _, row in table.iterrows():
@@ -165,7 +167,7 @@ def unpack(args: argparse.Namespace) -> None:
                 arrays["valid"].append(valid.reshape(1, side, side))
                 arrays["flags"].append(_unxz(z[f"{p}_flags"], np.uint8, (1, side, side)))
                 dem = _unxz(z[f"dem_{row['dem_key']}"], np.uint16, (1, side, side))
-                arrays["dem"].append((dem.astype(np.float32) / np.float32(meta["dem_levels"])))
+                arrays["dem"].append(dem.astype(np.float32) / np.float32(DEM_LEVELS))
             tables.append(table)
     if not tables:
         raise SystemExit("no chunks given")

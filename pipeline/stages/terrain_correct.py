@@ -231,8 +231,8 @@ def _terrain_correct(safe: Path, dem_path: Path, out_path, geometry_path, params
             if dst is not None:
                 # the tag's mean ellipsoid incidence over the AOI: from every INCIDENCE_STEP-th row and column
                 # of the grid (the same pixels whatever the tile size; all of them cost 7 % of a GTC job)
-                every = INCIDENCE_STEP
-                sub = (slice(-r % every, None, every), slice(-c % every, None, every))
+                sub = (slice(-r % INCIDENCE_STEP, None, INCIDENCE_STEP),
+                       slice(-c % INCIDENCE_STEP, None, INCIDENCE_STEP))
                 cos_sub = g.cos_ellipsoid[sub]
                 inside = np.isfinite(g.line[sub]) & np.isfinite(cos_sub)
                 incidence_sum += float(bs.incidence_deg(cos_sub[inside]).astype(np.float64).sum())
