@@ -17,6 +17,7 @@ from pipeline.stages.dem import prepare_dem
 from pipeline.core.geodesy import geodetic_to_ecef
 from pipeline.core.grid import MapGrid, aoi_grid_around
 from pipeline.sar import open_product
+from pipeline.sar.facets import radar_extents
 from pipeline.sar.lattice import RadarLattice
 from pipeline.sar.radiometry import to_db
 from pipeline.sar.safe import SafeError
@@ -96,6 +97,29 @@ def test_lattice_matches_the_exact_solution(alpine_world: BuiltWorld) -> None:
     exact = product.geometry.ecef_to_radar(geodetic_to_ecef(lat, lon, h))
     assert np.abs(fast.line - exact.line).max() < 0.01
     assert np.abs(fast.pixel - exact.pixel).max() < 0.01
+
+
+def test_radar_extents_hold_every_pixel_of_their_windows(alpine_world: BuiltWorld) -> None:
+    """The radar window each map window can reach (from its edges at the extreme heights, what terrain
+    flattening waits on) holds the line and pixel of every pixel of it at any height in the range, and
+    is tight: its edges are reached within a hundredth of a pixel."""
+    product = open_product(alpine_world.s1_safes()[0])
+    grid = aoi_of(alpine_world)
+    heights = (400.0, 3600.0)
+    lattice = RadarLattice(product.geometry, f"EPSG:{grid.epsg}", grid.easting, grid.northing, heights)
+    windows = [(0, 0, 64, 100), (37, 150, 90, 41), (grid.height - 50, grid.width - 70, 50, 70)]
+    got = radar_extents(lattice, [(grid.easting[c : c + w], grid.northing[r : r + h]) for r, c, h, w in windows],
+                        heights)
+    rng = np.random.default_rng(5)
+    for (r, c, h, w), (l_min, l_max, p_min, p_max) in zip(windows, got):
+        ee, nn = np.meshgrid(grid.easting[c : c + w], grid.northing[r : r + h])
+        for hh in (np.full(ee.shape, heights[0]), np.full(ee.shape, heights[1]), rng.uniform(*heights, ee.shape)):
+            rc = lattice.radar_coordinates(ee, nn, hh)
+            assert l_min <= rc.line.min() and rc.line.max() <= l_max
+            assert p_min <= rc.pixel.min() and rc.pixel.max() <= p_max
+        extremes = [lattice.radar_coordinates(ee, nn, np.full(ee.shape, x)) for x in heights]
+        assert np.isclose(min(x.line.min() for x in extremes), l_min, atol=0.01, rtol=0)
+        assert np.isclose(max(x.pixel.max() for x in extremes), p_max, atol=0.01, rtol=0)
 
 
 def peak(power: np.ndarray, row: float, col: float) -> tuple[float, float]:
@@ -221,6 +245,27 @@ def test_each_output_alone_and_any_tile_size_give_the_same_bytes(alpine_world: B
         np.testing.assert_array_equal(a.read(), b.read())
     with pytest.raises(ValueError, match="needs an output"):
         terrain_correct(safe, dem, None, None)
+
+
+@pytest.mark.parametrize("index", [0, 1], ids=["descending", "ascending"])
+def test_gamma0_t_streams_tiles_to_the_bytes_of_one_tile(alpine_world: BuiltWorld, tc_dir: Path, tmp_path: Path,
+                                                        caplog, index: int) -> None:
+    """Terrain flattening in one geometry pass: with 64 px tiles each tile waits for the facets of the
+    tiles still to come that can reach its radar lines, and only for those (a band of the AOI, not all of
+    it); the result is that of one tile holding the whole AOI, whose area is complete at once."""
+    safe, dem = alpine_world.s1_safes()[index], dem_for(alpine_world, tc_dir)
+    params = TerrainCorrectionParams.from_dict({"quantity": "gamma0_t"})
+    whole, tiled = tmp_path / "whole.tif", tmp_path / "tiled.tif"
+    terrain_correct(safe, dem, whole, None, params, tile_size=4096)
+    with caplog.at_level("INFO", logger="pipeline.stages.terrain_correct"):
+        terrain_correct(safe, dem, tiled, None, params, tile_size=64)
+    waited = [r.getMessage().split() for r in caplog.records if "waited for their area" in r.getMessage()]
+    most, tiles = int(waited[-1][4]), int(waited[-1][6])
+    assert tiles > 40 and 2 <= most < tiles / 2, waited
+    with rasterio.open(whole) as a, rasterio.open(tiled) as b:
+        a_db, b_db = a.read(), b.read()
+    assert np.isfinite(a_db).mean() > 0.9
+    np.testing.assert_array_equal(a_db, b_db)
 
 
 def test_safe_zip_gives_the_same_result(alpine_world: BuiltWorld, tc_dir: Path, tmp_path: Path) -> None:

@@ -47,6 +47,11 @@ class TileRadar:
     pixel: NDArray[np.float64]  # zero-based radar pixel
     cos_ellipsoid: NDArray[np.float64]  # cosine of the incidence angle on the ellipsoid
 
+    @classmethod
+    def of(cls, g: TileGeometry) -> TileRadar:
+        """The fields of a tile's full geometry that sampling needs (the same arrays, not copies)."""
+        return cls(g.line, g.pixel, g.cos_ellipsoid)
+
 
 def output_tiles(height: int, width: int, size: int) -> Iterator[tuple[int, int, int, int]]:
     """(row, col, rows, cols) of the output tiles of a ``height`` x ``width`` grid, row by row."""
@@ -101,9 +106,10 @@ def incidence_deg(cos: NDArray) -> NDArray[np.float32]:
 def radar_window(line: NDArray, pixel: NDArray, lines: int, samples: int) -> tuple[int, int, int, int] | None:
     """(line0, pixel0, line1, pixel1) of the measurement window that interpolation at (line, pixel)
     needs (two samples of margin for bicubic), clipped to the image; None when nothing falls inside."""
-    l_min, l_max, p_min, p_max = _finite_bounds(np.ascontiguousarray(line).ravel(), np.ascontiguousarray(pixel).ravel())
-    if l_min > l_max:
+    bounds = radar_bounds(line, pixel)
+    if bounds is None:
         return None
+    l_min, l_max, p_min, p_max = bounds
     l0 = max(int(np.floor(l_min)) - 2, 0)
     p0 = max(int(np.floor(p_min)) - 2, 0)
     l1 = min(int(np.ceil(l_max)) + 3, lines)
@@ -111,6 +117,12 @@ def radar_window(line: NDArray, pixel: NDArray, lines: int, samples: int) -> tup
     if l1 <= l0 or p1 <= p0:
         return None
     return l0, p0, l1, p1
+
+
+def radar_bounds(line: NDArray, pixel: NDArray) -> tuple[float, float, float, float] | None:
+    """(line min, line max, pixel min, pixel max) over the points where both are finite; None if none is."""
+    bounds = _finite_bounds(np.ascontiguousarray(line).ravel(), np.ascontiguousarray(pixel).ravel())
+    return None if bounds[0] > bounds[1] else bounds
 
 
 @numba.njit(cache=True, nogil=True)

@@ -25,7 +25,7 @@ import pyproj
 from numpy.typing import NDArray
 
 from pipeline.core.constants import SPEED_OF_LIGHT_M_S, WGS84_A_M, WGS84_E2
-from pipeline.sar.lattice import RadarLattice, trilinear5
+from pipeline.sar.lattice import RadarLattice, trilinear2, trilinear5
 
 NODE_SPACING = 8  # pixels between the PROJ nodes
 #: largest latitude or longitude step (rad) between neighbouring nodes: the truncation of the angle
@@ -112,15 +112,27 @@ def radar_extent(lattice: RadarLattice, easting_m: NDArray, northing_m: NDArray,
     """(line min, line max, pixel min, pixel max) of a map window (``easting_m`` (cols,), ``northing_m``
     (rows,)) at any height in ``height_range_m``: from the window's four edges (nodes 16 apart) at the two
     extreme heights, since line and pixel are smooth in position and monotonic in height."""
-    rows, cols = grid_nodes(len(northing_m), 16), grid_nodes(len(easting_m), 16)
-    east = np.concatenate([easting_m[cols], easting_m[cols], np.full(rows.size, easting_m[0]),
-                           np.full(rows.size, easting_m[-1])])
-    north = np.concatenate([np.full(cols.size, northing_m[0]), np.full(cols.size, northing_m[-1]),
-                            northing_m[rows], northing_m[rows]])
+    return tuple(radar_extents(lattice, [(easting_m, northing_m)], height_range_m)[0])
+
+
+def radar_extents(lattice: RadarLattice, windows: list[tuple[NDArray, NDArray]],
+                  height_range_m: tuple[float, float]) -> NDArray[np.float64]:
+    """:func:`radar_extent` of many map windows ((easting (cols,), northing (rows,)) each) in one lattice
+    lookup: (windows, 4) of line min, line max, pixel min, pixel max."""
+    east_parts, north_parts = [], []
+    for easting_m, northing_m in windows:
+        rows, cols = grid_nodes(len(northing_m), 16), grid_nodes(len(easting_m), 16)
+        east_parts += [easting_m[cols], easting_m[cols], np.full(rows.size, easting_m[0]),
+                       np.full(rows.size, easting_m[-1])]
+        north_parts += [np.full(cols.size, northing_m[0]), np.full(cols.size, northing_m[-1]), northing_m[rows],
+                        northing_m[rows]]
+    starts = np.cumsum([0] + [sum(p.size for p in east_parts[i : i + 4]) for i in range(0, len(east_parts), 4)])[:-1]
+    east, north = np.concatenate(east_parts), np.concatenate(north_parts)
     edges = [lattice.radar_coordinates(east, north, np.full(east.shape, h)) for h in height_range_m]
-    line = np.concatenate([e.line for e in edges])
-    pixel = np.concatenate([e.pixel for e in edges])
-    return float(line.min()), float(line.max()), float(pixel.min()), float(pixel.max())
+    line, pixel = np.fmin(edges[0].line, edges[1].line), np.fmin(edges[0].pixel, edges[1].pixel)
+    line_max, pixel_max = np.fmax(edges[0].line, edges[1].line), np.fmax(edges[0].pixel, edges[1].pixel)
+    return np.stack([np.minimum.reduceat(line, starts), np.maximum.reduceat(line_max, starts),
+                     np.minimum.reduceat(pixel, starts), np.maximum.reduceat(pixel_max, starts)], axis=-1)
 
 
 @numba.njit(cache=True, nogil=True)
@@ -256,14 +268,17 @@ def radar_kernel(trig, row_index, row_weight, col_index, col_weight, easting, no
         ellipsoid_row = a >= ellipsoid_row0 and (a - ellipsoid_row0) % ellipsoid_step == 0
         next_b = ellipsoid_col0 if ellipsoid_row else heights.shape[1]
         for b in range(heights.shape[1]):
-            t, r, lx, ly, lz = trilinear5(flat, ni, nj, nk, fi, (easting[b] - le0) * inv_step,
-                                          (heights[a, b] - lh0) * inv_hstep)
-            line[a, b] = radar_line(t, r, bistatic, tau_mid, ati)
-            pixel[a, b] = radar_pixel(t, r, record_time_s, sr0_m, srgr, rps)
-            if b != next_b:
+            fj, fk = (easting[b] - le0) * inv_step, (heights[a, b] - lh0) * inv_hstep
+            if b != next_b:  # time and range only (the same bits as trilinear5's first two)
+                t, r = trilinear2(flat, ni, nj, nk, fi, fj, fk)
+                line[a, b] = radar_line(t, r, bistatic, tau_mid, ati)
+                pixel[a, b] = radar_pixel(t, r, record_time_s, sr0_m, srgr, rps)
                 cos_ellipsoid[a, b] = np.nan
                 continue
             next_b += ellipsoid_step
+            t, r, lx, ly, lz = trilinear5(flat, ni, nj, nk, fi, fj, fk)
+            line[a, b] = radar_line(t, r, bistatic, tau_mid, ati)
+            pixel[a, b] = radar_pixel(t, r, record_time_s, sr0_m, srgr, rps)
             sin_lat, cos_lat, sin_lon, cos_lon = _lat_lon_trig(trig, i, wi, col_index[b], col_weight[b])
             ln = np.sqrt(lx * lx + ly * ly + lz * lz)
             cos_ellipsoid[a, b] = (cos_lat * cos_lon * lx + cos_lat * sin_lon * ly + sin_lat * lz) / ln

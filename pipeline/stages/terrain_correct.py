@@ -18,12 +18,14 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import rasterio
+from numpy.typing import NDArray
 from rasterio.windows import Window
 
 from pipeline.config import validate
@@ -34,7 +36,7 @@ from pipeline.io.checksums import verify_cached
 from pipeline.io.rasters import band_range, cog_writer, grid_of, stage_env, write_geotiff
 from pipeline.sar import backscatter as bs
 from pipeline.sar.annotation import parse_annotation, parse_calibration, parse_noise
-from pipeline.sar.facets import SurfaceNodes, radar_extent, radar_tables
+from pipeline.sar.facets import SurfaceNodes, radar_extent, radar_extents, radar_tables
 from pipeline.sar.lattice import RadarLattice
 from pipeline.sar.orbit_file import parse_eof
 from pipeline.sar.product import RadarGeometry
@@ -45,6 +47,9 @@ log = logging.getLogger(__name__)
 
 QUANTITIES = bs.QUANTITIES
 INCIDENCE_STEP = 4  # pixels between those whose ellipsoid incidence makes the mean-incidence tag
+#: radar lines between a tile and those still to come for its flattening area to be complete: 2 for the
+#: accumulation's and the sampling's bilinear footprints, 2 for the prediction from the tiles' edges
+LINE_MARGIN = 4
 
 
 class TerrainCorrectionError(SardemError, ValueError):
@@ -196,17 +201,19 @@ def _terrain_correct(safe: Path, dem_path: Path, out_path, geometry_path, params
         height = dem_rows.get(r0, r1)[:, c0:c1]
         return bs.tile_geometry(tables, surface, grid, height, window, r, c, h, w)
 
-    # sigma0 and beta0 need the ellipsoid incidence only for the tag's sampled mean
-    ellipsoid_every = 1 if params.quantity in ("gamma0", "gamma0_t") else INCIDENCE_STEP
+    # sigma0 and beta0 need the ellipsoid incidence only for the tag's sampled mean (gamma0_T: geometry_of)
+    ellipsoid_every = 1 if params.quantity == "gamma0" else INCIDENCE_STEP
 
     def radar_of(r: int, c: int, h: int, w: int) -> bs.TileRadar:
         return bs.tile_radar(tables, surface, grid, dem_rows.get(r, r + h)[:, c : c + w], r, c, h, w,
                              ellipsoid_every)
 
     tiles = list(bs.output_tiles(grid.height, grid.width, tile_size))
-    area_sum = window0 = None
-    if params.quantity == "gamma0_t" and out_path is not None:
-        area_sum, window0 = _flattening_pass(tiles, geometry_of, lattice, grid, (h_min, h_max))
+    if params.quantity == "gamma0_t" and out_path is not None:  # the tiles as their facets' area completes
+        keep = (lambda g: g) if geometry_path is not None else bs.TileRadar.of
+        computed = _flattened_tiles(tiles, geometry_of, keep, lattice, grid, (h_min, h_max))
+    else:  # the facets (normals, local incidence) only where the geometry layers are written
+        computed = ((tile, (geometry_of if geometry_path is not None else radar_of)(*tile), None) for tile in tiles)
     pixel_area = image.range_pixel_spacing_m * image.azimuth_pixel_spacing_m
 
     with contextlib.ExitStack() as outputs:
@@ -219,9 +226,7 @@ def _terrain_correct(safe: Path, dem_path: Path, out_path, geometry_path, params
                                                     "float32", np.nan, overviews=False))
         step = max(1, len(tiles) // 10)
         incidence_sum, incidence_count = 0.0, 0
-        for i, (r, c, h, w) in enumerate(tiles, start=1):
-            # the facets (normals, local incidence) only where the geometry layers are written
-            g = geometry_of(r, c, h, w) if gdst is not None else radar_of(r, c, h, w)
+        for i, ((r, c, h, w), g, area) in enumerate(computed, start=1):
             win = Window(c, r, w, h)
             if gdst is not None:
                 gdst.write(bs.incidence_deg(g.cos_local), 1, window=win)
@@ -237,8 +242,6 @@ def _terrain_correct(safe: Path, dem_path: Path, out_path, geometry_path, params
                 inside = np.isfinite(g.line[sub]) & np.isfinite(cos_sub)
                 incidence_sum += float(bs.incidence_deg(cos_sub[inside]).astype(np.float64).sum())
                 incidence_count += int(inside.sum())
-                if params.quantity == "gamma0_t":  # the facets' area at the tile's radar positions, for every band
-                    area = sample_bilinear(area_sum, g.line - window0[0], g.pixel - window0[1])
                 for band, p in enumerate(pols.values(), start=1):
                     power = _sample_calibrated(p, g, image, params.resampling)
                     if params.quantity == "gamma0":
@@ -287,15 +290,40 @@ def _sample_calibrated(p: _Pol, g: bs.TileGeometry, image, resampling: str) -> n
     return bs.calibrated_power_at(dn, window, p.calibration_lut, p.noise, g.line, g.pixel, resampling)
 
 
-def _flattening_pass(tiles, geometry_of, lattice: RadarLattice, grid: MapGrid, height_range_m: tuple[float, float]):
-    """Sum of projected facet areas per radar pixel over the AOI's radar window (Small 2011).
+def _flattened_tiles(tiles, geometry_of, keep, lattice: RadarLattice, grid: MapGrid,
+                     height_range_m: tuple[float, float]) -> Iterator[tuple[tuple[int, int, int, int], Any, NDArray]]:
+    """Terrain flattening (Small 2011) in one geometry pass: (tile, ``keep(geometry)``, A_gamma at the tile's
+    pixels) for every tile, in the order each tile's area is complete.
 
-    The window comes from the grid's edges at the DEM's extreme heights (line and pixel are smooth in
-    position and monotonic in height), so each tile's geometry is computed once here.
+    Each tile's projected facet areas go into an accumulator of the AOI's radar window as soon as its
+    geometry is computed; the tile then waits, keeping what ``keep`` takes of its geometry, until no tile
+    still to come can reach its radar lines, and its area is sampled there. What a tile can reach comes
+    from its edges at the DEM's extreme heights (:func:`radar_extent`: line is smooth in position and
+    monotonic in height) with :data:`LINE_MARGIN` lines of margin. The tiles go row by row, so the DEM is
+    read once, as for the other quantities; those waiting are a band about as many grid rows tall as the
+    AOI's width spans in radar lines (the pass's skew: 3-5 tile rows of 512 on a 10,000 px wide grid).
+    Two passes (the accumulator, then the geometry again for sampling) took a third longer.
     """
     l_min, l_max, p_min, p_max = radar_extent(lattice, grid.easting, grid.northing, height_range_m)
     origin, shape = bs.flattening_window([(l_min - 2, l_max + 2, p_min - 2, p_max + 2)])
     acc = np.zeros(shape, np.float64)
-    for tile in tiles:
-        bs.accumulate_flattening_area(acc, origin, geometry_of(*tile))
-    return acc.astype(np.float32), origin
+    reach = radar_extents(lattice, [(grid.easting[c : c + w], grid.northing[r : r + h]) for r, c, h, w in tiles],
+                          height_range_m) + [-LINE_MARGIN, LINE_MARGIN, -LINE_MARGIN, LINE_MARGIN]
+    waiting: list[tuple[tuple[int, int, int, int], Any, tuple[float, float, float, float]]] = []
+    most_waiting = 0
+    for k, tile in enumerate(tiles):
+        g = geometry_of(*tile)
+        bs.accumulate_flattening_area(acc, origin, g)
+        # None: no pixel in the image, nothing to wait for
+        waiting.append((tile, keep(g), bs.radar_bounds(g.line, g.pixel) or (np.inf, -np.inf, np.inf, -np.inf)))
+        most_waiting = max(most_waiting, len(waiting))
+        later = reach[k + 1 :]
+        still = []
+        for w in waiting:
+            l0, l1, p0, p1 = w[2]
+            if ((later[:, 1] >= l0) & (later[:, 0] <= l1) & (later[:, 3] >= p0) & (later[:, 2] <= p1)).any():
+                still.append(w)
+            else:
+                yield w[0], w[1], sample_bilinear(acc, w[1].line - origin[0], w[1].pixel - origin[1])
+        waiting = still
+    log.info("terrain flattening: at most %d of %d tiles waited for their area", most_waiting, len(tiles))
