@@ -19,7 +19,7 @@ from pipeline.core.grid import MapGrid, aoi_grid_around
 from pipeline.sar import open_product
 from pipeline.sar.facets import radar_extents
 from pipeline.sar.lattice import RadarLattice
-from pipeline.sar.radiometry import to_db
+from pipeline.sar.radiometry import splat, to_db
 from pipeline.sar.safe import SafeError
 from pipeline.stages.terrain_correct import TerrainCorrectionError, TerrainCorrectionParams, terrain_correct
 from pipeline.simulate import landcover, scene
@@ -432,3 +432,36 @@ def test_gamma0_t_equals_the_numpy_expression_bit_for_bit() -> None:
     assert np.isnan(got).sum() > 9 and np.isfinite(got).mean() > 0.8  # shadow bins and NaN inputs, mostly valid
     with pytest.raises(ValueError, match="shapes differ"):
         bs.gamma0_t_from_beta0(beta0, area[:-1], pixel_area, cos_e)
+
+
+def test_splat_adds_in_the_order_of_the_positions_whatever_the_threads() -> None:
+    """Bilinear accumulation (terrain flattening's facet areas, the simulator's scatterers): bit for bit a
+    plain loop over the positions in their order (NaN and outside positions dropped, the origin shifting
+    them), on one thread and on several (bands of lines in parallel)."""
+    import numba
+
+    rng = np.random.default_rng(11)
+    n, shape, origin = 3000, (40, 30), (100.0, -7.0)
+    line = origin[0] + rng.uniform(-3, shape[0] + 2, n)
+    pixel = origin[1] + rng.uniform(-3, shape[1] + 2, n)
+    line[::97], pixel[::89] = np.nan, np.inf
+    values = rng.uniform(0, 5, n)
+    expected = np.zeros(shape)
+    for li, pi, v in zip(line - origin[0], pixel - origin[1], values):
+        if not (-1 < li < shape[0] and -1 < pi < shape[1]):
+            continue
+        l0, p0 = int(np.floor(li)), int(np.floor(pi))
+        for r, wl in ((l0, 1 - (li - l0)), (l0 + 1, li - l0)):
+            for c, wp in ((p0, 1 - (pi - p0)), (p0 + 1, pi - p0)):
+                if 0 <= r < shape[0] and 0 <= c < shape[1]:
+                    expected[r, c] += v * wl * wp
+    threads = numba.get_num_threads()
+    try:
+        for t in sorted({1, threads, 2} & set(range(1, numba.config.NUMBA_NUM_THREADS + 1))):
+            numba.set_num_threads(t)
+            np.testing.assert_array_equal(splat(line, pixel, values, shape, origin=origin), expected)
+    finally:
+        numba.set_num_threads(threads)
+    base = np.ones(shape)
+    splat(line, pixel, values, shape, out=base, origin=origin)
+    np.testing.assert_allclose(base, expected + 1, rtol=1e-15, atol=1e-12)

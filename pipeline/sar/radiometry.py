@@ -12,14 +12,19 @@ from scipy import ndimage
 
 
 def splat(
-    line: NDArray, pixel: NDArray, values: NDArray, shape: tuple[int, int], out: NDArray[np.float64] | None = None
+    line: NDArray, pixel: NDArray, values: NDArray, shape: tuple[int, int], out: NDArray[np.float64] | None = None,
+    origin: tuple[float, float] = (0, 0),
 ) -> NDArray[np.float64]:
     """Sum ``values`` into an image of ``shape`` at fractional (line, pixel), bilinear weights.
 
     Each value goes to the four pixels around its position with weights (1 - fl, fl) x (1 - fp, fp),
     where (fl, fp) are the fractional parts; contributions outside the image are dropped, as are
-    positions that are not finite. One compiled pass, no temporaries (numba). ``out``: a float64
-    C-contiguous image of ``shape`` to add into (in place) instead of a new one.
+    positions that are not finite. ``origin``: the (line, pixel) of the image's first element.
+    ``out``: a float64 C-contiguous image of ``shape`` to add into (in place) instead of a new one.
+
+    One compiled pass, no temporaries (numba), in parallel over bands of the image's lines that the
+    positions reach: each thread reads every position and adds those that fall in its band, in their
+    order, so every pixel sums its values in the same order as one thread would (the same bits).
     """
     l = np.ascontiguousarray(np.ravel(line), dtype=np.float64)
     p = np.ascontiguousarray(np.ravel(pixel), dtype=np.float64)
@@ -28,28 +33,40 @@ def splat(
         out = np.zeros(shape, dtype=np.float64)
     elif out.shape != tuple(shape) or out.dtype != np.float64 or not out.flags.c_contiguous:
         raise ValueError(f"out must be a C-contiguous float64 array of shape {tuple(shape)}")
-    _splat_into(l, p, v, out)
+    _splat_into(l, p, v, float(origin[0]), float(origin[1]), out, numba.get_num_threads())
     return out
 
 
-@numba.njit(cache=True, nogil=True)
-def _splat_into(line, pixel, values, out):  # pragma: no cover - compiled
+@numba.njit(parallel=True, cache=True, nogil=True)
+def _splat_into(line, pixel, values, line0, pixel0, out, threads):  # pragma: no cover - compiled
     rows, cols = out.shape
+    first, last = rows, -1  # the image lines the positions reach
     for i in range(line.size):
-        li, pi = line[i], pixel[i]
-        if not (li > -1.0 and li < rows and pi > -1.0 and pi < cols):  # also False for NaN
-            continue
-        l0, p0 = int(np.floor(li)), int(np.floor(pi))
-        fl, fp = li - l0, pi - p0
-        for dl in range(2):
-            r = l0 + dl
-            if r < 0 or r >= rows:
+        li = line[i] - line0
+        if li > -1.0 and li < rows:  # also False for NaN
+            l0 = int(np.floor(li))
+            first, last = min(first, max(l0, 0)), max(last, min(l0 + 1, rows - 1))
+    bands = max(min(threads, last - first + 1), 1)
+    for band in numba.prange(bands):
+        band_first = first + band * (last - first + 1) // bands
+        band_stop = first + (band + 1) * (last - first + 1) // bands
+        for i in range(line.size):
+            li, pi = line[i] - line0, pixel[i] - pixel0
+            if not (li > -1.0 and li < rows and pi > -1.0 and pi < cols):  # also False for NaN
                 continue
-            vl = values[i] * (fl if dl else 1.0 - fl)
-            for dp in range(2):
-                c = p0 + dp
-                if 0 <= c < cols:
-                    out[r, c] += vl * (fp if dp else 1.0 - fp)
+            l0, p0 = int(np.floor(li)), int(np.floor(pi))
+            if l0 + 1 < band_first or l0 >= band_stop:
+                continue
+            fl, fp = li - l0, pi - p0
+            for dl in range(2):
+                r = l0 + dl
+                if r < band_first or r >= band_stop:
+                    continue
+                vl = values[i] * (fl if dl else 1.0 - fl)
+                for dp in range(2):
+                    c = p0 + dp
+                    if 0 <= c < cols:
+                        out[r, c] += vl * (fp if dp else 1.0 - fp)
 
 
 def sample_bilinear(image: NDArray, line: NDArray, pixel: NDArray) -> NDArray[np.float32]:
@@ -116,4 +133,4 @@ def flattening_area(
     ``origin`` is the (line, pixel) of the accumulator's first element; ``out``: an accumulator to add
     into (see :func:`splat`).
     """
-    return splat(np.asarray(line) - origin[0], np.asarray(pixel) - origin[1], projected_area_m2, shape, out)
+    return splat(line, pixel, projected_area_m2, shape, out, origin)
