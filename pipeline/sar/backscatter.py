@@ -150,7 +150,7 @@ def calibrated_power_at(dn: NDArray, window: tuple[int, int, int, int], lut, noi
     noise_values = noise_power(noise.range_vectors, noise.azimuth_blocks, lines, pixels) if noise else None
     power, _ = calibrate(dn, lut_values, noise_values)
     sample = sample_bicubic if resampling == "bicubic" else sample_bilinear
-    return sample(power, line - l0, pixel - p0)
+    return sample(power, line, pixel, origin=(l0, p0))
 
 
 def gamma0_from_sigma0(sigma0: NDArray, cos_ellipsoid: NDArray) -> NDArray:

@@ -69,25 +69,28 @@ def _splat_into(line, pixel, values, line0, pixel0, out, threads):  # pragma: no
                         out[r, c] += vl * (fp if dp else 1.0 - fp)
 
 
-def sample_bilinear(image: NDArray, line: NDArray, pixel: NDArray) -> NDArray[np.float32]:
+def sample_bilinear(image: NDArray, line: NDArray, pixel: NDArray,
+                    origin: tuple[float, float] = (0, 0)) -> NDArray[np.float32]:
     """Bilinear interpolation of ``image`` at fractional (line, pixel); NaN outside or next to NaN.
+    ``origin``: the (line, pixel) of the image's first element.
 
-    One compiled pass (numba, in parallel), in float64 whatever the image's type.
+    One compiled pass (numba, in parallel), in float64 whatever the image's type; the origin subtracted
+    there (no temporaries).
     """
     l = np.ascontiguousarray(line, dtype=np.float64)
     p = np.ascontiguousarray(pixel, dtype=np.float64)
     l, p = np.broadcast_arrays(l, p)
     out = np.empty(l.shape, np.float32)
     _bilinear_into(np.ascontiguousarray(image), np.ascontiguousarray(l).ravel(), np.ascontiguousarray(p).ravel(),
-                   out.reshape(-1))
+                   float(origin[0]), float(origin[1]), out.reshape(-1))
     return out
 
 
 @numba.njit(parallel=True, cache=True, nogil=True, error_model="numpy")
-def _bilinear_into(image, line, pixel, out):  # pragma: no cover - compiled
+def _bilinear_into(image, line, pixel, line0, pixel0, out):  # pragma: no cover - compiled
     rows, cols = image.shape
     for k in numba.prange(line.size):
-        li, pi = line[k], pixel[k]
+        li, pi = line[k] - line0, pixel[k] - pixel0
         if not (li >= 0.0 and li < rows - 1 and pi >= 0.0 and pi < cols - 1):  # also False for NaN
             out[k] = np.nan
             continue
@@ -97,12 +100,15 @@ def _bilinear_into(image, line, pixel, out):  # pragma: no cover - compiled
                   + np.float64(image[l0, p0 + 1]) * (1 - fl) * fp + np.float64(image[l0 + 1, p0 + 1]) * fl * fp)
 
 
-def sample_bicubic(image: NDArray, line: NDArray, pixel: NDArray) -> NDArray[np.float32]:
+def sample_bicubic(image: NDArray, line: NDArray, pixel: NDArray,
+                   origin: tuple[float, float] = (0, 0)) -> NDArray[np.float32]:
     """Cubic-spline interpolation at fractional (line, pixel); NaN outside or where bilinear is NaN.
+    ``origin``: the (line, pixel) of the image's first element.
 
     NaNs are replaced by 0 before the spline prefilter, and every point whose
     bilinear neighbourhood holds a NaN is masked.
     """
+    line, pixel = np.asarray(line) - origin[0], np.asarray(pixel) - origin[1]
     img = np.asarray(image, dtype=np.float64)
     nan = ~np.isfinite(img)
     out = ndimage.map_coordinates(np.where(nan, 0.0, img), [line, pixel], order=3, mode="nearest")

@@ -324,6 +324,6 @@ def _flattened_tiles(tiles, geometry_of, keep, lattice: RadarLattice, grid: MapG
             if ((later[:, 1] >= l0) & (later[:, 0] <= l1) & (later[:, 3] >= p0) & (later[:, 2] <= p1)).any():
                 still.append(w)
             else:
-                yield w[0], w[1], sample_bilinear(acc, w[1].line - origin[0], w[1].pixel - origin[1])
+                yield w[0], w[1], sample_bilinear(acc, w[1].line, w[1].pixel, origin)
         waiting = still
     log.info("terrain flattening: at most %d of %d tiles waited for their area", most_waiting, len(tiles))
