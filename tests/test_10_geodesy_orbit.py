@@ -141,7 +141,8 @@ def test_dem_on_grid_lattice_matches_the_exact_transform_and_strips_match_the_wh
 def test_row_cache_serves_every_request_exactly_and_keeps_earlier_results() -> None:
     """pipeline.core.grid.RowCache against the array it reads: random walks forward, backward and jumps
     (each answer equal to the rows asked, every earlier answer still intact after later requests), and a
-    forward sweep of overlapping requests reads each row about once."""
+    forward sweep of overlapping requests reads each row about once; the same reading straight into its
+    buffer (``read_into``)."""
     from pipeline.core.grid import RowCache
 
     table = np.random.default_rng(1).normal(size=(3000, 7)).astype(np.float32)
@@ -151,9 +152,14 @@ def test_row_cache_serves_every_request_exactly_and_keeps_earlier_results() -> N
         reads.append((a, b))
         return table[a:b].astype(np.float64)  # the cache stores float32
 
+    def read_into(a: int, b: int, out: np.ndarray) -> None:  # as rasterio's read(out=...): no copy
+        reads.append((a, b))
+        assert out.shape == (b - a, table.shape[1]) and out.dtype == np.float32 and out.flags.c_contiguous
+        out[...] = table[a:b]
+
     rng = np.random.default_rng(2)
-    for ahead in (0, 5, 256):
-        cache, held = RowCache(read, len(table), ahead=ahead), []
+    for ahead, into in ((0, None), (5, None), (256, None), (5, read_into), (256, read_into)):
+        cache, held = RowCache(read, len(table), ahead=ahead, read_into=into), []
         first = 1500
         for step in range(400):
             move = rng.choice([-1, 1, 1]) * int(rng.integers(0, 60)) if step % 50 else int(rng.integers(-1400, 1400))
@@ -165,8 +171,9 @@ def test_row_cache_serves_every_request_exactly_and_keeps_earlier_results() -> N
             held.append((first, stop, got))
         for a, b, got in held:  # nothing returned was overwritten since
             np.testing.assert_array_equal(got, table[a:b])
-    reads.clear()
-    cache = RowCache(read, len(table), ahead=64)
-    for a in range(0, 2800, 50):  # strips of 200 rows moving 50 at a time
-        np.testing.assert_array_equal(cache.get(a, a + 200), table[a : a + 200])
-    assert sum(b - a for a, b in reads) <= len(table), sum(b - a for a, b in reads)
+    for into in (None, read_into):
+        reads.clear()
+        cache = RowCache(read, len(table), ahead=64, read_into=into)
+        for a in range(0, 2800, 50):  # strips of 200 rows moving 50 at a time
+            np.testing.assert_array_equal(cache.get(a, a + 200), table[a : a + 200])
+        assert sum(b - a for a, b in reads) <= len(table), sum(b - a for a, b in reads)

@@ -12,6 +12,7 @@ DEM and measurement windows these functions ask for and writes the results.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -38,6 +39,11 @@ class TileGeometry:
     cos_ellipsoid: NDArray[np.float64]  # cosine of the incidence angle on the ellipsoid
     projected_area_m2: NDArray[np.float64]  # facet area projected normal to the line of sight (>= 0)
 
+    @functools.cached_property
+    def bounds(self) -> tuple[float, float, float, float] | None:
+        """:func:`radar_bounds` of the tile's line and pixel (computed once, on first use)."""
+        return radar_bounds(self.line, self.pixel)
+
 
 @dataclass(frozen=True)
 class TileRadar:
@@ -46,6 +52,8 @@ class TileRadar:
     line: NDArray[np.float64]  # zero-based radar line (NaN outside the image's time span)
     pixel: NDArray[np.float64]  # zero-based radar pixel
     cos_ellipsoid: NDArray[np.float64]  # cosine of the incidence angle on the ellipsoid
+
+    bounds = TileGeometry.bounds  # the same cached property
 
     @classmethod
     def of(cls, g: TileGeometry) -> TileRadar:
@@ -103,10 +111,11 @@ def incidence_deg(cos: NDArray) -> NDArray[np.float32]:
     return np.degrees(np.arccos(np.clip(cos, -1, 1))).astype(np.float32)
 
 
-def radar_window(line: NDArray, pixel: NDArray, lines: int, samples: int) -> tuple[int, int, int, int] | None:
-    """(line0, pixel0, line1, pixel1) of the measurement window that interpolation at (line, pixel)
-    needs (two samples of margin for bicubic), clipped to the image; None when nothing falls inside."""
-    bounds = radar_bounds(line, pixel)
+def radar_window(bounds: tuple[float, float, float, float] | None, lines: int,
+                 samples: int) -> tuple[int, int, int, int] | None:
+    """(line0, pixel0, line1, pixel1) of the measurement window that interpolation at points within
+    ``bounds`` (:func:`radar_bounds`) needs (two samples of margin for bicubic), clipped to the image; None
+    when nothing falls inside."""
     if bounds is None:
         return None
     l_min, l_max, p_min, p_max = bounds

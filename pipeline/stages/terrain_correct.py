@@ -2,8 +2,9 @@
 
 Reads the product (SAFE directory, SAFE zip or local STAC item) and the ellipsoidal DEM on the AOI
 grid, works in output tiles (:mod:`pipeline.sar.backscatter`), each reading only the DEM and
-measurement windows it needs, so memory is bounded by the tile size whatever the AOI size (terrain
-flattening adds one float32 accumulator of the AOI's radar window).
+measurement windows it needs, so memory is bounded by the tile size and the grid's width, whatever the
+AOI's height (terrain flattening adds a float64 accumulator of the AOI's radar window and the geometry
+of the tiles that wait for it: :func:`_flattened_tiles`).
 
 Outputs (float32 COGs on the grid, NaN outside the swath):
 
@@ -192,8 +193,10 @@ def _terrain_correct(safe: Path, dem_path: Path, out_path, geometry_path, params
     tables = radar_tables(lattice)
 
     # tiles go row by row: whole-width strips of DEM rows, each block decoded about once
-    dem_rows = RowCache(lambda first, stop: dem.read(1, window=Window(0, first, grid.width, stop - first)),
-                        grid.height, ahead=tile_size)
+    def strip(first: int, stop: int, out: NDArray | None = None) -> NDArray:
+        return dem.read(1, window=Window(0, first, grid.width, stop - first), out=out)
+
+    dem_rows = RowCache(strip, grid.height, ahead=tile_size, read_into=strip)
 
     def geometry_of(r: int, c: int, h: int, w: int) -> bs.TileGeometry:
         window = bs.margin_window(grid, r, c, h, w)
@@ -279,7 +282,7 @@ def _write_no_data(grid: MapGrid, out_path, geometry_path, bands: int, reason: s
 def _sample_calibrated(p: _Pol, g: bs.TileGeometry, image, resampling: str) -> np.ndarray:
     """Read the radar window around the tile's (line, pixel), calibrate it, interpolate the linear power there."""
     out = np.full(g.line.shape, np.nan, np.float32)
-    window = bs.radar_window(g.line, g.pixel, image.number_of_lines, image.number_of_samples)
+    window = bs.radar_window(g.bounds, image.number_of_lines, image.number_of_samples)
     if window is None:
         return out
     l0, p0, l1, p1 = window
@@ -302,7 +305,8 @@ def _flattened_tiles(tiles, geometry_of, keep, lattice: RadarLattice, grid: MapG
     monotonic in height) with :data:`LINE_MARGIN` lines of margin. The tiles go row by row, so the DEM is
     read once, as for the other quantities; those waiting are a band about as many grid rows tall as the
     AOI's width spans in radar lines (the pass's skew: 3-5 tile rows of 512 on a 10,000 px wide grid).
-    Two passes (the accumulator, then the geometry again for sampling) took a third longer.
+    Two passes (the accumulator, then the geometry again for sampling) took a quarter longer: 15.4-17.0
+    against 12.0-13.8 s at 100 Mpx, 2 cores, with 25 of the 400 tiles waiting at most (+180 MB).
     """
     l_min, l_max, p_min, p_max = radar_extent(lattice, grid.easting, grid.northing, height_range_m)
     origin, shape = bs.flattening_window([(l_min - 2, l_max + 2, p_min - 2, p_max + 2)])
@@ -314,8 +318,8 @@ def _flattened_tiles(tiles, geometry_of, keep, lattice: RadarLattice, grid: MapG
     for k, tile in enumerate(tiles):
         g = geometry_of(*tile)
         bs.accumulate_flattening_area(acc, origin, g)
-        # None: no pixel in the image, nothing to wait for
-        waiting.append((tile, keep(g), bs.radar_bounds(g.line, g.pixel) or (np.inf, -np.inf, np.inf, -np.inf)))
+        kept = keep(g)  # its bounds None: no pixel in the image, nothing to wait for
+        waiting.append((tile, kept, kept.bounds or (np.inf, -np.inf, np.inf, -np.inf)))
         most_waiting = max(most_waiting, len(waiting))
         later = reach[k + 1 :]
         still = []
