@@ -465,3 +465,38 @@ def test_splat_adds_in_the_order_of_the_positions_whatever_the_threads() -> None
     base = np.ones(shape)
     splat(line, pixel, values, shape, out=base, origin=origin)
     np.testing.assert_allclose(base, expected + 1, rtol=1e-15, atol=1e-12)
+
+
+def test_lattice_row_table_equals_the_trilinear_lookup() -> None:
+    """The lattice interpolated to a row's northing once (lattice_row), then bilinear in easting and height per
+    point, gives trilinear5's and trilinear2's values to rounding: inside the lattice, beyond its edges (the
+    nearest cell extrapolates), on rows north and south of it; a NaN height gives NaN, its cell clamped."""
+    import numba
+
+    from pipeline.sar.lattice import finite_range, lattice_row, row_lookup2, row_lookup5, trilinear2, trilinear5
+
+    @numba.njit
+    def lookups(flat, ni, nj, nk, fi, fj, fk, want, got):
+        lo, hi = finite_range(fk)
+        table, j0, k0 = lattice_row(flat, ni, nj, nk, fi, fj.min(), fj.max(), lo, hi)
+        for p in range(fj.size):
+            a, b = trilinear5(flat, ni, nj, nk, fi, fj[p], fk[p]), row_lookup5(table, nj, nk, j0, k0, fj[p], fk[p])
+            c, d = trilinear2(flat, ni, nj, nk, fi, fj[p], fk[p]), row_lookup2(table, nj, nk, j0, k0, fj[p], fk[p])
+            for q in range(5):
+                want[p, q], got[p, q] = a[q], b[q]
+            for q in range(2):
+                want[p, 5 + q], got[p, 5 + q] = c[q], d[q]
+
+    rng = np.random.default_rng(5)
+    ni, nj, nk = 9, 14, 7
+    scale = np.array([3.0, 9e5, 0.6, 0.6, 0.6])  # time (s), range (m), line of sight: the radar fields' sizes
+    flat = scale * (1.0 + 0.01 * rng.standard_normal((ni * nj * nk, 5)))
+    for fi in (-0.6, 0.0, 3.37, ni - 1.0, ni - 0.4):
+        fj = np.sort(rng.uniform(-1.3, nj + 0.2, 300))
+        fk = rng.uniform(-0.8, nk - 0.6, 300)
+        fk[7] = np.nan
+        want, got = np.empty((300, 7)), np.empty((300, 7))
+        lookups(flat, ni, nj, nk, fi, fj, fk, want, got)
+        assert np.isnan(got[7]).all() and np.isnan(want[7]).all()
+        keep = np.arange(300) != 7
+        np.testing.assert_allclose(got[keep], want[keep], rtol=1e-14, atol=0)  # a cell's step: ~1 % of a value

@@ -50,7 +50,7 @@ from pipeline.sar.flags import (  # noqa: F401
     ACTIVE_LAYOVER, ACTIVE_SHADOW, FORESHORTENING, LAYOVER, PASSIVE_LAYOVER, PASSIVE_SHADOW,
     REGION_FORESHORTENING, REGION_NON_DISTORTED, REGION_SHADOW, SHADOW, evaluation_regions,
 )
-from pipeline.sar.lattice import RadarLattice, trilinear2, trilinear5
+from pipeline.sar.lattice import RadarLattice, finite_range, lattice_row, row_lookup2, row_lookup5, trilinear2
 from pipeline.sar.product import RadarGeometry
 
 #: bits of :func:`scan_profiles` (the scan's raw result)
@@ -437,16 +437,23 @@ def _facet_kernel(ecef, r_off, c_off, dx, dy, easting, northing, heights, h_ref,
     n_lines, n_samples = bits.shape
     inv_step, inv_hstep = 1.0 / lstep, 1.0 / lhstep
     fk_ref = (h_ref - lh0) * inv_hstep
+    fj_first, fj_last = (easting[0] - le0) * inv_step, (easting[-1] - le0) * inv_step
+    fj_min, fj_max = min(fj_first, fj_last), max(fj_first, fj_last)
     misses = 0
     for a in numba.prange(heights.shape[0]):
         wa = a + r_off
         fi = (northing[a] - ln0) * inv_step
+        # the lattice at the row's northing: over the row's heights, and at the reference height
+        h_lo, h_hi = finite_range(heights[a])
+        table, j0, k0 = lattice_row(flat, ni, nj, nk, fi, fj_min, fj_max, (h_lo - lh0) * inv_hstep,
+                                    (h_hi - lh0) * inv_hstep)
+        table_ref, j0_ref, k0_ref = lattice_row(flat, ni, nj, nk, fi, fj_min, fj_max, fk_ref, fk_ref)
         for b in range(heights.shape[1]):
             fj = (easting[b] - le0) * inv_step
             # time, range and line of sight at the pixel's height: one lattice cell for the five fields
-            t, rg, lx, ly, lz = trilinear5(flat, ni, nj, nk, fi, fj, (heights[a, b] - lh0) * inv_hstep)
+            t, rg, lx, ly, lz = row_lookup5(table, nj, nk, j0, k0, fj, (heights[a, b] - lh0) * inv_hstep)
             line = radar_line(t, rg, bistatic, tau_mid, ati)
-            t_ref, r_ref = trilinear2(flat, ni, nj, nk, fi, fj, fk_ref)
+            t_ref, r_ref = row_lookup2(table_ref, nj, nk, j0_ref, k0_ref, fj, fk_ref)
             cross = radar_pixel(t_ref, r_ref, record_time_s, sr0_m, srgr, rps)
             wb = b + c_off
             nx, ny, nz, nn = terrain_normal(ecef, wa, wb, dx, dy)

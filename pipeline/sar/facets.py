@@ -25,7 +25,7 @@ import pyproj
 from numpy.typing import NDArray
 
 from pipeline.core.constants import SPEED_OF_LIGHT_M_S, WGS84_A_M, WGS84_E2
-from pipeline.sar.lattice import RadarLattice, trilinear2, trilinear5
+from pipeline.sar.lattice import RadarLattice, finite_range, lattice_row, row_lookup2, row_lookup5
 
 NODE_SPACING = 8  # pixels between the PROJ nodes
 #: largest latitude or longitude step (rad) between neighbouring nodes: the truncation of the angle
@@ -91,14 +91,14 @@ class SurfaceNodes:
 
 def lattice_fields(lattice: RadarLattice, names: tuple[str, ...]) -> tuple:
     """The lattice's fields ``names`` as (nodes, fields), its shape, origin and steps: the arguments of
-    the compiled lookups (:func:`pipeline.sar.lattice.trilinear5`, :func:`pipeline.sar.lattice.trilinear2`)."""
+    the compiled lookups (:func:`pipeline.sar.lattice.lattice_row`, :func:`pipeline.sar.lattice.trilinear5`)."""
     flat = lattice.stack[..., [lattice.names.index(n) for n in names]]
     ni, nj, nk = lattice.shape
     return (np.ascontiguousarray(flat.reshape(-1, len(names))), ni, nj, nk, lattice.e0, lattice.n0, lattice.h0,
             lattice.step, lattice.hstep)
 
 
-RADAR_FIELDS = ("zero_doppler_time_s", "slant_range_m", "los_x", "los_y", "los_z")  # :func:`trilinear5`'s order
+RADAR_FIELDS = ("zero_doppler_time_s", "slant_range_m", "los_x", "los_y", "los_z")  # :func:`row_lookup5`'s order
 
 
 def radar_tables(lattice: RadarLattice) -> tuple:
@@ -234,13 +234,17 @@ def tile_kernel(ecef, r_off, c_off, dx, dy, easting, northing, heights, flat, ni
     starts at row ``r_off``, column ``c_off`` before the tile; ``flat`` ...: :func:`lattice_fields` of
     :data:`RADAR_FIELDS`; then the product's timing (:meth:`pipeline.sar.product.RadarTiming.args`)."""
     inv_step, inv_hstep = 1.0 / lstep, 1.0 / lhstep
+    fj_first, fj_last = (easting[0] - le0) * inv_step, (easting[-1] - le0) * inv_step
     for a in numba.prange(heights.shape[0]):
         wa = a + r_off
         fi = (northing[a] - ln0) * inv_step
+        h_lo, h_hi = finite_range(heights[a])
+        table, j0, k0 = lattice_row(flat, ni, nj, nk, fi, min(fj_first, fj_last), max(fj_first, fj_last),
+                                    (h_lo - lh0) * inv_hstep, (h_hi - lh0) * inv_hstep)
         for b in range(heights.shape[1]):
             wb = b + c_off
-            t, r, lx, ly, lz = trilinear5(flat, ni, nj, nk, fi, (easting[b] - le0) * inv_step,
-                                          (heights[a, b] - lh0) * inv_hstep)
+            t, r, lx, ly, lz = row_lookup5(table, nj, nk, j0, k0, (easting[b] - le0) * inv_step,
+                                           (heights[a, b] - lh0) * inv_hstep)
             line[a, b] = radar_line(t, r, bistatic, tau_mid, ati)
             pixel[a, b] = radar_pixel(t, r, record_time_s, sr0_m, srgr, rps)
             nx, ny, nz, nn = terrain_normal(ecef, wa, wb, dx, dy)
@@ -262,21 +266,25 @@ def radar_kernel(trig, row_index, row_weight, col_index, col_weight, easting, no
     ``ellipsoid_step``-th row and column from (``ellipsoid_row0``, ``ellipsoid_col0``), NaN elsewhere
     (step 1 from (0, 0): everywhere; the cosine took 3 of the kernel's 33 ns a pixel, on 2 threads)."""
     inv_step, inv_hstep = 1.0 / lstep, 1.0 / lhstep
+    fj_first, fj_last = (easting[0] - le0) * inv_step, (easting[-1] - le0) * inv_step
     for a in numba.prange(heights.shape[0]):
         i, wi = row_index[a], row_weight[a]
         fi = (northing[a] - ln0) * inv_step
+        h_lo, h_hi = finite_range(heights[a])
+        table, j0, k0 = lattice_row(flat, ni, nj, nk, fi, min(fj_first, fj_last), max(fj_first, fj_last),
+                                    (h_lo - lh0) * inv_hstep, (h_hi - lh0) * inv_hstep)
         ellipsoid_row = a >= ellipsoid_row0 and (a - ellipsoid_row0) % ellipsoid_step == 0
         next_b = ellipsoid_col0 if ellipsoid_row else heights.shape[1]
         for b in range(heights.shape[1]):
             fj, fk = (easting[b] - le0) * inv_step, (heights[a, b] - lh0) * inv_hstep
-            if b != next_b:  # time and range only (the same bits as trilinear5's first two)
-                t, r = trilinear2(flat, ni, nj, nk, fi, fj, fk)
+            if b != next_b:  # time and range only (the same bits as row_lookup5's first two)
+                t, r = row_lookup2(table, nj, nk, j0, k0, fj, fk)
                 line[a, b] = radar_line(t, r, bistatic, tau_mid, ati)
                 pixel[a, b] = radar_pixel(t, r, record_time_s, sr0_m, srgr, rps)
                 cos_ellipsoid[a, b] = np.nan
                 continue
             next_b += ellipsoid_step
-            t, r, lx, ly, lz = trilinear5(flat, ni, nj, nk, fi, fj, fk)
+            t, r, lx, ly, lz = row_lookup5(table, nj, nk, j0, k0, fj, fk)
             line[a, b] = radar_line(t, r, bistatic, tau_mid, ati)
             pixel[a, b] = radar_pixel(t, r, record_time_s, sr0_m, srgr, rps)
             sin_lat, cos_lat, sin_lon, cos_lon = _lat_lon_trig(trig, i, wi, col_index[b], col_weight[b])
