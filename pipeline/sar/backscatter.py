@@ -106,11 +106,6 @@ def tile_radar(tables: tuple, surface: SurfaceNodes, grid: MapGrid, height_m: ND
     return TileRadar(*out)
 
 
-def incidence_deg(cos: NDArray) -> NDArray[np.float32]:
-    """Angle (deg, float32) of a cosine."""
-    return np.degrees(np.arccos(np.clip(cos, -1, 1))).astype(np.float32)
-
-
 def radar_window(bounds: tuple[float, float, float, float] | None, lines: int,
                  samples: int) -> tuple[int, int, int, int] | None:
     """(line0, pixel0, line1, pixel1) of the measurement window that interpolation at points within

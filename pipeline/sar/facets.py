@@ -89,6 +89,11 @@ class SurfaceNodes:
         return out
 
 
+def incidence_deg(cos: NDArray) -> NDArray[np.float32]:
+    """Angle (deg, float32) of a cosine (NumPy's vectorised arccos)."""
+    return np.degrees(np.arccos(np.clip(cos, -1, 1))).astype(np.float32)
+
+
 def lattice_fields(lattice: RadarLattice, names: tuple[str, ...]) -> tuple:
     """The lattice's fields ``names`` as (nodes, fields), its shape, origin and steps: the arguments of
     the compiled lookups (:func:`pipeline.sar.lattice.lattice_row`, :func:`pipeline.sar.lattice.trilinear5`)."""

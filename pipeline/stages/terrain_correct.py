@@ -37,7 +37,7 @@ from pipeline.io.checksums import verify_cached
 from pipeline.io.rasters import band_range, cog_writer, grid_of, stage_env, write_geotiff
 from pipeline.sar import backscatter as bs
 from pipeline.sar.annotation import parse_annotation, parse_calibration, parse_noise
-from pipeline.sar.facets import SurfaceNodes, radar_extent, radar_extents, radar_tables
+from pipeline.sar.facets import SurfaceNodes, incidence_deg, radar_extent, radar_extents, radar_tables
 from pipeline.sar.lattice import RadarLattice
 from pipeline.sar.orbit_file import parse_eof
 from pipeline.sar.product import RadarGeometry
@@ -232,8 +232,8 @@ def _terrain_correct(safe: Path, dem_path: Path, out_path, geometry_path, params
         for i, ((r, c, h, w), g, area) in enumerate(computed, start=1):
             win = Window(c, r, w, h)
             if gdst is not None:
-                gdst.write(bs.incidence_deg(g.cos_local), 1, window=win)
-                gdst.write(bs.incidence_deg(g.cos_ellipsoid), 2, window=win)
+                gdst.write(incidence_deg(g.cos_local), 1, window=win)
+                gdst.write(incidence_deg(g.cos_ellipsoid), 2, window=win)
                 gdst.write(g.line.astype(np.float32), 3, window=win)
                 gdst.write(g.pixel.astype(np.float32), 4, window=win)
             if dst is not None:
@@ -243,7 +243,7 @@ def _terrain_correct(safe: Path, dem_path: Path, out_path, geometry_path, params
                        slice(-c % INCIDENCE_STEP, None, INCIDENCE_STEP))
                 cos_sub = g.cos_ellipsoid[sub]
                 inside = np.isfinite(g.line[sub]) & np.isfinite(cos_sub)
-                incidence_sum += float(bs.incidence_deg(cos_sub[inside]).astype(np.float64).sum())
+                incidence_sum += float(incidence_deg(cos_sub[inside]).astype(np.float64).sum())
                 incidence_count += int(inside.sum())
                 for band, p in enumerate(pols.values(), start=1):
                     power = _sample_calibrated(p, g, image, params.resampling)
