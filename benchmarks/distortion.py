@@ -5,8 +5,10 @@ prepares the DEM files once, then runs in a fresh process per thread count:
 
 - ``scan``: :func:`pipeline.sar.distortion.distortion_strips` reading the ellipsoidal DEM strip by
   strip from its file (the compute, nothing written);
-- ``stage``: :func:`pipeline.stages.distortion.distortion_maps`, the workflow's job: both DEMs in,
-  both COGs out (slope, aspect and regions too).
+- ``stage``: :func:`pipeline.stages.distortion.distortion_maps`, the workflow's job (rule
+  ``distortion``): the ellipsoidal DEM in, the flags COG out;
+- ``geometry``: the same with the geometry layers that the rule ``distortion_geometry`` writes on
+  demand: both DEMs in, both COGs out (local incidence, slope, aspect and regions too).
 
 and prints seconds, Mpx/s per core (output pixels / seconds / threads) and the process's peak
 resident memory (VmHWM). Results with 1 and 2 threads must be identical (checked: SHA-256 of the
@@ -57,7 +59,7 @@ else:
     with rasterio.open(dems + "/dem_wgs84.tif") as src:
         grid = grid_of(src)
     distortion_maps(safe, dems + "/dem_egm96.tif", dems + "/dem_wgs84.tif", grid, dems + "/flags.tif",
-                    dems + "/geometry.tif")
+                    dems + "/geometry.tif" if mode == "geometry" else None)
     with rasterio.open(dems + "/flags.tif") as src:
         digest.update(src.read(1).tobytes())
 seconds = time.perf_counter() - t
@@ -80,7 +82,8 @@ def main() -> None:
     parser.add_argument("--world", default="resources/simulated")
     parser.add_argument("--mpx", type=float, nargs="+", default=[1, 10, 100], help="AOI sizes (Mpx)")
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
-    parser.add_argument("--modes", nargs="+", default=["scan", "stage"], choices=["scan", "stage"])
+    parser.add_argument("--modes", nargs="+", default=["scan", "stage", "geometry"],
+                        choices=["scan", "stage", "geometry"])
     args = parser.parse_args()
 
     world = Path(args.world)
@@ -102,11 +105,11 @@ def main() -> None:
                                  **r})
                     print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
     print(f"machine: {os.cpu_count()} CPUs; world {world}; product {safe.name}")
-    print(f"{'run':6s} {'Mpx':>7s} {'pixel m':>8s} {'threads':>7s} {'seconds':>8s} {'Mpx/s':>7s} "
+    print(f"{'run':8s} {'Mpx':>7s} {'pixel m':>8s} {'threads':>7s} {'seconds':>8s} {'Mpx/s':>7s} "
           f"{'Mpx/s/core':>10s} {'peak RSS MB':>11s} {'flags sha256':>17s}")
     for r in rows:
         rate = r["mpx"] / r["seconds"]
-        print(f"{r['mode']:6s} {r['mpx']:7.1f} {r['res']:8.2f} {r['threads']:7d} {r['seconds']:8.1f} {rate:7.2f} "
+        print(f"{r['mode']:8s} {r['mpx']:7.1f} {r['res']:8.2f} {r['threads']:7d} {r['seconds']:8.1f} {rate:7.2f} "
               f"{rate / r['threads']:10.2f} {r['rss_mb']:11.0f} {r['sha256']:>17s}")
     by_size: dict[tuple, set] = {}
     for r in rows:

@@ -117,7 +117,7 @@ def main() -> None:
         f = {k: out / v for k, v in {
             "egm96": "dem_egm96.tif", "wgs84": "dem_wgs84.tif", "ext_egm96": "dem_ext_egm96.tif",
             "ext_wgs84": "dem_ext_wgs84.tif", "backscatter": "backscatter.tif",
-            "flags": "flags.tif", "distortion_geometry": "distortion_geometry.tif", "optical": "optical.tif",
+            "flags": "flags.tif", "optical": "optical.tif",
             "optical_json": "optical.json", "dem_norm": "dem_normalised.tif",
             "shard": f"dataset/shards/{triplet['id']}.npz"}.items()}
         stages = [
@@ -131,10 +131,9 @@ def main() -> None:
                                  str(f["backscatter"]), "--params",
                                  json.dumps(sar_params), "--tile-size", str(config["sar"]["tile_size"])],
              [f["backscatter"]]),
-            ("distortion", ["distortion", "--safe", str(s1_item), "--dem-orthometric", str(f["ext_egm96"]),
-                            "--dem-ellipsoidal", str(f["ext_wgs84"]), "--grid", _grid_json(grid), "--out-flags",
-                            str(f["flags"]), "--out-geometry", str(f["distortion_geometry"]), "--threads", "1"],
-             [f["flags"], f["distortion_geometry"]]),
+            ("distortion", ["distortion", "--safe", str(s1_item), "--dem-ellipsoidal", str(f["ext_wgs84"]),
+                            "--grid", _grid_json(grid), "--out-flags", str(f["flags"]), "--threads", "1"],
+             [f["flags"]]),
             ("optical", ["optical", "--item", *map(str, s2_items), "--grid", _grid_json(grid), "--params",
                          json.dumps({k: dataset[k] for k in optical_keys}), "--out", str(f["optical"]),
                          "--out-json", str(f["optical_json"])], [f["optical"], f["optical_json"]]),

@@ -52,9 +52,13 @@ def _distortion(args: argparse.Namespace) -> None:
 
     from pipeline.stages.distortion import distortion_maps
 
+    if not (args.out_flags or args.out_geometry):
+        raise SystemExit("distortion: give --out-flags, --out-geometry or both")
+    if args.out_geometry and not args.dem_orthometric:
+        raise SystemExit("distortion: --out-geometry needs --dem-orthometric (slope and aspect)")
     numba.set_num_threads(max(1, min(args.threads, numba.config.NUMBA_NUM_THREADS)))
-    distortion_maps(args.safe, args.dem_orthometric, args.dem_ellipsoidal, _grid(args.grid), args.out_flags,
-                    args.out_geometry)
+    distortion_maps(args.safe, args.dem_orthometric or None, args.dem_ellipsoidal, _grid(args.grid),
+                    args.out_flags or None, args.out_geometry or None)
 
 
 def _json(text: str, option: str):
@@ -266,13 +270,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("distortion", help="foreshortening, layover and shadow maps of one product on the AOI grid")
     p.add_argument("--safe", required=True, help="SAFE directory, SAFE zip or STAC item")
-    p.add_argument("--dem-orthometric", required=True,
-                   help="EGM96 heights on the AOI grid extended by the scan margin (rule dem_extended)")
-    p.add_argument("--dem-ellipsoidal", required=True, help="WGS84 heights on the same extended grid")
+    p.add_argument("--dem-ellipsoidal", required=True,
+                   help="WGS84 heights on the AOI grid extended by the scan margin (rule dem_extended)")
+    p.add_argument("--dem-orthometric", default="",
+                   help="EGM96 heights on the same extended grid (for --out-geometry's slope and aspect)")
     p.add_argument("--grid", required=True, help="AOI grid as JSON: epsg, left, top, resolution, width, height")
-    p.add_argument("--out-flags", required=True, help="distortion bits on the AOI grid (uint8 COG)")
-    p.add_argument("--out-geometry", required=True,
-                   help="local incidence, slope, aspect (deg) and evaluation region (float32 COG)")
+    p.add_argument("--out-flags", default="", help="distortion bits on the AOI grid (uint8 COG)")
+    p.add_argument("--out-geometry", default="", help="local incidence, slope, aspect (deg) and evaluation "
+                   "region (float32 COG); no later stage needs it")
     p.add_argument("--threads", type=int, default=1, help="compiled kernels' threads (the result does not change)")
     p.set_defaults(func=_distortion)
 

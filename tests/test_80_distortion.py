@@ -192,6 +192,11 @@ def test_against_the_simulator_truth(alpine_world: BuiltWorld, tmp_path: Path, d
     assert a.layover_iou >= (0.9, 0.85)[date] and a.shadow_iou >= 0.9, a
     with rasterio.open(geo_path) as src:
         assert src.descriptions == ("local_incidence_deg", "slope_deg", "aspect_deg", "region")
+    # the workflow's job writes the flags alone (no orthometric DEM, no geometry layers): the same flags
+    flags_only = tmp_path / "flags_only.tif"
+    distortion_maps(safe, None, ell, aoi, flags_only, None)
+    with rasterio.open(flags_only) as src:
+        np.testing.assert_array_equal(src.read(1), flags)
 
 
 @pytest.mark.parametrize(("incidence", "descending"), CASES[1:3])

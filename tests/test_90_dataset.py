@@ -120,6 +120,9 @@ def test_flat_ground_backscatter_per_class_matches_the_simulated_surfaces(built:
     from pipeline.simulate.landcover import BACKSCATTER, REFERENCE_INCIDENCE_DEG
     from pipeline.simulate.sar_stats import sar_statistics
 
+    # the distortion geometry layers (local incidence, slope) are written on demand
+    res = run(["snakemake", "distortion_geometry_all", "--cores", "2", "--configfile", "test.yaml"], built)
+    assert res.returncode == 0, res.stderr[-2000:]
     res = run([sys.executable, "-m", "pipeline.simulate", "sar-stats", "--world", "resources/simulated",
                "--results", "results"], built)
     assert res.returncode == 0 and "| class |" in res.stdout, res.stderr[-2000:]

@@ -190,6 +190,7 @@ def distortion_strips(
     strip_rows: int = 128,
     oversampling: int = 2,
     ellipsoid_incidence: bool = True,
+    local_incidence: bool = True,
 ) -> Iterator[tuple[int, dict[str, NDArray]]]:
     """Flags and geometry layers of a map grid (rows north to south), strip after strip of rows, in bounded
     memory.
@@ -200,7 +201,7 @@ def distortion_strips(
     profiles see the whole grid, so ridges outside the region still shadow and lay over into it.
     Yields ``(row, layers)`` for strips of ``strip_rows`` rows of the region from its top, ``layers``
     as :func:`distortion_map`'s (the region's columns; without ``ellipsoid_incidence_deg`` unless
-    ``ellipsoid_incidence``). Memory: the strip's arrays (about 100 bytes a pixel), the profiles its
+    ``ellipsoid_incidence``, without ``local_incidence_deg`` unless ``local_incidence``). Memory: the strip's arrays (about 100 bytes a pixel), the profiles its
     pixels fall on (one byte a sample, ``oversampling`` samples a pixel across the track, the lines of the
     strip plus those its width spans in azimuth) and the DEM rows those profiles cross: it grows with the
     grid's width, not its height. The result does not depend on ``strip_rows``.
@@ -232,7 +233,7 @@ def distortion_strips(
         northing = np.ascontiguousarray(northing_m[r : r + h], np.float64)
         ecef = surface.ecef(r0, w0, window, ecef_buffer[: r1 - r0])
         flags = np.empty(inner.shape, np.uint8)
-        cos_local = np.empty(inner.shape)
+        cos_local = np.empty(inner.shape if local_incidence else (0, 0))
         cos_ellipsoid = np.empty(inner.shape if ellipsoid_incidence else (0, 0))
         # the profiles the strip falls on: its lines at the strip's extreme heights, then checked pixel by pixel
         first, stop = _strip_lines(lattice, grid, easting, northing, float(inner.min()), float(inner.max()))
@@ -244,7 +245,9 @@ def distortion_strips(
             if not misses:
                 break
             first, stop = max(first - 64, 0), min(stop + 64, grid.n_lines)  # pragma: no cover - estimate too tight
-        layers = {"flags": flags, "local_incidence_deg": incidence_deg(cos_local)}
+        layers = {"flags": flags}
+        if local_incidence:
+            layers["local_incidence_deg"] = incidence_deg(cos_local)
         if ellipsoid_incidence:
             layers["ellipsoid_incidence_deg"] = incidence_deg(cos_ellipsoid)
         yield r, layers
@@ -433,8 +436,8 @@ def _facet_kernel(ecef, r_off, c_off, dx, dy, easting, northing, heights, h_ref,
     (the cross-track order), the terrain normal by central differences of the ECEF window (one-sided
     at the grid's edges, as numpy.gradient; the strip starts at row ``r_off``, column ``c_off`` of
     the window), the line of sight, then the nearest profile sample's bits (``bits``: profile lines
-    from ``bits_first`` of the :class:`ProfileGrid` (``l_start``, ``n_profile_lines``). ``cos_ellipsoid_out``
-    of size 0: the ellipsoid incidence is not wanted. The angles are NumPy's vectorised arccos of the
+    from ``bits_first`` of the :class:`ProfileGrid` (``l_start``, ``n_profile_lines``). ``cos_local_out``,
+    ``cos_ellipsoid_out`` of size 0: that incidence is not wanted. The angles are NumPy's vectorised arccos of the
     cosines afterwards (:func:`incidence_deg`, 7 ns a pixel, where the library's scalar arccos took 23 ns in
     this loop)."""
     n_lines, n_samples = bits.shape
@@ -469,7 +472,8 @@ def _facet_kernel(ecef, r_off, c_off, dx, dy, easting, northing, heights, h_ref,
                 i = min(max(i, 0), n_lines - 1)
             j = min(max(int(np.rint((cross - c_start) / step)), 0), n_samples - 1)
             flags[a, b] = _encode(bits[i, j], cos_local, cos_ell)
-            cos_local_out[a, b] = cos_local
+            if cos_local_out.size:
+                cos_local_out[a, b] = cos_local
             if cos_ellipsoid_out.size:
                 cos_ellipsoid_out[a, b] = cos_ell
     return misses

@@ -110,12 +110,10 @@ rule sar:
 rule distortion:
     input:
         item=f"{PRODUCTS}/sentinel-1-grd/{{scene}}.json",
-        orthometric=rules.dem_extended.output.orthometric,
         ellipsoidal=rules.dem_extended.output.ellipsoidal,
         changed=lambda wildcards: changed(wildcards.scene),
     output:
         flags=f"{RESULTS}/distortion/{{scene}}_flags.tif",
-        geometry=f"{RESULTS}/distortion/{{scene}}_geometry.tif",
     log:
         f"{LOGS}/distortion/{{scene}}.log",
     benchmark:
@@ -129,15 +127,50 @@ rule distortion:
     params:
         grid=as_json(aoi_grid()),
     shell:
+        "python -m pipeline distortion --safe {input.item} --dem-ellipsoidal {input.ellipsoidal} "
+        "--grid '{params.grid}' --out-flags {output.flags} --threads {threads} > {log} 2>&1"
+
+
+# on demand (no later stage reads it; `python -m pipeline.simulate sar-stats` does):
+# snakemake results/distortion/<scene>_geometry.tif, or distortion_geometry_all
+rule distortion_geometry:
+    input:
+        item=f"{PRODUCTS}/sentinel-1-grd/{{scene}}.json",
+        orthometric=rules.dem_extended.output.orthometric,
+        ellipsoidal=rules.dem_extended.output.ellipsoidal,
+        changed=lambda wildcards: changed(wildcards.scene),
+    output:
+        geometry=f"{RESULTS}/distortion/{{scene}}_geometry.tif",
+    log:
+        f"{LOGS}/distortion_geometry/{{scene}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/distortion_geometry/{{scene}}.tsv"
+    conda:
+        "../../envs/pipeline.yaml"
+    threads: 1
+    resources:
+        mem_mb=mem_mb(313, 116),
+        runtime=runtime_min(4.6, 5.7),
+    params:
+        grid=as_json(aoi_grid()),
+    shell:
         "python -m pipeline distortion --safe {input.item} --dem-orthometric {input.orthometric} "
-        "--dem-ellipsoidal {input.ellipsoidal} --grid '{params.grid}' --out-flags {output.flags} "
-        "--out-geometry {output.geometry} --threads {threads} > {log} 2>&1"
+        "--dem-ellipsoidal {input.ellipsoidal} --grid '{params.grid}' --out-geometry {output.geometry} "
+        "--threads {threads} > {log} 2>&1"
 
 
 rule distortion_all:
     input:
         lambda wildcards: expand(
             f"{RESULTS}/distortion/{{scene}}_flags.tif",
+            scene=sentinel1_scenes(wildcards),
+        ),
+
+
+rule distortion_geometry_all:
+    input:
+        lambda wildcards: expand(
+            f"{RESULTS}/distortion/{{scene}}_geometry.tif",
             scene=sentinel1_scenes(wildcards),
         ),
 
