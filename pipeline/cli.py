@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 from pipeline.errors import SardemError, UserError
-from pipeline.io.download import RedactingFormatter, redact
+from pipeline.io.redact import RedactingFormatter, redact
 
 
 def _grid(text: str):

@@ -27,7 +27,7 @@ import rasterio
 from rasterio.windows import Window
 
 from pipeline.io.atomic import atomic_path
-from pipeline.io.download import redact
+from pipeline.io.redact import redact
 from pipeline.errors import SardemError
 
 log = logging.getLogger(__name__)

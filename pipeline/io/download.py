@@ -50,6 +50,7 @@ from tqdm import tqdm
 
 from pipeline.io.checksums import file_md5, matches_record, write_record
 from pipeline.errors import SardemError
+from pipeline.io.redact import redact
 
 log = logging.getLogger(__name__)
 
@@ -72,19 +73,6 @@ class DownloadPolicy:
     backoff_s: float = 2.0
     backoff_max_s: float = 120.0
     chunk_bytes: int = 1 << 20
-
-
-def redact(text: str) -> str:
-    """``text`` with the query strings of its URLs (signatures, SAS tokens) replaced by ``?...``: safe to log."""
-    return re.sub(r"((?:https?|s3)://[^\s?'\"]*)\?[^\s'\"]*", r"\1?...", text)
-
-
-class RedactingFormatter(logging.Formatter):
-    """A log formatter that :func:`redact` s every line, whoever logged it (GDAL's messages name the URLs
-    it reads, signed ones included)."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        return redact(super().format(record))
 
 
 def check_file(path: Path, expected_size: int | None, expected_md5: str | None) -> str | None:

@@ -23,6 +23,7 @@ import numpy as np
 import rasterio
 from numpy.typing import NDArray
 
+from pipeline.errors import UserError
 from pipeline.sar.flags import LAYOVER, SHADOW
 from pipeline.simulate.agreement import aoi_window
 from pipeline.simulate.landcover import COVER_NAMES, SNOW_CAN_COVER, Cover
@@ -121,7 +122,11 @@ def sar_statistics(world_root: Path, results: Path) -> SarStatistics:
         scene = s1["id"]
         with rasterio.open(Path(results) / "sar" / f"{scene}_backscatter.tif") as src:
             vv, vh = src.read().astype(np.float64)
-        with rasterio.open(Path(results) / "distortion" / f"{scene}_geometry.tif") as src:
+        geometry = Path(results) / "distortion" / f"{scene}_geometry.tif"
+        if not geometry.exists():
+            raise UserError(f"{geometry}: missing; the distortion geometry layers are written on demand: "
+                            "snakemake --cores 8 distortion_geometry_all")
+        with rasterio.open(geometry) as src:
             theta, slope = src.read(1).astype(np.float64), src.read(2).astype(np.float64)
         with rasterio.open(Path(results) / "distortion" / f"{scene}_flags.tif") as src:
             flags = src.read(1)

@@ -20,7 +20,8 @@ from typing import Any
 
 from pipeline.errors import UserError
 from pipeline.io.atomic import write_json_atomic
-from pipeline.io.download import DownloadPolicy, redact
+from pipeline.io.download import DownloadPolicy
+from pipeline.io.redact import redact
 from pipeline.sources.query import S1_COLLECTION, S2_COLLECTION, SceneQuery, matches
 
 log = logging.getLogger(__name__)
