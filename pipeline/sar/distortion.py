@@ -43,8 +43,8 @@ import pyproj
 from numpy.typing import NDArray
 
 from pipeline.core.grid import RowCache
-from pipeline.sar.facets import (SurfaceNodes, incidence_deg, lattice_fields, radar_extent, radar_line, radar_pixel,
-                                 radar_tables, terrain_normal)
+from pipeline.sar.facets import (SurfaceNodes, incidence_deg, lattice_fields, radar_extent, radar_line,
+                                 radar_pixel, radar_tables, terrain_normal)
 # the flag conventions live in pipeline.sar.flags (numpy only); re-exported here
 from pipeline.sar.flags import (  # noqa: F401
     ACTIVE_LAYOVER, ACTIVE_SHADOW, FORESHORTENING, LAYOVER, PASSIVE_LAYOVER, PASSIVE_SHADOW,
@@ -201,10 +201,11 @@ def distortion_strips(
     profiles see the whole grid, so ridges outside the region still shadow and lay over into it.
     Yields ``(row, layers)`` for strips of ``strip_rows`` rows of the region from its top, ``layers``
     as :func:`distortion_map`'s (the region's columns; without ``ellipsoid_incidence_deg`` unless
-    ``ellipsoid_incidence``, without ``local_incidence_deg`` unless ``local_incidence``). Memory: the strip's arrays (about 100 bytes a pixel), the profiles its
-    pixels fall on (one byte a sample, ``oversampling`` samples a pixel across the track, the lines of the
-    strip plus those its width spans in azimuth) and the DEM rows those profiles cross: it grows with the
-    grid's width, not its height. The result does not depend on ``strip_rows``.
+    ``ellipsoid_incidence``, without ``local_incidence_deg`` unless ``local_incidence``). Memory: the
+    strip's arrays (about 100 bytes a pixel), the profiles its pixels fall on (one byte a sample,
+    ``oversampling`` samples a pixel across the track, the lines of the strip plus those its width spans
+    in azimuth) and the DEM rows those profiles cross: it grows with the grid's width, not its height.
+    The result does not depend on ``strip_rows``.
     """
     axes = _axes(easting_m, northing_m)
     h_min, h_max = float(height_range_m[0]), float(height_range_m[1])

@@ -11,8 +11,8 @@ module             rules                                       physical step
 ``sources``        search, fetch_sentinel1/2, fetch_dem,       catalog search, downloads, pairing
                    triplets
 ``dem``            dem, dem_extended, dem_normalise            SRTM mosaic, voids, EGM96 -> WGS84
-``terrain_correct`` terrain_correct                            calibration, noise, geocoding, dB
-``distortion``     distortion                                  foreshortening/layover/shadow
+``terrain_correct`` terrain_correct, sar_geometry              calibration, noise, geocoding, dB
+``distortion``     distortion, distortion_geometry             foreshortening/layover/shadow
 ``mosaic``         mosaic_slices                               slices of one pass as one image
 ``optical``        optical                                     L2A decoding, SCL mask, stretch
 ``tiles``          tiles                                       256 x 256 patches of one triplet
