@@ -50,7 +50,7 @@ from pipeline.sar.flags import (  # noqa: F401
     ACTIVE_LAYOVER, ACTIVE_SHADOW, FORESHORTENING, LAYOVER, PASSIVE_LAYOVER, PASSIVE_SHADOW,
     REGION_FORESHORTENING, REGION_NON_DISTORTED, REGION_SHADOW, SHADOW, evaluation_regions,
 )
-from pipeline.sar.lattice import RadarLattice, finite_range, lattice_row, row_lookup2, row_lookup5, trilinear2
+from pipeline.sar.lattice import RadarLattice, lattice_row, map_row_table, row_lookup2, row_lookup5, trilinear2
 from pipeline.sar.product import RadarGeometry
 
 #: bits of :func:`scan_profiles` (the scan's raw result)
@@ -451,9 +451,8 @@ def _facet_kernel(ecef, r_off, c_off, dx, dy, easting, northing, heights, h_ref,
         wa = a + r_off
         fi = (northing[a] - ln0) * inv_step
         # the lattice at the row's northing: over the row's heights, and at the reference height
-        h_lo, h_hi = finite_range(heights[a])
-        table, j0, k0 = lattice_row(flat, ni, nj, nk, fi, fj_min, fj_max, (h_lo - lh0) * inv_hstep,
-                                    (h_hi - lh0) * inv_hstep)
+        table, j0, k0 = map_row_table(flat, ni, nj, nk, le0, ln0, lh0, inv_step, inv_hstep, northing[a], easting,
+                                      heights[a])
         table_ref, j0_ref, k0_ref = lattice_row(flat, ni, nj, nk, fi, fj_min, fj_max, fk_ref, fk_ref)
         for b in range(heights.shape[1]):
             fj = (easting[b] - le0) * inv_step

@@ -25,7 +25,7 @@ import pyproj
 from numpy.typing import NDArray
 
 from pipeline.core.constants import SPEED_OF_LIGHT_M_S, WGS84_A_M, WGS84_E2
-from pipeline.sar.lattice import RadarLattice, finite_range, lattice_row, row_lookup2, row_lookup5
+from pipeline.sar.lattice import RadarLattice, map_row_table, row_lookup2, row_lookup5
 
 NODE_SPACING = 8  # pixels between the PROJ nodes
 #: largest latitude or longitude step (rad) between neighbouring nodes: the truncation of the angle
@@ -239,13 +239,10 @@ def tile_kernel(ecef, r_off, c_off, dx, dy, easting, northing, heights, flat, ni
     starts at row ``r_off``, column ``c_off`` before the tile; ``flat`` ...: :func:`lattice_fields` of
     :data:`RADAR_FIELDS`; then the product's timing (:meth:`pipeline.sar.product.RadarTiming.args`)."""
     inv_step, inv_hstep = 1.0 / lstep, 1.0 / lhstep
-    fj_first, fj_last = (easting[0] - le0) * inv_step, (easting[-1] - le0) * inv_step
     for a in numba.prange(heights.shape[0]):
         wa = a + r_off
-        fi = (northing[a] - ln0) * inv_step
-        h_lo, h_hi = finite_range(heights[a])
-        table, j0, k0 = lattice_row(flat, ni, nj, nk, fi, min(fj_first, fj_last), max(fj_first, fj_last),
-                                    (h_lo - lh0) * inv_hstep, (h_hi - lh0) * inv_hstep)
+        table, j0, k0 = map_row_table(flat, ni, nj, nk, le0, ln0, lh0, inv_step, inv_hstep, northing[a], easting,
+                                      heights[a])
         for b in range(heights.shape[1]):
             wb = b + c_off
             t, r, lx, ly, lz = row_lookup5(table, nj, nk, j0, k0, (easting[b] - le0) * inv_step,
@@ -271,13 +268,10 @@ def radar_kernel(trig, row_index, row_weight, col_index, col_weight, easting, no
     ``ellipsoid_step``-th row and column from (``ellipsoid_row0``, ``ellipsoid_col0``), NaN elsewhere
     (step 1 from (0, 0): everywhere; the cosine took 3 of the kernel's 33 ns a pixel, on 2 threads)."""
     inv_step, inv_hstep = 1.0 / lstep, 1.0 / lhstep
-    fj_first, fj_last = (easting[0] - le0) * inv_step, (easting[-1] - le0) * inv_step
     for a in numba.prange(heights.shape[0]):
         i, wi = row_index[a], row_weight[a]
-        fi = (northing[a] - ln0) * inv_step
-        h_lo, h_hi = finite_range(heights[a])
-        table, j0, k0 = lattice_row(flat, ni, nj, nk, fi, min(fj_first, fj_last), max(fj_first, fj_last),
-                                    (h_lo - lh0) * inv_hstep, (h_hi - lh0) * inv_hstep)
+        table, j0, k0 = map_row_table(flat, ni, nj, nk, le0, ln0, lh0, inv_step, inv_hstep, northing[a], easting,
+                                      heights[a])
         ellipsoid_row = a >= ellipsoid_row0 and (a - ellipsoid_row0) % ellipsoid_step == 0
         next_b = ellipsoid_col0 if ellipsoid_row else heights.shape[1]
         for b in range(heights.shape[1]):

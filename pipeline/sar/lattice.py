@@ -255,6 +255,17 @@ def finite_range(values):  # pragma: no cover - compiled
     return lo, hi
 
 
+@numba.njit(cache=True, nogil=True)
+def map_row_table(flat, ni, nj, nk, le0, ln0, lh0, inv_step, inv_hstep, northing_m, easting_m,
+                  heights_m):  # pragma: no cover - compiled
+    """:func:`lattice_row` of one map row: at its ``northing_m``, over its ``easting_m`` (m, monotonic) and the
+    finite of its ``heights_m`` (m); ``le0`` ... ``inv_hstep``: the lattice's origin and inverse steps."""
+    fj_first, fj_last = (easting_m[0] - le0) * inv_step, (easting_m[-1] - le0) * inv_step
+    h_lo, h_hi = finite_range(heights_m)
+    return lattice_row(flat, ni, nj, nk, (northing_m - ln0) * inv_step, min(fj_first, fj_last),
+                       max(fj_first, fj_last), (h_lo - lh0) * inv_hstep, (h_hi - lh0) * inv_hstep)
+
+
 @numba.njit(cache=True, nogil=True, inline="always")
 def _row_cell(table, nj, nk, j_first, k_first, fj, fk):  # pragma: no cover - compiled
     """Table cell (c, q) and weights of (fj, fk) in a :func:`row_table` (:func:`_cell`'s clamping; a point

@@ -305,8 +305,9 @@ def _flattened_tiles(tiles, geometry_of, keep, lattice: RadarLattice, grid: MapG
     pixel are smooth in position and monotonic in height) with :data:`REACH_MARGIN` lines and pixels of
     margin. The tiles go row by row, so the DEM is read once, as for the other quantities; those waiting
     are the tiles of about one tile row whose radar window the next row's can still reach (at 100 Mpx,
-    25 of 400 tiles of 512 px on a 10,000 px wide grid; lines alone, the pass's skew, kept 73). Two passes (the accumulator, then the geometry again for sampling) took a quarter longer: 15.4-17.0
-    against 12.0-13.8 s at 100 Mpx, 2 cores, with 25 of the 400 tiles waiting at most (+180 MB).
+    25 of 400 tiles of 512 px on a 10,000 px wide grid; lines alone, the pass's skew, kept 73). Two passes
+    (the accumulator, then the geometry again for sampling) took a quarter longer: 15.4-17.0 against
+    12.0-13.8 s at 100 Mpx, 2 cores, with 25 of the 400 tiles waiting at most (+180 MB).
     """
     l_min, l_max, p_min, p_max = radar_extent(lattice, grid.easting, grid.northing, height_range_m)
     origin, shape = bs.flattening_window([(l_min - 2, l_max + 2, p_min - 2, p_max + 2)])
