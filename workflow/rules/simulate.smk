@@ -11,9 +11,12 @@ rule simulate:
     conda:
         "../../envs/pipeline.yaml"
     threads: 2
+    # measured on 2 threads: the tests' and default worlds (0.26 and 1.64 Mpx, 3 dates) and
+    # config/bench.yaml's (16 Mpx, 32 dates: 2692 s, 15.1 GB); the world grows with the AOI, each
+    # date's scenes with the AOI too, run side by side on the threads; memory not with the dates
     resources:
-        mem_mb=mem_mb(876, 1163),
-        runtime=runtime_min(57.3, 32.7),
+        mem_mb=mem_mb(1552, 847),
+        runtime=runtime_min(94.2, 5.55 + 9.8 * len(config["simulation"]["dates"]) / 2),
     params:
         simulation=as_json(
             {k: v for k, v in config["simulation"].items() if k != "directory"}
