@@ -295,3 +295,57 @@ def test_stratified_splits_keep_fractions_and_regions_where_spatial_blocks_drift
         result[mode] = (np.abs(share - want).max(), np.abs(shadow_share - want).max())
     assert result["stratified"][0] < 0.01 and result["stratified"][1] < 0.03, result
     assert result["stratified"][0] < result["spatial"][0] and result["stratified"][1] < result["spatial"][1], result
+
+
+def _synthetic_shard(path: Path, triplet: str, first: int, n: int, size: int, layers_short_by: int = 0) -> None:
+    """A shard as the tiles stage writes it: ``n`` patches of ``size`` px whose every pixel holds its patch's
+    number in the whole dataset (``first`` + k), on a 10 m grid."""
+    rows = [{"triplet": triplet, "s1": f"S1_{triplet}", "s2": f"S2_{triplet}", "s1_time": "2020-01-01T00:00:00",
+             "s2_time": "2020-01-01T00:00:00", "row": (k // 10) * size, "col": (k % 10) * size,
+             "left": 300000.0 + (k % 10) * size * 10, "top": 5000000.0 - (k // 10) * size * 10,
+             "right": 300000.0 + (k % 10 + 1) * size * 10, "bottom": 5000000.0 - (k // 10 + 1) * size * 10,
+             "crs": "EPSG:32632", "shadow_fraction": 0.0, "foreshortening_fraction": 0.5, "masked_fraction": 0.0}
+            for k in range(n)]
+    m = n - layers_short_by
+    number = (first + np.arange(m))[:, None, None, None]
+    layers = {"sar": np.broadcast_to(number, (m, 2, size, size)).astype(np.float32),
+              "dem": np.broadcast_to(number, (m, 1, size, size)).astype(np.float32),
+              "optical": np.broadcast_to(number % 256, (m, 3, size, size)).astype(np.uint8),
+              "valid": np.ones((m, 1, size, size), np.uint8),
+              "flags": np.broadcast_to(number % 32, (m, 1, size, size)).astype(np.uint8)}
+    if m == 0:
+        layers = {k: np.zeros((0,)) for k in layers}  # what the tiles stage writes for a triplet without patches
+    np.savez(path, index=json.dumps(rows), **layers)
+
+
+def test_store_copies_uneven_shards_in_order_whole_zarr_shards_at_a_time(tmp_path: Path) -> None:
+    """Triplets of 70, 0, 5, 64 and 1 patches: the store's layers hold every patch once, in the shards' order,
+    in zarr shards of 64 patches (the writer fills them from several triplets); a shard whose layers miss a
+    patch of its index is refused, naming the layer."""
+    import zarr
+
+    from pipeline.dataset.store import assemble_store
+    from pipeline.errors import DatasetError
+
+    size, shards, first = 8, [], 0
+    for i, n in enumerate((70, 0, 5, 64, 1)):
+        shards.append(tmp_path / f"t{i}.npz")
+        _synthetic_shard(shards[-1], f"t{i}", first, n, size)
+        first += n
+    index = assemble_store(shards, tmp_path / "out", "spatial", (0.8, 0.1, 0.1), 0, 2 * size, size)
+    assert len(index) == first == 140
+    root = zarr.open_group(str(tmp_path / "out" / "patches.zarr"), mode="r")
+    number = np.arange(first)
+    assert root["sar"].shards == (64, 2, size, size)
+    sar = root["sar"][:]
+    assert sar.shape == (140, 2, size, size)
+    assert (sar == number[:, None, None, None]).all()
+    assert (root["dem"][:] == number[:, None, None, None]).all()
+    assert (root["optical"][:] == (number % 256)[:, None, None, None]).all()
+    assert (root["flags"][:] == (number % 32)[:, None, None, None]).all()
+    assert (index["triplet"].to_numpy() == np.repeat([f"t{i}" for i in (0, 2, 3, 4)], (70, 5, 64, 1))).all()
+
+    _synthetic_shard(shards[2], "t2", 70, 5, size, layers_short_by=1)
+    with pytest.raises(DatasetError, match="'sar' layers hold 139 patches, their indexes 140"):
+        assemble_store(shards, tmp_path / "bad", "spatial", (0.8, 0.1, 0.1), 0, 2 * size, size)
+    assert not (tmp_path / "bad" / "patches.zarr").exists()
