@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from pipeline.simulate.sar_stats import class_statistics, slope_per_unit, variance_explained
+from pipeline.simulate.sar_stats import (
+    DB_STEP,
+    DEG_STEP,
+    ClassAccumulator,
+    GroupMoments,
+    class_statistics,
+    slope_per_unit,
+    variance_explained,
+)
 
 
 def test_slope_of_a_line_and_of_a_constant() -> None:
@@ -43,3 +51,38 @@ def test_class_statistics_of_a_cosine_power_model() -> None:
     assert c.incidence_range_deg[0] < 32.0 and c.incidence_range_deg[1] > 44.0
     empty = class_statistics("none", np.array([]), np.array([]), np.array([]))
     assert empty.pixels == 0 and empty.flat_pixels == 0 and np.isnan(empty.vv_median_db)
+
+
+def test_statistics_added_scene_by_scene_match_the_pooled_pixels() -> None:
+    """A world's pixels do not fit in memory: the accumulators take them a scene at a time. Over three
+    uneven chunks (one empty): medians and incidence percentiles within half a histogram step of NumPy's
+    on the pooled pixels (odd and even counts), slopes and variance shares equal to the pooled ones."""
+    rng = np.random.default_rng(1)
+    theta = rng.uniform(15.0, 75.0, 20_001)
+    vv = -11.0 - 0.3 * (theta - 38.0) + rng.normal(0.0, 2.5, theta.size)
+    vh = vv - 7.0 + rng.normal(0.0, 1.0, theta.size)
+    flat = rng.random(theta.size) < 0.3
+    for n in (theta.size, theta.size - 1):  # odd and even counts: NumPy's median averages two values
+        acc = ClassAccumulator()
+        for part in np.split(np.arange(n), [0, 7000]):
+            acc.add(vv[part], vh[part], theta[part], flat[part])
+        c = acc.statistics("meadow")
+        v, h, t, f = vv[:n], vh[:n], theta[:n], flat[:n]
+        assert c.pixels == n and c.flat_pixels == int(f.sum())
+        for got, exact in ((c.vv_median_db, np.median(v)), (c.vh_median_db, np.median(h)),
+                           (c.vv_minus_vh_median_db, np.median(v - h)), (c.flat_vv_median_db, np.median(v[f])),
+                           (c.flat_vh_median_db, np.median(h[f]))):
+            assert abs(got - exact) <= DB_STEP / 2 + 1e-9
+        assert np.allclose(c.incidence_range_deg, np.percentile(t, [5, 95]), atol=DEG_STEP / 2 + 1e-9)
+        assert np.isclose(c.vv_slope_db_per_deg, np.polyfit(t, v, 1)[0], rtol=1e-9)
+        assert np.isclose(c.vh_slope_db_per_deg, np.polyfit(t, h, 1)[0], rtol=1e-9)
+    # two pixels far apart: the median lies between them, as NumPy's, not at either
+    two = class_statistics("two", np.array([-12.0, -10.0]), np.array([-20.0, -16.0]), np.array([30.0, 40.0]))
+    assert abs(two.vv_median_db + 11.0) <= DB_STEP / 2 and abs(two.vh_median_db + 18.0) <= DB_STEP / 2
+    assert np.allclose(two.incidence_range_deg, (30.5, 39.5), atol=DEG_STEP / 2)
+    groups = rng.integers(0, 5, theta.size)
+    moments = GroupMoments()
+    for part in np.split(np.arange(theta.size), [5000, 5000, 12000]):
+        moments.add(vv[part], groups[part])
+    assert moments.count == theta.size
+    assert np.isclose(moments.variance_explained(), variance_explained(vv, groups), rtol=1e-9)

@@ -10,6 +10,11 @@ then how much of the spread of VV over the AOI the relief explains and how much 
 (the pipeline's flags) are left out of the class rows; snow-covered ground (the simulator's snow
 truth) has rows of its own, wet and dry.
 
+Scenes are read one at a time and reduced to histograms and sums (:class:`ClassAccumulator`,
+:class:`GroupMoments`), so memory does not grow with the number of scenes: medians and incidence
+percentiles are within half a histogram step (:data:`DB_STEP` dB, :data:`DEG_STEP` deg) of the exact
+ones, slopes and variance shares exact.
+
 ``python -m pipeline.simulate sar-stats --world DIR --results DIR`` prints the table.
 """
 
@@ -55,46 +60,144 @@ class ClassStatistics:
     incidence_range_deg: tuple[float, float]
 
 
+#: histogram steps and spans of the medians (dB) and of the incidence percentiles (deg): a large world's
+#: pooled pixels do not fit in memory (the bench world's 32 scenes, ~0.5 G pixels), their histograms do; a
+#: median is then within half a step of the exact one
+DB_STEP, DB_SPAN = 0.01, (-80.0, 40.0)
+DEG_STEP, DEG_SPAN = 0.1, (0.0, 180.0)
+
+
+def _bin(values: NDArray, span: tuple[float, float], step: float) -> NDArray[np.int64]:
+    """Each value's histogram bin (values outside ``span`` go to the edge bins)."""
+    n = round((span[1] - span[0]) / step)
+    return np.clip(np.floor((np.asarray(values, np.float64) - span[0]) / step), 0, n - 1).astype(np.int64)
+
+
+def _histogram(values: NDArray, span: tuple[float, float], step: float) -> NDArray[np.int64]:
+    return np.bincount(_bin(values, span, step), minlength=round((span[1] - span[0]) / step))
+
+
+def _quantile(hist: NDArray[np.int64], span: tuple[float, float], step: float, q: float) -> float:
+    """The ``q`` quantile of a histogram's values as :func:`numpy.quantile` interpolates it (linearly between
+    the two order statistics around rank ``q`` (n - 1)), each order statistic taken at its bin's centre: within
+    half a step of the exact quantile (nan when empty)."""
+    total = int(hist.sum())
+    if total == 0:
+        return float("nan")
+    rank = q * (total - 1)
+    low, high = int(np.floor(rank)), int(np.ceil(rank))
+    # the bin of the k-th order statistic (from 0): the first whose cumulative count exceeds k
+    bins = np.searchsorted(np.cumsum(hist), [low + 1, high + 1])
+    v_low, v_high = span[0] + (bins + 0.5) * step
+    return float(v_low + (rank - low) * (v_high - v_low))
+
+
+def _slope(n: float, sx: float, sxx: float, sy: float, sxy: float) -> float:
+    """Least-squares slope from the sums of x, x^2, y and x*y over ``n`` points (nan when x does not vary)."""
+    if n < 2:
+        return float("nan")
+    denominator = sxx - sx * sx / n
+    return (sxy - sx * sy / n) / denominator if denominator > 1e-12 * max(sxx, 1.0) else float("nan")
+
+
 def slope_per_unit(x: NDArray, y: NDArray) -> float:
     """Least-squares slope of ``y`` on ``x`` (nan with fewer than 2 distinct ``x``)."""
-    x = np.asarray(x, np.float64)
-    y = np.asarray(y, np.float64)
-    if x.size < 2:
-        return float("nan")
-    dx = x - x.mean()
-    denominator = float((dx * dx).sum())
-    return float((dx * (y - y.mean())).sum() / denominator) if denominator > 0 else float("nan")
+    x = np.asarray(x, np.float64).ravel()
+    y = np.asarray(y, np.float64).ravel()
+    shift = float(x[0]) if x.size else 0.0  # sums of shifted x keep their precision over many points
+    dx = x - shift
+    return _slope(x.size, dx.sum(), (dx * dx).sum(), y.sum(), (dx * y).sum())
 
 
-def _median(x: NDArray) -> float:
-    return float(np.median(x)) if x.size else float("nan")
+class ClassAccumulator:
+    """One class's pixels, added scene after scene, reduced to what :class:`ClassStatistics` needs: histograms
+    for the medians (:data:`DB_STEP`) and the incidence percentiles (:data:`DEG_STEP`), sums for the slopes
+    (exact)."""
+
+    #: incidence angles are summed as (angle - this), deg, for the sums' precision
+    THETA_SHIFT_DEG = 40.0
+
+    def __init__(self) -> None:
+        self.db_hist = {k: _histogram(np.empty(0), DB_SPAN, DB_STEP) for k in ("vv", "vh", "diff", "flat_vv",
+                                                                               "flat_vh")}
+        self.theta_hist = _histogram(np.empty(0), DEG_SPAN, DEG_STEP)
+        self.sums = np.zeros(6)  # x, x^2, VV, x VV, VH, x VH (x: shifted incidence)
+        self.pixels = 0
+        self.flat_pixels = 0
+
+    def add(self, vv_db: NDArray, vh_db: NDArray, local_incidence_deg: NDArray,
+            flat: NDArray[np.bool_] | None = None) -> None:
+        """Add pixels (1-D arrays, one value per pixel; ``flat``: which are flat ground, default none)."""
+        vv = np.asarray(vv_db, np.float64)
+        vh = np.asarray(vh_db, np.float64)
+        flat = np.zeros(vv.shape, bool) if flat is None else np.asarray(flat, bool)
+        for key, values in (("vv", vv), ("vh", vh), ("diff", vv - vh), ("flat_vv", vv[flat]),
+                            ("flat_vh", vh[flat])):
+            self.db_hist[key] += _histogram(values, DB_SPAN, DB_STEP)
+        self.theta_hist += _histogram(local_incidence_deg, DEG_SPAN, DEG_STEP)
+        x = np.asarray(local_incidence_deg, np.float64) - self.THETA_SHIFT_DEG
+        self.sums += [x.sum(), (x * x).sum(), vv.sum(), (x * vv).sum(), vh.sum(), (x * vh).sum()]
+        self.pixels += int(vv.size)
+        self.flat_pixels += int(flat.sum())
+
+    def statistics(self, name: str) -> ClassStatistics:
+        """The class's :class:`ClassStatistics` from what was added (nan medians and slopes when empty)."""
+        sx, sxx, svv, sxvv, svh, sxvh = self.sums
+        n = self.pixels
+
+        def median(key: str) -> float:
+            return _quantile(self.db_hist[key], DB_SPAN, DB_STEP, 0.5)
+
+        low, high = (_quantile(self.theta_hist, DEG_SPAN, DEG_STEP, q) for q in (0.05, 0.95))
+        return ClassStatistics(
+            name, n, median("vv"), median("vh"), median("diff"), self.flat_pixels, median("flat_vv"),
+            median("flat_vh"), _slope(n, sx, sxx, svv, sxvv), _slope(n, sx, sxx, svh, sxvh), (low, high),
+        )
 
 
 def class_statistics(name: str, vv_db: NDArray, vh_db: NDArray, local_incidence_deg: NDArray,
                      flat: NDArray[np.bool_] | None = None) -> ClassStatistics:
     """:class:`ClassStatistics` of the pixels given (1-D arrays, one value per pixel; ``flat``: which
     are flat ground, default none)."""
-    flat = np.zeros(vv_db.shape, bool) if flat is None else np.asarray(flat, bool)
-    nan = float("nan")
-    low, high = np.percentile(local_incidence_deg, [5, 95]) if vv_db.size else (nan, nan)
-    return ClassStatistics(
-        name, int(vv_db.size), _median(vv_db), _median(vh_db), _median(vv_db - vh_db),
-        int(flat.sum()), _median(vv_db[flat]), _median(vh_db[flat]),
-        slope_per_unit(local_incidence_deg, vv_db), slope_per_unit(local_incidence_deg, vh_db),
-        (float(low), float(high)),
-    )
+    acc = ClassAccumulator()
+    acc.add(vv_db, vh_db, local_incidence_deg, flat)
+    return acc.statistics(name)
+
+
+class GroupMoments:
+    """Count, sum and sum of squares of values per non-negative integer label, added scene after scene: the
+    share of the variance that the labels' means explain."""
+
+    def __init__(self) -> None:
+        self.moments = np.zeros((3, 0))
+
+    def add(self, values: NDArray, labels: NDArray) -> None:
+        values = np.asarray(values, np.float64)
+        labels = np.asarray(labels, np.int64)
+        size = max(self.moments.shape[1], int(labels.max()) + 1 if labels.size else 0)
+        self.moments = np.pad(self.moments, ((0, 0), (0, size - self.moments.shape[1])))
+        self.moments += [np.bincount(labels, minlength=size), np.bincount(labels, values, size),
+                         np.bincount(labels, values * values, size)]
+
+    @property
+    def count(self) -> int:
+        return int(self.moments[0].sum())
+
+    def variance_explained(self) -> float:
+        """1 - within-label sum of squares / total sum of squares (nan when the values do not vary)."""
+        n, s, ss = self.moments
+        total = ss.sum() - s.sum() ** 2 / max(n.sum(), 1)
+        seen = n > 0
+        within = (ss[seen] - s[seen] ** 2 / n[seen]).sum()
+        return 1.0 - within / total if total > 1e-12 * max(ss.sum(), 1.0) else float("nan")
 
 
 def variance_explained(values: NDArray, groups: NDArray) -> float:
     """Share of the variance of ``values`` that the means of ``groups`` (integer labels) explain:
     1 - within-group sum of squares / total sum of squares."""
-    values = np.asarray(values, np.float64)
-    labels, index = np.unique(groups, return_inverse=True)
-    counts = np.bincount(index, minlength=labels.size)
-    means = np.bincount(index, weights=values, minlength=labels.size) / np.maximum(counts, 1)
-    total = float(((values - values.mean()) ** 2).sum())
-    within = float(((values - means[index]) ** 2).sum())
-    return 1.0 - within / total if total > 0 else float("nan")
+    moments = GroupMoments()
+    moments.add(values, np.unique(groups, return_inverse=True)[1].ravel())
+    return moments.variance_explained()
 
 
 @dataclass(frozen=True)
@@ -117,17 +220,19 @@ def sar_statistics(world_root: Path, results: Path) -> SarStatistics:
     window = aoi_window(truth)
     with rasterio.open(Path(world_root) / "truth" / "landcover.tif") as src:
         cover = src.read(1)[window]
-    pooled: dict[str, list[NDArray]] = {k: [] for k in ("vv", "vh", "theta", "slope", "group")}
+    names = {**COVER_NAMES, **{label: name for name, label in SNOW_GROUPS.items()}}
+    classes = {g: ClassAccumulator() for g in names}
+    by_cover, by_incidence = GroupMoments(), GroupMoments()
     for s1, s2 in zip(truth["sentinel1"], truth["sentinel2"]):
         scene = s1["id"]
         with rasterio.open(Path(results) / "sar" / f"{scene}_backscatter.tif") as src:
-            vv, vh = src.read().astype(np.float64)
+            vv, vh = src.read()
         geometry = Path(results) / "distortion" / f"{scene}_geometry.tif"
         if not geometry.exists():
             raise UserError(f"{geometry}: missing; the distortion geometry layers are written on demand: "
                             "snakemake --cores 8 distortion_geometry_all")
         with rasterio.open(geometry) as src:
-            theta, slope = src.read(1).astype(np.float64), src.read(2).astype(np.float64)
+            theta, slope = src.read(1), src.read(2)
         with rasterio.open(Path(results) / "distortion" / f"{scene}_flags.tif") as src:
             flags = src.read(1)
         with rasterio.open(Path(world_root) / "truth" / f"{s2['id']}_snow.tif") as src:
@@ -138,16 +243,18 @@ def sar_statistics(world_root: Path, results: Path) -> SarStatistics:
         snow_group = SNOW_GROUPS["snow" if wet is None else "snow (wet)" if wet else "snow (dry)"]
         group[snow & np.isin(cover, SNOW_CAN_COVER)] = snow_group
         usable = np.isfinite(vv) & np.isfinite(vh) & np.isfinite(theta) & ((flags & (LAYOVER | SHADOW)) == 0)
-        for key, value in (("vv", vv), ("vh", vh), ("theta", theta), ("slope", slope), ("group", group)):
-            pooled[key].append(value[usable])
-    vv, vh, theta, slope, group = (np.concatenate(pooled[k]) for k in ("vv", "vh", "theta", "slope", "group"))
-    flat = slope < FLAT_SLOPE_DEG
-    names = {**COVER_NAMES, **{label: name for name, label in SNOW_GROUPS.items()}}
-    rows = tuple(class_statistics(names[g], vv[group == g], vh[group == g], theta[group == g], flat[group == g])
-                 for g in sorted(names) if (group == g).any())
-    bins = np.floor(theta / INCIDENCE_BIN_DEG).astype(np.int64)
-    return SarStatistics(rows, variance_explained(vv, group), variance_explained(vv, bins), int(vv.size),
-                         len(truth["sentinel1"]))
+        vv, vh, theta, slope, group = (a[usable] for a in (vv, vh, theta, slope, group))
+        order = np.argsort(group, kind="stable")  # each class's pixels as one slice
+        starts = np.searchsorted(group[order], np.arange(max(names) + 2))
+        for g in names:
+            sel = order[starts[g]:starts[g + 1]]
+            if sel.size:
+                classes[g].add(vv[sel], vh[sel], theta[sel], slope[sel] < FLAT_SLOPE_DEG)
+        by_cover.add(vv, group)
+        by_incidence.add(vv, np.floor(np.maximum(theta, 0) / INCIDENCE_BIN_DEG).astype(np.int64))
+    rows = tuple(classes[g].statistics(names[g]) for g in sorted(names) if classes[g].pixels)
+    return SarStatistics(rows, by_cover.variance_explained(), by_incidence.variance_explained(),
+                         by_cover.count, len(truth["sentinel1"]))
 
 
 def sar_stats_table(world_root: Path, results: Path) -> str:
