@@ -10,15 +10,16 @@ from pipeline.simulate.sar_stats import (
     ClassAccumulator,
     GroupMoments,
     class_statistics,
-    slope_per_unit,
     variance_explained,
 )
 
 
 def test_slope_of_a_line_and_of_a_constant() -> None:
     x = np.linspace(20.0, 60.0, 41)
-    assert np.isclose(slope_per_unit(x, 3.0 - 0.25 * x), -0.25)
-    assert np.isnan(slope_per_unit(np.full(5, 38.0), np.arange(5.0)))  # no spread in x: no slope
+    line = 3.0 - 0.25 * x
+    assert np.isclose(class_statistics("line", line, line, x).vv_slope_db_per_deg, -0.25)
+    constant_x = class_statistics("one angle", np.arange(5.0), np.arange(5.0), np.full(5, 38.0))
+    assert np.isnan(constant_x.vv_slope_db_per_deg)  # no spread in x: no slope
 
 
 def test_variance_explained_by_groups() -> None:

@@ -67,14 +67,11 @@ DB_STEP, DB_SPAN = 0.01, (-80.0, 40.0)
 DEG_STEP, DEG_SPAN = 0.1, (0.0, 180.0)
 
 
-def _bin(values: NDArray, span: tuple[float, float], step: float) -> NDArray[np.int64]:
-    """Each value's histogram bin (values outside ``span`` go to the edge bins)."""
-    n = round((span[1] - span[0]) / step)
-    return np.clip(np.floor((np.asarray(values, np.float64) - span[0]) / step), 0, n - 1).astype(np.int64)
-
-
 def _histogram(values: NDArray, span: tuple[float, float], step: float) -> NDArray[np.int64]:
-    return np.bincount(_bin(values, span, step), minlength=round((span[1] - span[0]) / step))
+    """Counts of ``values`` in bins of ``step`` over ``span`` (values outside it in the edge bins)."""
+    n = round((span[1] - span[0]) / step)
+    bins = np.clip(np.floor((np.asarray(values, np.float64) - span[0]) / step), 0, n - 1).astype(np.int64)
+    return np.bincount(bins, minlength=n)
 
 
 def _quantile(hist: NDArray[np.int64], span: tuple[float, float], step: float, q: float) -> float:
@@ -98,15 +95,6 @@ def _slope(n: float, sx: float, sxx: float, sy: float, sxy: float) -> float:
         return float("nan")
     denominator = sxx - sx * sx / n
     return (sxy - sx * sy / n) / denominator if denominator > 1e-12 * max(sxx, 1.0) else float("nan")
-
-
-def slope_per_unit(x: NDArray, y: NDArray) -> float:
-    """Least-squares slope of ``y`` on ``x`` (nan with fewer than 2 distinct ``x``)."""
-    x = np.asarray(x, np.float64).ravel()
-    y = np.asarray(y, np.float64).ravel()
-    shift = float(x[0]) if x.size else 0.0  # sums of shifted x keep their precision over many points
-    dx = x - shift
-    return _slope(x.size, dx.sum(), (dx * dx).sum(), y.sum(), (dx * y).sum())
 
 
 class ClassAccumulator:
